@@ -1,0 +1,1 @@
+"""Generator and evaluator agents: LLM backends and the model-free baselines."""

@@ -1,0 +1,1 @@
+"""Prefect flows (thin: they compose tasks): nightly generation, self-play round, fine-tune, benchmark."""

@@ -1,0 +1,60 @@
+"""Sandbox settings: one typed model, defaults that work on a laptop, every field reachable from CLI and config."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Limits(BaseModel):
+    """Per-execution resource limits, enforced in every child (rlimits) and, for Docker, per container too."""
+
+    timeout_s: float = Field(2.0, gt=0, description="wall-clock budget of one execution")
+    memory_mb: int = Field(512, ge=64, description="address-space limit of one execution")
+    max_file_mb: int = Field(16, ge=1, description="largest file (and captured output) an execution may write")
+    max_open_files: int = Field(64, ge=16)
+    max_processes: int = Field(32, ge=1, description="processes + threads of one execution (RLIMIT_NPROC)")
+    max_result_nodes: int = Field(2_000_000, ge=1000, description="nodes encoded from a return value")
+    max_result_bytes: int = Field(1 << 20, ge=1 << 12, description="size of one reported outcome")
+
+    def wire(self) -> dict:
+        return self.model_dump()
+
+
+class DockerSettings(BaseModel):
+    image: str = "sinq-sandbox:latest"
+    containers_per_seed: int = Field(0, ge=0, description="0 = one per CPU core")
+    memory_mb: int = Field(1024, ge=128, description="container memory (= memory-swap)")
+    pids_limit: int = Field(256, ge=16)
+    tmpfs_mb: int = Field(128, ge=16)
+    uid: int = Field(65534, ge=1, description="non-root uid the container runs as")
+    base_url: str | None = Field(None, description="Docker socket; default DOCKER_HOST or the system socket")
+
+
+class SandboxConfig(BaseModel):
+    """How programs are executed and how their outcomes are compared (DESIGN.md §3-4)."""
+
+    backend: Literal["local", "docker"] = "local"
+    limits: Limits = Limits()
+    compare: Literal["strict", "loose"] = Field(
+        "strict", description="strict: canonical type-strict encoding; loose: Python == on numbers and builtins"
+    )
+    hash_seeds: tuple[int, int] = Field((1, 2), description="two PYTHONHASHSEED values every divergence must survive")
+    repeats: int = Field(2, ge=1, description="runs per side and hash seed before a divergence is trusted")
+    longer_budget_factor: float = Field(4.0, ge=1.0, description="timeout/limit multiplier for re-checking a side")
+    workers_per_seed: int = Field(0, ge=0, description="warm worker processes per hash seed; 0 = one per CPU core")
+    slots_per_worker: int = Field(2, ge=1, description="concurrent executions per worker")
+    chunk_size: int = Field(128, ge=1, description="jobs sent to a worker at once")
+    uid_base: int = Field(2_000_000, ge=1000, description="first uid of the per-slot unprivileged uids (root only)")
+    tmpfs_mb: int = Field(64, ge=8, description="private tmpfs per slot")
+    max_program_bytes: int = Field(256 * 1024, ge=1024)
+    max_input_bytes: int = Field(1 << 20, ge=1024)
+    require_isolation: bool = Field(
+        False, description="refuse to run without bwrap's filesystem view (CI sets SINQ_REQUIRE_SANDBOX=1)"
+    )
+    docker: DockerSettings = DockerSettings()
+
+    def resolved_workers(self) -> int:
+        return self.workers_per_seed or max(1, os.cpu_count() or 1)

@@ -1,0 +1,224 @@
+"""Local backend: warm workers inside one bwrap each (own PID, network and mount namespaces; a filesystem view
+with only the interpreter and its standard library), forking one confined child per execution."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sandbox.config import SandboxConfig
+from sandbox.pool import FrameReader, WorkerDied, WorkerPool, encode_frame
+
+RUNNER = Path(__file__).with_name("runner.py")
+RUNNER_IN_SANDBOX = "/sinq/runner.py"
+PREFIX_IN_SANDBOX = "/opt/python"
+
+
+UID_BLOCK = 1 << 14
+UID_WORKERS_PER_SEED = 64
+UID_LOCKS = Path(tempfile.gettempdir()) / "sinq-uid-blocks"
+
+
+class UidBlock:
+    """A range of uids held (by an flock) for one pool, so that two pools never sweep each other's children."""
+
+    def __init__(self, base: int, handle) -> None:
+        self.base = base
+        self._handle = handle
+
+    def release(self) -> None:
+        self._handle.close()
+
+
+def claim_uid_block(first_uid: int) -> UidBlock:
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    for block in range(1024):
+        handle = open(UID_LOCKS / f"{block}.lock", "w")  # noqa: SIM115 - held for the pool's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return UidBlock(first_uid + block * UID_BLOCK, handle)
+    raise RuntimeError(f"all uid blocks under {UID_LOCKS} are held")
+
+
+class SandboxUnavailable(RuntimeError):
+    """The isolation the configuration requires is missing on this machine."""
+
+
+def base_interpreter() -> tuple[str, str]:
+    """The interpreter outside any virtualenv (the runner needs only the standard library) and its prefix."""
+    executable = getattr(sys, "_base_executable", None) or sys.executable
+    prefix = os.path.realpath(sys.base_prefix)
+    candidate = os.path.realpath(executable)
+    if not candidate.startswith(prefix + os.sep) and not candidate.startswith("/usr/"):
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        candidate = os.path.join(prefix, "bin", version)
+    return candidate, prefix
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def bwrap_command(config: SandboxConfig, hash_seed: int) -> list[str]:
+    """bwrap arguments: read-only /usr and interpreter prefix, fresh /proc, minimal /dev, tmpfs /tmp, no network,
+    no home, no project, no warehouse, an empty environment but the hash seed."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxUnavailable("bwrap (bubblewrap) is not installed")
+    python, prefix = base_interpreter()
+    cmd = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+           "--new-session", "--hostname", "sandbox"]
+    cmd += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    env = ["--clearenv", "--setenv", "PYTHONHASHSEED", str(hash_seed), "--setenv", "LANG", "C.UTF-8"]
+    cmd += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/sinq"]
+    if not (prefix == "/usr" or prefix.startswith("/usr/")):
+        # the interpreter outside /usr (pyenv, conda) is shown at a neutral path: never the user's home
+        cmd += ["--ro-bind", prefix, PREFIX_IN_SANDBOX]
+        env += ["--setenv", "LD_LIBRARY_PATH", f"{PREFIX_IN_SANDBOX}/lib"]
+        python = PREFIX_IN_SANDBOX + python[len(prefix):]
+    cmd += ["--ro-bind", str(RUNNER), RUNNER_IN_SANDBOX]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(max(64, config.tmpfs_mb * 2) << 20), "--tmpfs", "/tmp"]
+    cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_KILL"]
+    cmd += env + ["--chdir", "/tmp"]
+    cmd += [python, "-S", "-B", "-u", RUNNER_IN_SANDBOX] + runner_args(config)
+    return cmd
+
+
+def runner_args(config: SandboxConfig, uid_base: int | None = None) -> list[str]:
+    args = ["--slots", str(config.slots_per_worker), "--tmpfs-mb", str(config.tmpfs_mb)]
+    return args + ["--uid-base", str(uid_base if uid_base is not None else config.uid_base)]
+
+
+def bare_command(config: SandboxConfig, hash_seed: int) -> tuple[list[str], dict]:
+    """Without bwrap: the same runner, no filesystem view. Only allowed when isolation is not required."""
+    python, _ = base_interpreter()
+    env = {"PYTHONHASHSEED": str(hash_seed), "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+    tmp = tempfile.mkdtemp(prefix="sinq-bare-")
+    return [python, "-S", "-B", "-u", str(RUNNER), "--tmp", tmp] + runner_args(config), env
+
+
+class ProcessWorker:
+    """One runner process spoken to over its stdin/stdout pipes."""
+
+    def __init__(self, cmd: list[str], env: dict | None, extra_info: dict) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=env if env is not None else {}, close_fds=True)
+        self._reader = FrameReader()
+        hello = self._read(60.0)
+        if hello.get("op") != "hello":
+            raise WorkerDied(f"worker did not greet: {hello}")
+        self.info = {**hello, **extra_info}
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            return self._stderr.read()[-2000:].decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def _read(self, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        while True:
+            frame = self._reader.next()
+            if frame is not None:
+                return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise WorkerDied(f"worker gave no answer within {timeout_s:.0f} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    code = self.proc.poll()
+                    raise WorkerDied(f"worker exited (code {code}): {self._stderr_tail()}")
+                self._reader.feed(chunk)
+
+    def request(self, message: dict, timeout_s: float) -> dict:
+        try:
+            self.proc.stdin.write(encode_frame(message))  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied(f"worker pipe closed: {exc}; {self._stderr_tail()}") from exc
+        return self._read(timeout_s)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(encode_frame({"op": "exit"}))  # type: ignore[union-attr]
+                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+def isolation_problems(info: dict) -> list[str]:
+    """What the worker reports missing from full isolation."""
+    problems = []
+    if info.get("filesystem") != "bwrap":
+        problems.append("no filesystem view (bwrap missing)")
+    if info.get("seccomp") != "on":
+        problems.append(f"seccomp {info.get('seccomp')}")
+    if info.get("network") not in ("namespace", "bwrap"):
+        problems.append(f"network {info.get('network')}")
+    if info.get("uid") == 0 and not info.get("per_slot_uids"):
+        problems.append("children would run as root")
+    return problems
+
+
+class LocalBackend(WorkerPool):
+    """The embedded default backend."""
+
+    name = "local"
+
+    def __init__(self, config: SandboxConfig | None = None, workers_per_seed: int | None = None) -> None:
+        config = config or SandboxConfig()
+        if bwrap_path() is None and config.require_isolation:
+            raise SandboxUnavailable("bwrap is required (require_isolation / SINQ_REQUIRE_SANDBOX) but not installed")
+        super().__init__(config, self._start, "local", workers_per_seed)
+        self._uid_block: UidBlock | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self._uid_block is not None:
+            self._uid_block.release()
+            self._uid_block = None
+
+    def _start(self, seed: int, index: int) -> ProcessWorker:
+        config = self.config
+        if self._uid_block is None:
+            self._uid_block = claim_uid_block(config.uid_base)
+        group = config.hash_seeds.index(seed) if seed in config.hash_seeds else 2
+        offset = (group * UID_WORKERS_PER_SEED + index % UID_WORKERS_PER_SEED) * config.slots_per_worker
+        local = config.model_copy(update={"uid_base": self._uid_block.base + offset})
+        if bwrap_path() is not None:
+            worker = ProcessWorker(bwrap_command(local, seed), {}, {"filesystem": "bwrap"})
+            if worker.info.get("network") == "inherited":
+                worker.info["network"] = "bwrap"
+        else:
+            cmd, env = bare_command(local, seed)
+            worker = ProcessWorker(cmd, env, {"filesystem": "host"})
+        if config.require_isolation and isolation_problems(worker.info):
+            problems = isolation_problems(worker.info)
+            worker.close()
+            raise SandboxUnavailable("sandbox isolation incomplete: " + "; ".join(problems))
+        return worker

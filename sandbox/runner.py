@@ -1,0 +1,877 @@
+"""The sandbox worker: stdlib only, run by the local backend (inside bwrap) and inside the Docker image.
+
+A worker is a warm interpreter that compiles each program once and forks one child per execution. Every child
+is confined before it touches the program: its own session, rlimits, a private temp dir, a scrubbed environment,
+stdin from /dev/null, output into a capped file, an unprivileged uid per slot (when the worker is root), and the
+worker-wide seccomp filter (no inet sockets) and network namespace. The child reports a framed JSON outcome on
+fd 3; the worker kills the whole process group and sweeps the slot uid so that no descendant survives.
+
+Protocol on stdin/stdout: 4-byte big-endian length + UTF-8 JSON, both ways. Requests: ``{"op": "batch",
+"programs": {hash: source}, "jobs": [...]}``, ``{"op": "ping"}``, ``{"op": "exit"}``. The worker greets with
+``{"op": "hello", ...}`` and answers a batch with ``{"op": "results", "results": [...]}`` in job order.
+
+This file must stay importable with ``python -S`` and no third-party packages: it is copied into containers.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import ctypes
+import gc
+import hashlib
+import inspect
+import json
+import math
+import os
+import random
+import re
+import reprlib
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+
+PROGRAM_MODULE = "__sinq__"
+ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{6,}")
+MAX_DEPTH = 2000
+PREVIEW_CHARS = 2000
+MESSAGE_CHARS = 2000
+RESULT_FD = 3
+PRELOAD = (
+    "math", "cmath", "collections", "itertools", "functools", "operator", "heapq", "bisect", "string",
+    "re", "typing", "fractions", "decimal", "statistics", "copy", "dataclasses", "enum", "datetime",
+    "array", "struct", "hashlib", "textwrap", "unicodedata", "numbers", "random", "tempfile", "socket",
+)
+
+
+# --------------------------------------------------------------------------------------------- canonical encoding
+class EncodeLimit(Exception):
+    """The value is too large or too deep to encode within the configured budget."""
+
+
+def normalize_text(text: str) -> str:
+    """Remove memory addresses so that reprs and messages compare across processes."""
+    return ADDRESS_RE.sub("0x?", text)
+
+
+def qualname(obj_type: type) -> str:
+    module = getattr(obj_type, "__module__", None) or "?"
+    name = getattr(obj_type, "__qualname__", None) or getattr(obj_type, "__name__", "?")
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+class Encoder:
+    """Canonical, type-strict byte encoding of a value; ``loose`` mode follows Python ``==`` where it can.
+
+    Strict: 1, 1.0 and True differ; NaN equals NaN; -0.0 and 0.0 differ; dict and set order is ignored, list and
+    tuple order is kept; subclasses of builtins carry their type; other objects are encoded by their state
+    (``__dict__``/``__slots__`` or ``__reduce_ex__``), never by identity. Loose: bool/int/integral float collapse
+    to one number, -0.0 == 0.0, set == frozenset, bytes == bytearray, builtin subclasses compare as their base.
+    NaN still equals NaN in loose mode (a function returning NaN must agree with itself).
+    """
+
+    def __init__(self, loose: bool = False, max_nodes: int = 2_000_000) -> None:
+        self.loose = loose
+        self.max_nodes = max_nodes
+        self.nodes = 0
+        self.path: list[int] = []
+
+    def encode(self, value: object) -> bytes:
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            raise EncodeLimit("result has too many nodes")
+        if len(self.path) > MAX_DEPTH:
+            raise EncodeLimit("result is nested too deeply")
+        t = type(value)
+        if value is None:
+            return b"N"
+        if t is bool:
+            return self._int(int(value)) if self.loose else (b"T" if value else b"F")
+        if t is int:
+            return self._int(value)
+        if t is float:
+            return self._float(value)
+        if t is str:
+            return self._blob(b"S", value.encode("utf-8", "surrogatepass"))
+        if t is bytes or (self.loose and t is bytearray):
+            return self._blob(b"B", bytes(value))
+        if t is bytearray:
+            return self._blob(b"A", bytes(value))
+        if t is complex:
+            if self.loose and value.imag == 0:
+                return self._float(value.real)
+            return b"C" + self._float(value.real) + self._float(value.imag)
+        if t in (list, tuple, dict, set, frozenset):
+            return self._container(value, t)
+        return self._other(value, t)
+
+    def _int(self, value: int) -> bytes:
+        return self._blob(b"I", format(value, "x").encode())
+
+    def _float(self, value: float) -> bytes:
+        if self.loose and math.isfinite(value) and value == int(value):
+            return self._int(int(value))
+        text = "nan" if math.isnan(value) else repr(value)
+        return self._blob(b"D", text.encode())
+
+    @staticmethod
+    def _blob(tag: bytes, data: bytes) -> bytes:
+        return tag + str(len(data)).encode() + b":" + data
+
+    def _seq(self, tag: bytes, items: list[bytes]) -> bytes:
+        return tag + str(len(items)).encode() + b"[" + b"".join(items) + b"]"
+
+    def _container(self, value: object, t: type) -> bytes:
+        ident = id(value)
+        if ident in self.path:
+            return self._blob(b"R", str(len(self.path) - self.path.index(ident)).encode())
+        self.path.append(ident)
+        try:
+            if t is list:
+                return self._seq(b"L", [self.encode(v) for v in value])  # type: ignore[attr-defined]
+            if t is tuple:
+                return self._seq(b"U", [self.encode(v) for v in value])  # type: ignore[attr-defined]
+            if t is dict:
+                pairs = sorted(self.encode(k) + self.encode(v) for k, v in list(value.items()))  # type: ignore[attr-defined]
+                return self._seq(b"M", pairs)
+            tag = b"E" if (t is set or self.loose) else b"Z"
+            return self._seq(tag, sorted(self.encode(v) for v in list(value)))  # type: ignore[call-overload]
+        finally:
+            self.path.pop()
+
+    def _other(self, value: object, t: type) -> bytes:
+        for base in (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset):
+            if isinstance(value, base):
+                plain = self.encode(base(value))  # type: ignore[call-arg]
+                if self.loose:
+                    return plain
+                return self._seq(b"K", [self._name(t), plain, self._state(value, t, builtin_subclass=True)])
+        if isinstance(value, BaseException):
+            return self._seq(b"X", [self._name(t), self._blob(b"S", _message(value).encode("utf-8", "surrogatepass"))])
+        if isinstance(value, type):
+            return self._seq(b"Y", [self._name(value)])
+        if (inspect.isroutine(value) or inspect.ismodule(value) or inspect.isgenerator(value)
+                or inspect.iscoroutine(value) or inspect.isasyncgen(value)):
+            name = getattr(value, "__qualname__", None) or getattr(value, "__name__", "?")
+            return self._seq(b"Y", [self._name(t), self._blob(b"S", str(name).encode("utf-8", "surrogatepass"))])
+        return self._seq(b"O", [self._name(t), self._state(value, t, builtin_subclass=False)])
+
+    def _name(self, t: type) -> bytes:
+        return self._blob(b"S", qualname(t).encode("utf-8", "surrogatepass"))
+
+    def _state(self, value: object, t: type, builtin_subclass: bool) -> bytes:
+        ident = id(value)
+        if ident in self.path:
+            return self._blob(b"R", str(len(self.path) - self.path.index(ident)).encode())
+        self.path.append(ident)
+        try:
+            state: dict[str, object] = {}
+            attrs = getattr(value, "__dict__", None)
+            if isinstance(attrs, dict):
+                state.update(attrs)
+            for klass in t.__mro__:
+                slots = klass.__dict__.get("__slots__", ())
+                for slot in (slots,) if isinstance(slots, str) else slots:
+                    if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                        state[f"slot:{slot}"] = getattr(value, slot)
+            if state or builtin_subclass:
+                return self.encode(state)
+            try:
+                reduced = value.__reduce_ex__(4)
+            except Exception:
+                reduced = None
+            if isinstance(reduced, tuple) and len(reduced) >= 2:
+                parts = [self.encode(reduced[1])]
+                parts += [self.encode(reduced[2] if len(reduced) > 2 else None)]
+                if len(reduced) > 3 and reduced[3] is not None:
+                    parts.append(self.encode(list(reduced[3])))
+                if len(reduced) > 4 and reduced[4] is not None:
+                    parts.append(self.encode(dict(reduced[4])))
+                return self._seq(b"P", parts)
+            return self._blob(b"S", normalize_text(_safe_repr(value)).encode("utf-8", "surrogatepass"))
+        finally:
+            self.path.pop()
+
+
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel = 6
+_PREVIEW.maxstring = 400
+_PREVIEW.maxother = 400
+_PREVIEW.maxlong = 400
+for _name in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_PREVIEW, _name, 50)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return _PREVIEW.repr(value)[:PREVIEW_CHARS]
+    except BaseException as exc:  # noqa: BLE001 - hostile __repr__
+        return f"<unrepresentable {qualname(type(value))}: {type(exc).__name__}>"
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 - hostile __str__
+        text = "<unprintable>"
+    return normalize_text(text)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def describe_value(value: object, max_nodes: int, modes: str = "strict") -> dict:
+    """The ``returned`` outcome fields of a value: its digest in each requested mode plus a bounded preview."""
+    result = {"kind": "returned", "value": preview(value), "type": qualname(type(value))}
+    if "strict" in modes:
+        result["digest"] = digest(Encoder(loose=False, max_nodes=max_nodes).encode(value))
+    if "loose" in modes:
+        result["loose_digest"] = digest(Encoder(loose=True, max_nodes=max_nodes).encode(value))
+    return result
+
+
+def preview(value: object) -> str:
+    """A bounded, address-free repr for people (never used for comparison)."""
+    t = type(value)
+    if t is int and -(10**300) < value < 10**300 or t in (bool, float, complex) or value is None:  # type: ignore[operator]
+        return repr(value)
+    if t is str and len(value) <= PREVIEW_CHARS:  # type: ignore[arg-type]
+        return repr(value)
+    return normalize_text(_safe_repr(value))
+
+
+def describe_exception(exc: BaseException) -> dict:
+    message = _message(exc)
+    type_name = qualname(type(exc))
+    key = digest(f"raised\0{type_name}\0{message}".encode("utf-8", "surrogatepass"))
+    return {
+        "kind": "raised",
+        "type": type_name,
+        "message": message[:MESSAGE_CHARS],
+        "digest": key,
+        "loose_digest": key,
+    }
+
+
+# --------------------------------------------------------------------------------------------- isolation helpers
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
+SECCOMP_MODE_FILTER = 2
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+WORKDIR = "/tmp/work"
+_ARCH = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def install_seccomp() -> str:
+    """Deny every socket family but AF_UNIX, io_uring and foreign syscall ABIs, for this process and its children."""
+    arch = _ARCH.get(os.uname().machine)
+    if arch is None:
+        return "unavailable: unknown architecture"
+    audit_arch, nr_socket, nr_io_uring = arch
+    allow, kill = 0x7FFF0000, 0x80000000
+    eacces, enosys = 0x00050000 | 13, 0x00050000 | 38
+    program = [
+        (0x20, 0, 0, 4), (0x15, 1, 0, audit_arch), (0x06, 0, 0, kill),
+        (0x20, 0, 0, 0), (0x35, 0, 1, 0x40000000), (0x06, 0, 0, eacces),
+        (0x15, 0, 1, nr_io_uring), (0x06, 0, 0, enosys),
+        (0x15, 0, 3, nr_socket), (0x20, 0, 0, 16), (0x15, 1, 0, 1), (0x06, 0, 0, eacces),
+        (0x06, 0, 0, allow),
+    ]
+    filters = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
+    prog = _SockFprog(len(program), filters)
+    if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return f"unavailable: no_new_privs errno {ctypes.get_errno()}"
+    if _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        return f"unavailable: seccomp errno {ctypes.get_errno()}"
+    return "on"
+
+
+def isolate_network() -> str:
+    """Enter a fresh network namespace when we may (root); bwrap or Docker usually did it already."""
+    if os.getuid() != 0:
+        return "inherited"
+    if _LIBC.unshare(CLONE_NEWNET) != 0:
+        return f"inherited (unshare errno {ctypes.get_errno()})"
+    return "namespace"
+
+
+# --------------------------------------------------------------------------------------------- the child
+def _write_frame(fd: int, obj: dict) -> None:
+    data = json.dumps(obj, ensure_ascii=True, allow_nan=True).encode()
+    payload = struct.pack(">I", len(data)) + data
+    view = memoryview(payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _bind(func: object, kwargs: dict) -> inspect.BoundArguments:
+    return inspect.signature(func).bind(**kwargs)  # type: ignore[arg-type]
+
+
+_KINDS = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD", "VAR_POSITIONAL", "KEYWORD_ONLY", "VAR_KEYWORD")
+
+
+def _plain_function(func: object) -> bool:
+    return type(func) is type(_bind) and not hasattr(func, "__wrapped__") and not hasattr(func, "__signature__")
+
+
+def _params(func: object) -> str | None:
+    """Parameter names and kinds, read off the code object of a plain function (inspect is slow in a fresh fork)."""
+    if not _plain_function(func):
+        return _signature(func)[1]
+    code = func.__code__  # type: ignore[attr-defined]
+    names = code.co_varnames
+    positional, posonly, kwonly = code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount
+    shape = [f"{names[i]}:{_KINDS[0] if i < posonly else _KINDS[1]}" for i in range(positional)]
+    index = positional + kwonly
+    if code.co_flags & 0x04:
+        shape.append(f"{names[index]}:{_KINDS[2]}")
+        index += 1
+    shape += [f"{names[i]}:{_KINDS[3]}" for i in range(positional, positional + kwonly)]
+    if code.co_flags & 0x08:
+        shape.append(f"{names[index]}:{_KINDS[4]}")
+    return ",".join(shape)
+
+
+def _signature(func: object) -> tuple[str | None, str | None]:
+    """The printable signature and its shape (parameter names and kinds, no defaults or annotations)."""
+    try:
+        sig = inspect.signature(func)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None, None
+    shape = ",".join(f"{p.name}:{p.kind.name}" for p in sig.parameters.values())
+    return normalize_text(str(sig))[:MESSAGE_CHARS], shape
+
+
+def _private_workdir(tmpdir: str) -> str:
+    """Show the slot's directory at one fixed path (own mount namespace), so that paths a program sees do not
+    depend on which slot ran it; without the privilege to do so, keep the slot path."""
+    if _LIBC.unshare(CLONE_NEWNS) != 0:
+        return tmpdir
+    if _LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return tmpdir
+    if _LIBC.mount(tmpdir.encode(), WORKDIR.encode(), None, MS_BIND, None) != 0:
+        return tmpdir
+    return WORKDIR
+
+
+def _confine(job: dict, uid: int | None, tmpdir: str, wfd: int) -> None:
+    os.setsid()
+    if uid is not None and tmpdir != WORKDIR:
+        tmpdir = _private_workdir(tmpdir)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(os.path.join(tmpdir, ".stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.dup2(wfd, RESULT_FD)
+    os.closerange(RESULT_FD + 1, 1 << 16)
+    os.chdir(tmpdir)
+    os.environ.clear()
+    os.environ.update({"HOME": tmpdir, "TMPDIR": tmpdir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    import tempfile
+
+    tempfile.tempdir = tmpdir
+    memory = int(job["memory_mb"]) << 20
+    cpu = int(math.ceil(float(job["timeout_s"]))) + 1
+    limits = [
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_FSIZE, int(job["max_file_mb"]) << 20),
+        (resource.RLIMIT_NOFILE, int(job["max_open_files"])),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, int(job["max_processes"])),
+    ]
+    for which, value in limits:
+        hard = value + 1 if which == resource.RLIMIT_CPU else value
+        resource.setrlimit(which, (value, hard))
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    # random reseeds itself from os.urandom in every fork (its register_at_fork hook): fresh entropy per run.
+
+
+_BUILTINS: dict = {}
+
+
+def _restore_builtins() -> None:
+    """Undo what the program did to builtins before our own code (encoding, reporting) relies on them."""
+    if builtins.__dict__ != _BUILTINS:
+        builtins.__dict__.clear()
+        builtins.__dict__.update(_BUILTINS)
+
+
+def _execute(job: dict, code: object, tests: object) -> dict:
+    _BUILTINS.clear()
+    _BUILTINS.update(builtins.__dict__)
+    try:
+        return _run_program(job, code, tests)
+    finally:
+        _restore_builtins()
+
+
+def _run_program(job: dict, code: object, tests: object) -> dict:
+    namespace: dict = {"__name__": PROGRAM_MODULE, "__builtins__": builtins}
+    started = time.perf_counter()
+    result: dict
+    try:
+        exec(code, namespace)  # noqa: S102 - confined child process, the whole point of the sandbox
+        if job["kind"] == "script":
+            exec(tests, namespace)  # noqa: S102
+            result = {"kind": "returned", "value": "None", "type": "NoneType"}
+            result["digest"] = result["loose_digest"] = digest(Encoder().encode(None))
+        else:
+            func = namespace.get(job["entry_point"])
+            if func is None or not callable(func):
+                return {"kind": "invalid", "reason": "no_entry_point", "message": f"no callable {job['entry_point']!r}"}
+            params = _params(func)
+            try:
+                kwargs = ast.literal_eval(job["input"])
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+                return {"kind": "invalid", "reason": "input_not_literal", "message": _message(exc)}
+            if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+                return {"kind": "invalid", "reason": "input_not_literal", "message": "input is not a dict of keywords"}
+            if _plain_function(func):
+                try:
+                    value = func(**kwargs)
+                except TypeError as exc:
+                    if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+                        raise
+                    return _not_bound(func, exc, params)
+            else:
+                try:
+                    bound = _bind(func, kwargs)
+                except TypeError as exc:
+                    return _not_bound(func, exc, params)
+                value = func(*bound.args, **bound.kwargs)
+            elapsed = time.perf_counter() - started
+            _restore_builtins()
+            try:
+                result = describe_value(value, int(job["max_result_nodes"]), job.get("compare", "strict"))
+            except EncodeLimit as exc:
+                result = {"kind": "resource_limit", "limit": "result_size", "message": str(exc)}
+            except RecursionError:
+                result = {"kind": "resource_limit", "limit": "result_size", "message": "result nested too deeply"}
+            result["params"] = params
+            result["run_s"] = elapsed
+            return result
+    except MemoryError:
+        result = {"kind": "resource_limit", "limit": "memory", "message": "MemoryError"}
+    except BaseException as exc:  # noqa: BLE001 - every exception of the program is an outcome
+        _restore_builtins()
+        result = describe_exception(exc)
+    result["run_s"] = time.perf_counter() - started
+    return result
+
+
+def _not_bound(func: object, exc: TypeError, params: str | None) -> dict:
+    return {"kind": "invalid", "reason": "input_does_not_bind", "message": _message(exc),
+            "signature": _signature(func)[0], "params": params}
+
+
+def run_child(job: dict, code: object, tests: object, uid: int | None, tmpdir: str, wfd: int) -> None:
+    """Never returns: confine, run, report on fd 3, kill our own uid's leftovers, exit."""
+    status = 0
+    try:
+        _confine(job, uid, tmpdir, wfd)
+        outcome = _execute(job, code, tests)
+        try:
+            _write_frame(RESULT_FD, outcome)
+        except (ValueError, TypeError, OverflowError):
+            _write_frame(RESULT_FD, {"kind": "crashed", "message": "unserialisable outcome"})
+    except BaseException:  # noqa: BLE001 - e.g. MemoryError while reporting
+        status = 70
+    finally:
+        if uid is not None:
+            os.kill(-1, signal.SIGKILL)
+        os._exit(status)
+
+
+# --------------------------------------------------------------------------------------------- the worker
+class Slot:
+    __slots__ = ("index", "uid", "pid", "pidfd", "rfd", "buffer", "job", "deadline", "started", "tmpdir",
+                 "timed_out", "overflow", "position")
+
+    def __init__(self, index: int, uid: int | None) -> None:
+        self.index = index
+        self.uid = uid
+
+
+class Worker:
+    def __init__(self, slots: int, uid_base: int | None, tmp_root: str, tmpfs_mb: int = 64) -> None:
+        self.root = os.getuid() == 0
+        self.uid_base = uid_base if self.root else None
+        self.slots_total = slots if self.root else 1
+        self.tmp_root = tmp_root
+        self.programs: dict[str, object] = {}
+        self.counter = 0
+        self.info: dict = {}
+        self.running_pids: set[int] = set()
+        self.tmpfs_mb = tmpfs_mb
+        self.slot_tmpfs = False
+        self.slot_dirs: list[str] = []
+
+    # ---- lifecycle
+    def setup(self) -> None:
+        _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        network = isolate_network()
+        seccomp = install_seccomp()
+        for name in PRELOAD:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+        os.makedirs(self.tmp_root, exist_ok=True)
+        self.slot_dirs = [self._slot_dir(i) for i in range(self.slots_total)]
+        gc.collect()
+        gc.freeze()
+        self.info = {
+            "op": "hello",
+            "python": sys.version.split()[0],
+            "implementation": sys.implementation.name,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "per_slot_uids": self.uid_base is not None,
+            "slots": self.slots_total,
+            "hash_seed": os.environ.get("PYTHONHASHSEED"),
+            "network": network,
+            "seccomp": seccomp,
+            "slot_tmpfs": self.slot_tmpfs,
+        }
+
+    def _slot_dir(self, index: int) -> str:
+        """A private tmpfs per slot (when we may mount) so one execution's disk use cannot starve another's."""
+        if self.slots_total == 1 and self.uid_base is None:
+            os.makedirs(WORKDIR, mode=0o700, exist_ok=True)
+            return WORKDIR
+        os.makedirs(WORKDIR, exist_ok=True)
+        path = os.path.join(self.tmp_root, f"slot{index}")
+        os.makedirs(path, exist_ok=True)
+        if self.root and self.tmpfs_mb:
+            uid = self.uid_base + index if self.uid_base is not None else 0
+            options = f"size={self.tmpfs_mb}m,mode=0700,uid={uid},gid={uid}".encode()
+            if _LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, options) == 0:  # nosuid,nodev,noexec
+                self.slot_tmpfs = True
+                return path
+        if self.uid_base is not None:
+            os.chown(path, self.uid_base + index, self.uid_base + index)
+        os.chmod(path, 0o700)
+        return path
+
+    def compile(self, key: str, source: str) -> object:
+        cached = self.programs.get(key)
+        if cached is None:
+            try:
+                cached = compile(source, "<program>", "exec", dont_inherit=True)
+            except SyntaxError as exc:
+                cached = {"kind": "invalid", "reason": "syntax_error", "message": f"{exc.msg} (line {exc.lineno})"}
+            except (ValueError, UnicodeError, MemoryError, RecursionError, OverflowError) as exc:
+                cached = {"kind": "invalid", "reason": "source_invalid", "message": f"{type(exc).__name__}: {exc}"}
+            if len(self.programs) > 512:
+                self.programs.clear()
+            self.programs[key] = cached
+        return cached
+
+    # ---- one batch
+    def run_batch(self, programs: dict[str, str], jobs: list[dict]) -> list[dict]:
+        results: list[dict | None] = [None] * len(jobs)
+        pending = list(range(len(jobs)))
+        pending.reverse()
+        free = [Slot(i, None if self.uid_base is None else self.uid_base + i) for i in range(self.slots_total)]
+        running: dict[int, Slot] = {}
+        poller = select.poll()
+        fd_owner: dict[int, Slot] = {}
+        while pending or running:
+            while pending and free:
+                position = pending.pop()
+                job = jobs[position]
+                code = self.compile(job["program"], programs.get(job["program"], ""))
+                tests = self.compile(job["tests"], programs.get(job["tests"], "")) if job.get("tests") else None
+                for compiled in (code, tests):
+                    if isinstance(compiled, dict):
+                        results[position] = dict(compiled)
+                        break
+                else:
+                    slot = free.pop()
+                    self._start(slot, job, position, code, tests)
+                    running[slot.pid] = slot
+                    self.running_pids.add(slot.pid)
+                    poller.register(slot.pidfd, select.POLLIN)
+                    poller.register(slot.rfd, select.POLLIN)
+                    fd_owner[slot.pidfd] = fd_owner[slot.rfd] = slot
+            if not running:
+                continue
+            now = time.monotonic()
+            wait_ms = max(0, int((min(s.deadline for s in running.values()) - now) * 1000) + 1)
+            for fd, _event in poller.poll(wait_ms):
+                slot = fd_owner.get(fd)
+                if slot is None or slot.pid not in running:
+                    continue
+                if fd == slot.rfd:
+                    self._drain(slot)
+                else:
+                    poller.unregister(slot.pidfd)
+                    poller.unregister(slot.rfd)
+                    del fd_owner[slot.pidfd], fd_owner[slot.rfd]
+                    del running[slot.pid]
+                    self.running_pids.discard(slot.pid)
+                    results[slot.position] = self._finish(slot)
+                    free.append(slot)
+            now = time.monotonic()
+            for slot in running.values():
+                if not slot.timed_out and now >= slot.deadline:
+                    slot.timed_out = True
+                    self._kill(slot)
+        return [r if r is not None else {"kind": "crashed", "message": "no result"} for r in results]
+
+    def _start(self, slot: Slot, job: dict, position: int, code: object, tests: object) -> None:
+        self.counter += 1
+        tmpdir = self.slot_dirs[slot.index]
+        rfd, wfd = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os.close(rfd)
+            run_child(job, code, tests, slot.uid, tmpdir, wfd)
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        slot.pid, slot.rfd, slot.pidfd = pid, rfd, os.pidfd_open(pid)
+        slot.buffer = bytearray()
+        slot.job, slot.position, slot.tmpdir = job, position, tmpdir
+        slot.started, slot.deadline = started, started + float(job["timeout_s"])
+        slot.timed_out = slot.overflow = False
+
+    def _drain(self, slot: Slot) -> None:
+        limit = int(slot.job["max_result_bytes"])
+        while True:
+            try:
+                chunk = os.read(slot.rfd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            slot.buffer += chunk
+            if len(slot.buffer) > limit:
+                slot.overflow = True
+                slot.buffer.clear()
+                self._kill(slot)
+                return
+
+    def _kill(self, slot: Slot) -> None:
+        for target in (-slot.pid, slot.pid):
+            try:
+                os.kill(target, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _sweep(self, slot: Slot) -> None:
+        """Kill every process left by an execution: the slot uid's (root) or our orphans (unprivileged)."""
+        for _ in range(50):
+            if slot.uid is not None:
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        os.setgid(slot.uid)
+                        os.setuid(slot.uid)
+                        os.kill(-1, signal.SIGKILL)
+                    finally:
+                        os._exit(0)
+                os.waitpid(pid, 0)
+            else:
+                for child in _children():
+                    if child not in self.running_pids:
+                        try:
+                            os.kill(child, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+            self._reap()
+            if not (_uid_alive(slot.uid) if slot.uid is not None else _children_beyond(self.running_pids)):
+                return
+            time.sleep(0.001)
+
+    def _reap(self) -> None:
+        """Collect zombie orphans, never a running slot's child (its status belongs to _finish)."""
+        for pid in _children():
+            if pid not in self.running_pids:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def _finish(self, slot: Slot) -> dict:
+        _, status = os.waitpid(slot.pid, 0)
+        elapsed = time.monotonic() - slot.started
+        os.close(slot.pidfd)
+        if not slot.overflow:
+            self._drain(slot)
+        os.close(slot.rfd)
+        result = _decode_frame(bytes(slot.buffer)) if not slot.overflow else None
+        clean = result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        if slot.timed_out:
+            result = {"kind": "timeout", "message": f"no result within {slot.job['timeout_s']} s"}
+        elif slot.overflow:
+            result = {"kind": "resource_limit", "limit": "result_size", "message": "result message over the cap"}
+        elif result is None:
+            result = _classify_status(status)
+        if not clean or slot.uid is None or _uid_alive(slot.uid):
+            self._sweep(slot)
+        _wipe(self.slot_dirs[slot.index])
+        result["wall_s"] = round(elapsed, 6)
+        return result
+
+    # ---- serving
+    def serve(self, rfile, wfd: int) -> None:
+        _write_frame(wfd, self.info)
+        while True:
+            header = _read_exact(rfile, 4)
+            if header is None:
+                return
+            request = json.loads(_read_exact(rfile, struct.unpack(">I", header)[0]) or b"{}")
+            op = request.get("op")
+            if op == "exit":
+                return
+            if op == "ping":
+                _write_frame(wfd, {"op": "pong"})
+            elif op == "batch":
+                results = self.run_batch(request.get("programs", {}), request.get("jobs", []))
+                _write_frame(wfd, {"op": "results", "results": results})
+            else:
+                _write_frame(wfd, {"op": "error", "message": f"unknown op {op!r}"})
+
+
+def _children() -> list[int]:
+    pids: list[int] = []
+    task_dir = f"/proc/{os.getpid()}/task"
+    for task in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{task}/children") as handle:
+                pids += [int(p) for p in handle.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def _wipe(path: str) -> None:
+    """Empty a slot directory, whatever modes the program left on what it created."""
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, onerror=_force_remove)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _force_remove(function, path, _excinfo) -> None:
+    try:
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700)
+        function(path)
+    except OSError:
+        pass
+
+
+def _children_beyond(keep: set[int]) -> bool:
+    return any(pid not in keep for pid in _children())
+
+
+def _uid_alive(uid: int) -> bool:
+    """Is any process of this uid still visible (bwrap's PID namespace keeps this scan short)?"""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def _decode_frame(data: bytes) -> dict | None:
+    if len(data) < 4:
+        return None
+    size = struct.unpack(">I", data[:4])[0]
+    if len(data) != 4 + size:
+        return None
+    try:
+        result = json.loads(data[4:])
+    except ValueError:
+        return None
+    if not isinstance(result, dict) or result.get("kind") not in (
+        "returned", "raised", "resource_limit", "crashed", "invalid"
+    ):
+        return None
+    return result
+
+
+def _classify_status(status: int) -> dict:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXFSZ:
+            return {"kind": "resource_limit", "limit": "file_size", "message": "file or output size limit", "signal": name}
+        if sig == signal.SIGXCPU:
+            return {"kind": "timeout", "message": "CPU time limit", "signal": name}
+        return {"kind": "crashed", "signal": name, "message": f"killed by {name}"}
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return {"kind": "crashed", "exit_code": code, "message": f"exited with code {code} without a result"}
+
+
+def _read_exact(rfile, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = rfile.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="sinq sandbox worker (speaks framed JSON on stdin/stdout)")
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--uid-base", type=int, default=None)
+    parser.add_argument("--tmp", default="/tmp/sinq-work")
+    parser.add_argument("--tmpfs-mb", type=int, default=64)
+    parser.add_argument("--worker-memory-mb", type=int, default=4096)
+    args = parser.parse_args(argv)
+    limit = args.worker_memory_mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    worker = Worker(args.slots, args.uid_base, args.tmp, args.tmpfs_mb)
+    worker.setup()
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115 - children read EOF
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.stderr = sys.stdout
+    worker.serve(os.fdopen(in_fd, "rb"), out_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Problem sources: HumanEval, MBPP-format files, Hugging Face datasets, column maps (loading only)."""

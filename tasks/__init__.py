@@ -1,0 +1,1 @@
+"""Prefect tasks: batch-sized steps (source, generate, verify, evaluate, store, export)."""

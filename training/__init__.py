@@ -1,0 +1,1 @@
+"""Training-set builders, TRL jobs, model/adapter registry."""

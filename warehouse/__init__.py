@@ -1,0 +1,1 @@
+"""DuckDB warehouse: schema and migrations, the single writer, read paths, views, export."""
