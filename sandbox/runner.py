@@ -41,6 +41,7 @@ MAX_DEPTH = 2000
 PREVIEW_CHARS = 2000
 MESSAGE_CHARS = 2000
 RESULT_FD = 3
+STARVED_WALL_FACTOR = 3.0
 PRELOAD = (
     "math", "cmath", "collections", "itertools", "functools", "operator", "heapq", "bisect", "string",
     "re", "typing", "fractions", "decimal", "statistics", "copy", "dataclasses", "enum", "datetime",
@@ -417,9 +418,8 @@ _BUILTINS: dict = {}
 
 def _restore_builtins() -> None:
     """Undo what the program did to builtins before our own code (encoding, reporting) relies on them."""
-    if builtins.__dict__ != _BUILTINS:
-        builtins.__dict__.clear()
-        builtins.__dict__.update(_BUILTINS)
+    builtins.__dict__.clear()
+    builtins.__dict__.update(_BUILTINS)
 
 
 def _execute(job: dict, code: object, tests: object) -> dict:
@@ -641,8 +641,7 @@ class Worker:
             now = time.monotonic()
             for slot in running.values():
                 if not slot.timed_out and now >= slot.deadline:
-                    slot.timed_out = True
-                    self._kill(slot)
+                    self._expire(slot, now)
         return [r if r is not None else {"kind": "crashed", "message": "no result"} for r in results]
 
     def _start(self, slot: Slot, job: dict, position: int, code: object, tests: object) -> None:
@@ -661,6 +660,19 @@ class Worker:
         slot.job, slot.position, slot.tmpdir = job, position, tmpdir
         slot.started, slot.deadline = started, started + float(job["timeout_s"])
         slot.timed_out = slot.overflow = False
+
+    def _expire(self, slot: Slot, now: float) -> None:
+        """At the wall-clock deadline, kill a child that used its CPU budget. A child that was starved (other
+        executions hogging the cores) or waited gets more wall time, up to STARVED_WALL_FACTOR x the budget, so
+        that a neighbour's fork bomb cannot turn a benign program into a false timeout."""
+        budget = float(slot.job["timeout_s"])
+        elapsed = now - slot.started
+        used = _cpu_seconds(slot.pid)
+        if used is not None and used < 0.5 * budget and elapsed < STARVED_WALL_FACTOR * budget:
+            slot.deadline = min(now + max(0.05, budget - used), slot.started + STARVED_WALL_FACTOR * budget)
+            return
+        slot.timed_out = True
+        self._kill(slot)
 
     def _drain(self, slot: Slot) -> None:
         limit = int(slot.job["max_result_bytes"])
@@ -770,6 +782,18 @@ def _children() -> list[int]:
         except OSError:
             pass
     return pids
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
 
 
 def _wipe(path: str) -> None:

@@ -1,0 +1,91 @@
+"""Sandbox throughput benchmarks, each against a baseline measured in the same run (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+from sandbox.config import SandboxConfig
+from sandbox.pool import Job, WorkerPool
+
+BENCH_PROGRAMS = [
+    "def f(x):\n    return x + 1\n",
+    "def f(x):\n    return sorted(str(x))\n",
+    "def f(x):\n    return {i: i * i for i in range(x % 17)}\n",
+    "def f(x):\n    if x % 7 == 0:\n        raise ValueError(x)\n    return x // 3\n",
+]
+
+
+def bench_jobs(config: SandboxConfig, executions: int) -> list[Job]:
+    """Small, realistic calls spread over both hash seeds (as the verifier spreads them)."""
+    seeds = config.hash_seeds
+    return [Job(program=BENCH_PROGRAMS[i % len(BENCH_PROGRAMS)], entry_point="f", input=f"{{'x': {i}}}",
+                hash_seed=seeds[i % len(seeds)]) for i in range(executions)]
+
+
+def raw_fork_rate(executions: int) -> float:
+    """The floor: fork + pipe + setrlimit + one write + wait, serially, with no isolation and no program."""
+    started = time.perf_counter()
+    for _ in range(executions):
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                resource.setrlimit(resource.RLIMIT_CPU, (2, 3))
+                os.write(wfd, b"ok")
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        os.read(rfd, 16)
+        os.close(rfd)
+        os.waitpid(pid, 0)
+    return executions / (time.perf_counter() - started)
+
+
+def pool_rate(backend: WorkerPool, executions: int) -> tuple[float, int]:
+    backend.start()
+    backend.run(bench_jobs(backend.config, min(200, executions)))
+    jobs = bench_jobs(backend.config, executions)
+    started = time.perf_counter()
+    outcomes = backend.run(jobs)
+    elapsed = time.perf_counter() - started
+    failed = sum(o.kind not in ("returned", "raised") for o in outcomes)
+    return executions / elapsed, failed
+
+
+def docker_run_rate(backend, runs: int) -> float:
+    """One `docker run` per execution, the way a naive checker would use Docker."""
+    client = backend.client
+    settings = backend.config.docker
+    program = "def f(x):\n    return x + 1\nprint(f(1))\n"
+    started = time.perf_counter()
+    for _ in range(runs):
+        client.containers.run(backend.image_id, entrypoint=["python3", "-S", "-c", program], network_mode="none",
+                              read_only=True, mem_limit=f"{settings.memory_mb}m", cap_drop=["ALL"],
+                              user=f"{settings.uid}:{settings.uid}", remove=True)
+    return runs / (time.perf_counter() - started)
+
+
+def run_bench(backend: WorkerPool, executions: int = 4000, baseline_runs: int | None = None) -> dict:
+    rate, failed = pool_rate(backend, executions)
+    if backend.backend == "docker":
+        runs = baseline_runs or 8
+        baseline, base_rate = "docker run per execution", docker_run_rate(backend, runs)
+    else:
+        runs = baseline_runs or 2000
+        baseline, base_rate = "raw fork+pipe+setrlimit loop (serial, no isolation)", raw_fork_rate(runs)
+    info = backend.info()
+    return {
+        "backend": backend.backend,
+        "executions_per_s": round(rate, 1),
+        "baseline": baseline,
+        "baseline_executions_per_s": round(base_rate, 1),
+        "ratio": round(rate / base_rate, 3),
+        "executions": executions,
+        "unexpected_outcomes": failed,
+        "workers": backend.workers_per_seed * len(backend.config.hash_seeds),
+        "slots_per_worker": info.get("slots"),
+        "cpus": os.cpu_count(),
+        "isolation": {k: info.get(k) for k in ("filesystem", "network", "seccomp", "per_slot_uids", "uid")},
+    }

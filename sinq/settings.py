@@ -1,0 +1,39 @@
+"""Settings: one model per concern, loaded from a TOML file (``--config``, ``SINQ_CONFIG`` or ./sinq.toml)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from sandbox.config import SandboxConfig
+
+
+class Settings(BaseModel):
+    sandbox: SandboxConfig = SandboxConfig()
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the config file if there is one; defaults otherwise. CI sets SINQ_REQUIRE_SANDBOX=1."""
+    candidate = path or (Path(os.environ["SINQ_CONFIG"]) if os.environ.get("SINQ_CONFIG") else None)
+    if candidate is None and Path("sinq.toml").is_file():
+        candidate = Path("sinq.toml")
+    data: dict = {}
+    if candidate is not None:
+        try:
+            data = tomllib.loads(candidate.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config {candidate}: {exc}") from exc
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid config {candidate}: {exc}") from exc
+    if os.environ.get("SINQ_REQUIRE_SANDBOX") == "1":
+        settings.sandbox.require_isolation = True
+    return settings

@@ -1,0 +1,55 @@
+"""Shared fixtures. Real parts only: real bwrap-sandboxed workers, a real Docker Engine when one is reachable.
+
+Locally a missing part skips with the reason; CI sets SINQ_REQUIRE_SANDBOX=1 and SINQ_REQUIRE_DOCKER=1, which turn
+those skips into failures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sandbox.config import Limits, SandboxConfig
+
+
+def missing(what: str, reason: str, variable: str) -> None:
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{what} is required here ({variable}=1) but unavailable: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+def fast_config(**update: object) -> SandboxConfig:
+    """Short budgets so that timeout rules are exercised in seconds; everything else as shipped."""
+    limits = Limits(timeout_s=0.5)
+    return SandboxConfig(limits=limits, longer_budget_factor=2.0, workers_per_seed=1, slots_per_worker=4,
+                         require_isolation=os.environ.get("SINQ_REQUIRE_SANDBOX") == "1").model_copy(update=update)
+
+
+@pytest.fixture(scope="session")
+def local_backend():
+    from sandbox.local import LocalBackend, SandboxUnavailable, bwrap_path
+
+    if bwrap_path() is None:
+        missing("bwrap", "bubblewrap is not installed", "SINQ_REQUIRE_SANDBOX")
+    try:
+        backend = LocalBackend(fast_config())
+        backend.start()
+    except SandboxUnavailable as exc:
+        missing("the local sandbox", str(exc), "SINQ_REQUIRE_SANDBOX")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def docker_backend():
+    from sandbox.docker_backend import DockerBackend
+    from sandbox.local import SandboxUnavailable
+
+    try:
+        backend = DockerBackend(fast_config(backend="docker"), workers_per_seed=2)
+        backend.start()
+    except SandboxUnavailable as exc:
+        missing("Docker", str(exc), "SINQ_REQUIRE_DOCKER")
+    yield backend
+    backend.close()
