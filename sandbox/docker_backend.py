@@ -30,7 +30,7 @@ def docker_client(config: SandboxConfig):
         client = (docker.DockerClient(base_url=config.docker.base_url) if config.docker.base_url
                   else docker.from_env())
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means the same to the user
+    except Exception as exc:
         raise SandboxUnavailable(f"no Docker engine reachable: {exc}") from exc
     return client
 
@@ -109,7 +109,7 @@ class ContainerWorker:
             self.container.reload()
             state = self.container.attrs.get("State", {})
             return f"state={state.get('Status')} oom={state.get('OOMKilled')} exit={state.get('ExitCode')}"
-        except Exception:  # noqa: BLE001
+        except Exception:
             return "container gone"
 
     def request(self, message: dict, timeout_s: float) -> dict:
@@ -124,11 +124,11 @@ class ContainerWorker:
             try:
                 if closable is not None:
                     closable.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         try:
             self.container.remove(force=True)
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:
             pass
 
 
@@ -140,7 +140,7 @@ class DockerBackend(WorkerPool):
         self.client = docker_client(config)
         try:
             image = self.client.images.get(config.docker.image)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SandboxUnavailable(
                 f"sandbox image {config.docker.image!r} not found: run `sinq sandbox build-image` "
                 f"(add --offline without a registry)") from exc

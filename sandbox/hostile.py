@@ -111,8 +111,8 @@ CASES: list[Case] = [
     Case("huge_string_return", "def f(ctx):\n    return 'x' * (50 * 10**6)\n", {"returned", "resource_limit"}),
     Case("self_referential_return", "def f(ctx):\n    a = []\n    a.append(a)\n    d = {}\n    d['self'] = d\n"
          "    return [a, d]\n", {"returned"}),
-    Case("unpicklable_return", "import threading\ndef f(ctx):\n    return [lambda: 1, threading.Lock(), (i for i in [1]),"
-         " open('/dev/null')]\n", {"returned"}),
+    Case("unpicklable_return", "import threading\ndef f(ctx):\n"
+         "    return [lambda: 1, threading.Lock(), (i for i in [1]), open('/dev/null')]\n", {"returned"}),
     Case("hostile_dunder_methods", "class Evil:\n    def __repr__(self):\n        raise RuntimeError('no')\n"
          "    def __eq__(self, other):\n        raise RuntimeError('no')\n    __hash__ = None\n"
          "def f(ctx):\n    return Evil()\n", {"returned"}),
@@ -136,8 +136,8 @@ def _context(token: str) -> dict:
         "read": [str(p) for p in (PROJECT / "pyproject.toml", PROJECT / "sandbox" / "runner.py", home / ".bashrc",
                                   Path("/etc/passwd"), Path("/etc/shadow"), Path("/root/.ssh/id_rsa"))],
         "dirs": [str(p) for p in (PROJECT, home, Path("/etc"), Path("/home"), Path("/work"))],
-        "write": [str(p) for p in (home / f"sinq-hostile-{token}", Path(tempfile.gettempdir()) / f"sinq-hostile-{token}",
-                                   PROJECT / f"sinq-hostile-{token}", Path("/tmp") / f"sinq-hostile-{token}")],
+        "write": [str(p / f"sinq-hostile-{token}")
+                  for p in (home, Path(tempfile.gettempdir()), PROJECT, Path("/tmp"))],
     }
 
 
@@ -166,7 +166,7 @@ def leftover_processes(backend: WorkerPool) -> list[str]:
         if container is not None:
             try:
                 processes = container.top().get("Processes") or []
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 found.append(f"container {container.short_id}: {exc}")
                 continue
             if len(processes) > 1:

@@ -94,14 +94,14 @@ def bwrap_command(config: SandboxConfig, hash_seed: int) -> list[str]:
     cmd += ["--ro-bind", str(RUNNER), RUNNER_IN_SANDBOX]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(max(64, config.tmpfs_mb * 2) << 20), "--tmpfs", "/tmp"]
     cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_KILL"]
-    cmd += env + ["--chdir", "/tmp"]
-    cmd += [python, "-S", "-B", "-u", RUNNER_IN_SANDBOX] + runner_args(config)
+    cmd += [*env, "--chdir", "/tmp"]
+    cmd += [python, "-S", "-B", "-u", RUNNER_IN_SANDBOX, *runner_args(config)]
     return cmd
 
 
 def runner_args(config: SandboxConfig, uid_base: int | None = None) -> list[str]:
     args = ["--slots", str(config.slots_per_worker), "--tmpfs-mb", str(config.tmpfs_mb)]
-    return args + ["--uid-base", str(uid_base if uid_base is not None else config.uid_base)]
+    return [*args, "--uid-base", str(uid_base if uid_base is not None else config.uid_base)]
 
 
 def bare_command(config: SandboxConfig, hash_seed: int) -> tuple[list[str], dict]:
@@ -109,14 +109,14 @@ def bare_command(config: SandboxConfig, hash_seed: int) -> tuple[list[str], dict
     python, _ = base_interpreter()
     env = {"PYTHONHASHSEED": str(hash_seed), "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
     tmp = tempfile.mkdtemp(prefix="sinq-bare-")
-    return [python, "-S", "-B", "-u", str(RUNNER), "--tmp", tmp] + runner_args(config), env
+    return [python, "-S", "-B", "-u", str(RUNNER), "--tmp", tmp, *runner_args(config)], env
 
 
 class ProcessWorker:
     """One runner process spoken to over its stdin/stdout pipes."""
 
     def __init__(self, cmd: list[str], env: dict | None, extra_info: dict) -> None:
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      env=env if env is not None else {}, close_fds=True)
         self._reader = FrameReader()

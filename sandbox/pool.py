@@ -111,7 +111,7 @@ class WorkerPool:
         if old is not None:
             try:
                 old.close()
-            except Exception:  # noqa: BLE001 - it is already broken
+            except Exception:
                 log.debug("closing a dead worker failed", exc_info=True)
         self.replaced += 1
         return self.worker(seed, index)
@@ -130,7 +130,7 @@ class WorkerPool:
         for handle in list(self._workers.values()):
             try:
                 handle.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing worker failed", exc_info=True)
         self._workers.clear()
 

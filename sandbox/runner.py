@@ -24,7 +24,6 @@ import inspect
 import json
 import math
 import os
-import random
 import re
 import reprlib
 import resource
@@ -33,6 +32,7 @@ import shutil
 import signal
 import struct
 import sys
+import tempfile
 import time
 
 PROGRAM_MODULE = "__sinq__"
@@ -210,14 +210,14 @@ for _name in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxde
 def _safe_repr(value: object) -> str:
     try:
         return _PREVIEW.repr(value)[:PREVIEW_CHARS]
-    except BaseException as exc:  # noqa: BLE001 - hostile __repr__
+    except BaseException as exc:
         return f"<unrepresentable {qualname(type(value))}: {type(exc).__name__}>"
 
 
 def _message(exc: BaseException) -> str:
     try:
         text = str(exc)
-    except BaseException:  # noqa: BLE001 - hostile __str__
+    except BaseException:
         text = "<unprintable>"
     return normalize_text(text)
 
@@ -239,7 +239,7 @@ def describe_value(value: object, max_nodes: int, modes: str = "strict") -> dict
 def preview(value: object) -> str:
     """A bounded, address-free repr for people (never used for comparison)."""
     t = type(value)
-    if t is int and -(10**300) < value < 10**300 or t in (bool, float, complex) or value is None:  # type: ignore[operator]
+    if (t is int and -(10**300) < value < 10**300) or t in (bool, float, complex) or value is None:  # type: ignore[operator]
         return repr(value)
     if t is str and len(value) <= PREVIEW_CHARS:  # type: ignore[arg-type]
         return repr(value)
@@ -375,37 +375,33 @@ def _private_workdir(tmpdir: str) -> str:
 
 
 def _confine(job: dict, uid: int | None, tmpdir: str, wfd: int) -> None:
+    """Per-execution confinement. What can be shared (environment, signal dispositions, seccomp, network) was set
+    once in the worker: every Python line here costs copy-on-write page faults in a fresh fork."""
     os.setsid()
     if uid is not None and tmpdir != WORKDIR:
         tmpdir = _private_workdir(tmpdir)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(os.path.join(tmpdir, ".stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = os.open(tmpdir + "/.stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.dup2(wfd, RESULT_FD)
     os.closerange(RESULT_FD + 1, 1 << 16)
     os.chdir(tmpdir)
-    os.environ.clear()
-    os.environ.update({"HOME": tmpdir, "TMPDIR": tmpdir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    import tempfile
-
-    tempfile.tempdir = tmpdir
+    if tmpdir != WORKDIR:
+        os.environ["HOME"] = os.environ["TMPDIR"] = tempfile.tempdir = tmpdir
+    setrlimit = resource.setrlimit
     memory = int(job["memory_mb"]) << 20
-    cpu = int(math.ceil(float(job["timeout_s"]))) + 1
-    limits = [
-        (resource.RLIMIT_AS, memory),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_FSIZE, int(job["max_file_mb"]) << 20),
-        (resource.RLIMIT_NOFILE, int(job["max_open_files"])),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, int(job["max_processes"])),
-    ]
-    for which, value in limits:
-        hard = value + 1 if which == resource.RLIMIT_CPU else value
-        resource.setrlimit(which, (value, hard))
+    cpu = math.ceil(float(job["timeout_s"])) + 1
+    setrlimit(resource.RLIMIT_AS, (memory, memory))
+    setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    size = int(job["max_file_mb"]) << 20
+    setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    files = int(job["max_open_files"])
+    setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    setrlimit(resource.RLIMIT_CORE, (0, 0))
+    processes = int(job["max_processes"])
+    setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
@@ -436,9 +432,9 @@ def _run_program(job: dict, code: object, tests: object) -> dict:
     started = time.perf_counter()
     result: dict
     try:
-        exec(code, namespace)  # noqa: S102 - confined child process, the whole point of the sandbox
+        exec(code, namespace)
         if job["kind"] == "script":
-            exec(tests, namespace)  # noqa: S102
+            exec(tests, namespace)
             result = {"kind": "returned", "value": "None", "type": "NoneType"}
             result["digest"] = result["loose_digest"] = digest(Encoder().encode(None))
         else:
@@ -446,12 +442,9 @@ def _run_program(job: dict, code: object, tests: object) -> dict:
             if func is None or not callable(func):
                 return {"kind": "invalid", "reason": "no_entry_point", "message": f"no callable {job['entry_point']!r}"}
             params = _params(func)
-            try:
-                kwargs = ast.literal_eval(job["input"])
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-                return {"kind": "invalid", "reason": "input_not_literal", "message": _message(exc)}
-            if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-                return {"kind": "invalid", "reason": "input_not_literal", "message": "input is not a dict of keywords"}
+            kwargs = job["_kwargs"]
+            if isinstance(kwargs, Exception):
+                return {"kind": "invalid", "reason": "input_not_literal", "message": _message(kwargs)}
             if _plain_function(func):
                 try:
                     value = func(**kwargs)
@@ -478,7 +471,7 @@ def _run_program(job: dict, code: object, tests: object) -> dict:
             return result
     except MemoryError:
         result = {"kind": "resource_limit", "limit": "memory", "message": "MemoryError"}
-    except BaseException as exc:  # noqa: BLE001 - every exception of the program is an outcome
+    except BaseException as exc:
         _restore_builtins()
         result = describe_exception(exc)
     result["run_s"] = time.perf_counter() - started
@@ -500,7 +493,7 @@ def run_child(job: dict, code: object, tests: object, uid: int | None, tmpdir: s
             _write_frame(RESULT_FD, outcome)
         except (ValueError, TypeError, OverflowError):
             _write_frame(RESULT_FD, {"kind": "crashed", "message": "unserialisable outcome"})
-    except BaseException:  # noqa: BLE001 - e.g. MemoryError while reporting
+    except BaseException:
         status = 70
     finally:
         if uid is not None:
@@ -510,8 +503,21 @@ def run_child(job: dict, code: object, tests: object, uid: int | None, tmpdir: s
 
 # --------------------------------------------------------------------------------------------- the worker
 class Slot:
-    __slots__ = ("index", "uid", "pid", "pidfd", "rfd", "buffer", "job", "deadline", "started", "tmpdir",
-                 "timed_out", "overflow", "position")
+    __slots__ = (
+        "buffer",
+        "deadline",
+        "index",
+        "job",
+        "overflow",
+        "pid",
+        "pidfd",
+        "position",
+        "rfd",
+        "started",
+        "timed_out",
+        "tmpdir",
+        "uid",
+    )
 
     def __init__(self, index: int, uid: int | None) -> None:
         self.index = index
@@ -544,6 +550,12 @@ class Worker:
                 pass
         os.makedirs(self.tmp_root, exist_ok=True)
         self.slot_dirs = [self._slot_dir(i) for i in range(self.slots_total)]
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        hash_seed = os.environ.get("PYTHONHASHSEED")
+        os.environ.clear()
+        os.environ.update({"HOME": WORKDIR, "TMPDIR": WORKDIR, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        tempfile.tempdir = WORKDIR
         gc.collect()
         gc.freeze()
         self.info = {
@@ -554,7 +566,7 @@ class Worker:
             "uid": os.getuid(),
             "per_slot_uids": self.uid_base is not None,
             "slots": self.slots_total,
-            "hash_seed": os.environ.get("PYTHONHASHSEED"),
+            "hash_seed": hash_seed,
             "network": network,
             "seccomp": seccomp,
             "slot_tmpfs": self.slot_tmpfs,
@@ -600,6 +612,7 @@ class Worker:
         pending.reverse()
         free = [Slot(i, None if self.uid_base is None else self.uid_base + i) for i in range(self.slots_total)]
         running: dict[int, Slot] = {}
+        parsed_inputs: dict[str, object] = {}
         poller = select.poll()
         fd_owner: dict[int, Slot] = {}
         while pending or running:
@@ -613,6 +626,8 @@ class Worker:
                         results[position] = dict(compiled)
                         break
                 else:
+                    if job.get("kind", "call") == "call":
+                        job["_kwargs"] = self._parse_input(parsed_inputs, job.get("input", "{}"))
                     slot = free.pop()
                     self._start(slot, job, position, code, tests)
                     running[slot.pid] = slot
@@ -644,6 +659,21 @@ class Worker:
                     self._expire(slot, now)
         return [r if r is not None else {"kind": "crashed", "message": "no result"} for r in results]
 
+    @staticmethod
+    def _parse_input(cache: dict[str, object], literal: str) -> object:
+        """Parse a literal keyword dict once per batch, before forking: data only (``ast.literal_eval``), and
+        every child still gets its own copy (fork). Returns the exception when the input is unusable."""
+        value = cache.get(literal)
+        if value is None:
+            try:
+                value = ast.literal_eval(literal)
+                if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                    value = ValueError("input is not a dict of keyword arguments")
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+                value = exc
+            cache[literal] = value
+        return value
+
     def _start(self, slot: Slot, job: dict, position: int, code: object, tests: object) -> None:
         self.counter += 1
         tmpdir = self.slot_dirs[slot.index]
@@ -668,7 +698,7 @@ class Worker:
         budget = float(slot.job["timeout_s"])
         elapsed = now - slot.started
         used = _cpu_seconds(slot.pid)
-        if used is not None and used < 0.5 * budget and elapsed < STARVED_WALL_FACTOR * budget:
+        if used is not None and used < 0.95 * budget and elapsed < STARVED_WALL_FACTOR * budget:
             slot.deadline = min(now + max(0.05, budget - used), slot.started + STARVED_WALL_FACTOR * budget)
             return
         slot.timed_out = True
@@ -855,7 +885,8 @@ def _classify_status(status: int) -> dict:
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         if sig == signal.SIGXFSZ:
-            return {"kind": "resource_limit", "limit": "file_size", "message": "file or output size limit", "signal": name}
+            return {"kind": "resource_limit", "limit": "file_size", "message": "file or output size limit",
+                    "signal": name}
         if sig == signal.SIGXCPU:
             return {"kind": "timeout", "message": "CPU time limit", "signal": name}
         return {"kind": "crashed", "signal": name, "message": f"killed by {name}"}
@@ -890,8 +921,8 @@ def main(argv: list[str]) -> int:
     in_fd, out_fd = os.dup(0), os.dup(1)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115 - children read EOF
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = sys.stdout
     worker.serve(os.fdopen(in_fd, "rb"), out_fd)
     return 0

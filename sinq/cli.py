@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,8 +24,8 @@ app.add_typer(sandbox_app, name="sandbox")
 out = Console()
 err = Console(stderr=True)
 
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="sandbox backend: local | docker")]  # noqa: UP007
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML config file")]  # noqa: UP007
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 PAIR_FIELDS = ("id", "original", "variant", "entry_point", "input")
 
@@ -93,8 +93,8 @@ def verify(
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
-    compare: Annotated[Optional[str], typer.Option(help="strict | loose")] = None,  # noqa: UP007
-    timeout: Annotated[Optional[float], typer.Option(help="seconds per execution")] = None,  # noqa: UP007
+    compare: Annotated[str | None, typer.Option(help="strict | loose")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per execution")] = None,
     batch: Annotated[int, typer.Option(help="pairs verified together")] = 1000,
 ) -> None:
     """Settle each (original, variant, input) claim: one verdict per line, in input order."""
@@ -170,7 +170,7 @@ def sandbox_bench(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     executions: Annotated[int, typer.Option(help="executions timed through the pool")] = 4000,
-    baseline_runs: Annotated[Optional[int], typer.Option(help="baseline executions")] = None,  # noqa: UP007
+    baseline_runs: Annotated[int | None, typer.Option(help="baseline executions")] = None,
 ) -> None:
     """Executions per second through the pool, beside a baseline measured in the same run."""
     from sandbox.bench import run_bench
@@ -208,7 +208,7 @@ def sandbox_selftest(backend: BackendOpt = None, json_out: JsonOpt = False, conf
 @sandbox_app.command("build-image")
 def sandbox_build_image(
     offline: Annotated[bool, typer.Option("--offline", help="build from Debian packages, no registry")] = False,
-    tag: Annotated[Optional[str], typer.Option(help="image tag")] = None,  # noqa: UP007
+    tag: Annotated[str | None, typer.Option(help="image tag")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Build the Docker sandbox image (Dockerfile, or offline from Debian packages)."""

@@ -134,9 +134,8 @@ def test_dict_insertion_order_never_matters(value: dict) -> None:
 
 @given(json_like, json_like)
 def test_strict_equality_implies_python_equality(a: object, b: object) -> None:
-    if strict(a) == strict(b):
-        if not _has_nan(a):
-            assert a == b
+    if strict(a) == strict(b) and not _has_nan(a):
+        assert a == b
 
 
 def _has_nan(value: object) -> bool:
