@@ -58,6 +58,7 @@ class ContainerWorker:
             environment={"PYTHONHASHSEED": str(seed), "LANG": "C.UTF-8"},
             labels={LABEL: "1"},
             working_dir="/tmp",
+            hostname="sandbox",
         )
         try:
             raw = client.api.attach_socket(self.container.id, params={"stdin": 1, "stdout": 1, "stream": 1})

@@ -89,9 +89,12 @@ CASES: list[Case] = [
     Case("write_host_files", "def f(ctx):\n    done = []\n    for p in ctx['write']:\n        try:\n"
          "            with open(p, 'w') as fh:\n                fh.write('pwned')\n            done.append(p)\n"
          "        except OSError:\n            pass\n    return 'written'\n", {"returned"}),
-    Case("environment_secrets", "import os\ndef f(ctx):\n    env = dict(os.environ)\n    try:\n"
-         "        env['init'] = open('/proc/1/environ', 'rb').read().decode(errors='replace')\n    except OSError:\n"
-         "        pass\n    return env\n", {"returned"}, check=_no_secret),
+    Case("environment_secrets", "import os\ndef f(ctx):\n    return dict(os.environ)\n", {"returned"},
+         check=_no_secret),
+    Case("other_process_environments", "import os\ndef f(ctx):\n    found = []\n    for pid in os.listdir('/proc'):\n"
+         "        try:\n            found.append(open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace'))\n"
+         "        except (OSError, ValueError):\n            pass\n    return found\n", {"returned"},
+         verdict={"diverges", "unstable"}, check=_no_secret),
     Case("kill_parent", "import os, signal\ndef f(ctx):\n    for pid in (os.getppid(), 1):\n        try:\n"
          "            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n    return 'alive'\n",
          {"returned"}, check=_value_is("'alive'")),
@@ -134,8 +137,9 @@ def _context(token: str) -> dict:
     return {
         "secret": token,
         "read": [str(p) for p in (PROJECT / "pyproject.toml", PROJECT / "sandbox" / "runner.py", home / ".bashrc",
-                                  Path("/etc/passwd"), Path("/etc/shadow"), Path("/root/.ssh/id_rsa"))],
-        "dirs": [str(p) for p in (PROJECT, home, Path("/etc"), Path("/home"), Path("/work"))],
+                                  home / f".sinq-secret-{token}", Path(tempfile.gettempdir()) / f"sinq-secret-{token}",
+                                  Path("/etc/shadow"), Path("/root/.ssh/id_rsa"))],
+        "dirs": [str(p) for p in (PROJECT, home, Path("/home"), Path("/work"))],
         "write": [str(p / f"sinq-hostile-{token}")
                   for p in (home, Path(tempfile.gettempdir()), PROJECT, Path("/tmp"))],
     }
@@ -183,6 +187,9 @@ def run_selftest(backend: WorkerPool, cases: list[Case] | None = None) -> dict:
     token = secrets.token_hex(8)
     os.environ["SINQ_SELFTEST_SECRET"] = token
     ctx = _context(token)
+    secrets_on_host = [Path(p) for p in ctx["read"] if "sinq-secret-" in p]
+    for path in secrets_on_host:
+        path.write_text(f"api_key={token}\n")
     failures: list[dict] = []
     failed: set[str] = set()
 
@@ -226,6 +233,8 @@ def run_selftest(backend: WorkerPool, cases: list[Case] | None = None) -> dict:
                 fail("pool_health", f"a benign job after the suite gave {outcome.kind} {outcome.value}")
                 break
     finally:
+        for path in secrets_on_host:
+            path.unlink(missing_ok=True)
         backend.config = original_config
         os.environ.pop("SINQ_SELFTEST_SECRET", None)
     return {"cases": len(cases), "contained": len(cases) - len(failed & {c.name for c in cases}),

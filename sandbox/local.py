@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def bwrap_command(config: SandboxConfig, hash_seed: int) -> list[str]:
         raise SandboxUnavailable("bwrap (bubblewrap) is not installed")
     python, prefix = base_interpreter()
     cmd = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-           "--new-session", "--hostname", "sandbox"]
+           "--die-with-parent", "--new-session", "--hostname", "sandbox"]
     cmd += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -112,13 +114,47 @@ def bare_command(config: SandboxConfig, hash_seed: int) -> tuple[list[str], dict
     return [python, "-S", "-B", "-u", str(RUNNER), "--tmp", tmp, *runner_args(config)], env
 
 
+class _Spawner:
+    """Starts processes from one long-lived thread. bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the
+    *thread* that forked it exits, so workers must not be born in short-lived pool threads; they then die with the
+    orchestrator, even when it is killed."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="sinq-spawner", daemon=True)
+                self._thread.start()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((args, kwargs, reply))
+        result = reply.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _serve(self) -> None:
+        while True:
+            args, kwargs, reply = self._requests.get()
+            try:
+                reply.put(subprocess.Popen(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                reply.put(exc)
+
+
+SPAWNER = _Spawner()
+
+
 class ProcessWorker:
     """One runner process spoken to over its stdin/stdout pipes."""
 
     def __init__(self, cmd: list[str], env: dict | None, extra_info: dict) -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     env=env if env is not None else {}, close_fds=True)
+        self.proc = SPAWNER.popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                  env=env if env is not None else {}, close_fds=True)
         self._reader = FrameReader()
         hello = self._read(60.0)
         if hello.get("op") != "hello":
@@ -195,7 +231,7 @@ class LocalBackend(WorkerPool):
         if bwrap_path() is None and config.require_isolation:
             raise SandboxUnavailable("bwrap is required (require_isolation / SINQ_REQUIRE_SANDBOX) but not installed")
         super().__init__(config, self._start, "local", workers_per_seed)
-        self._uid_block: UidBlock | None = None
+        self._uid_block: UidBlock | None = claim_uid_block(config.uid_base) if os.getuid() == 0 else None
 
     def close(self) -> None:
         super().close()
@@ -205,11 +241,10 @@ class LocalBackend(WorkerPool):
 
     def _start(self, seed: int, index: int) -> ProcessWorker:
         config = self.config
-        if self._uid_block is None:
-            self._uid_block = claim_uid_block(config.uid_base)
+        block_base = self._uid_block.base if self._uid_block is not None else config.uid_base
         group = config.hash_seeds.index(seed) if seed in config.hash_seeds else 2
         offset = (group * UID_WORKERS_PER_SEED + index % UID_WORKERS_PER_SEED) * config.slots_per_worker
-        local = config.model_copy(update={"uid_base": self._uid_block.base + offset})
+        local = config.model_copy(update={"uid_base": block_base + offset})
         if bwrap_path() is not None:
             worker = ProcessWorker(bwrap_command(local, seed), {}, {"filesystem": "bwrap"})
             if worker.info.get("network") == "inherited":

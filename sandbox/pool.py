@@ -184,16 +184,17 @@ class WorkerPool:
             try:
                 return self._send(self.replace(seed, index), seed, jobs)
             except WorkerDied:
+                self.replace(seed, index)
                 if len(jobs) == 1:
-                    self.replace(seed, index)
                     return [self._lost(seed, str(first))]
         outcomes = []
         for job in jobs:
             try:
-                outcomes += self._send(self.replace(seed, index), seed, [job])
+                outcomes += self._send(self.worker(seed, index), seed, [job])
             except WorkerDied as exc:
+                log.warning("a single job took its sandbox worker down: %s", exc)
                 outcomes.append(self._lost(seed, str(exc)))
-        self.replace(seed, index)
+                self.replace(seed, index)
         return outcomes
 
     def _lost(self, seed: int, why: str) -> Outcome:

@@ -827,22 +827,19 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _wipe(path: str) -> None:
-    """Empty a slot directory, whatever modes the program left on what it created."""
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, onerror=_force_remove)
-        else:
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def _force_remove(function, path, _excinfo) -> None:
+    """Empty a slot directory, whatever modes the program left on what it created; never raise."""
     try:
-        os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o700)
-        function(path)
+        for root, dirs, _files in os.walk(path):
+            for name in dirs:
+                try:
+                    os.chmod(os.path.join(root, name), 0o700)
+                except OSError:
+                    pass
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
     except OSError:
         pass
 
