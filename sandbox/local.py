@@ -141,7 +141,7 @@ class _Spawner:
             args, kwargs, reply = self._requests.get()
             try:
                 reply.put(subprocess.Popen(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            except BaseException as exc:
                 reply.put(exc)
 
 

@@ -33,7 +33,8 @@ def test_two_pools_never_share_uids(local_backend) -> None:
 
 
 def test_children_see_only_the_interpreter(local_backend) -> None:
-    program = "import os, sys\ndef f():\n    return sorted(os.listdir('/')), sys.prefix, os.getcwd(), dict(os.environ)\n"
+    program = ("import os, sys\ndef f():\n"
+               "    return sorted(os.listdir('/')), sys.prefix, os.getcwd(), dict(os.environ)\n")
     outcome = local_backend.run([Job(program=program, entry_point="f")])[0]
     assert outcome.kind == "returned", outcome.message
     assert "'root'" not in outcome.value and "'home'" not in outcome.value and "'work'" not in outcome.value
