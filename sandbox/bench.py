@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import resource
+import subprocess
 import time
 
 from sandbox.config import SandboxConfig
+from sandbox.local import base_interpreter
 from sandbox.pool import Job, WorkerPool
 
 BENCH_PROGRAMS = [
@@ -24,23 +25,34 @@ def bench_jobs(config: SandboxConfig, executions: int) -> list[Job]:
                 hash_seed=seeds[i % len(seeds)]) for i in range(executions)]
 
 
+RAW_FORK_LOOP = """
+import os, resource, sys, time
+n = int(sys.argv[1])
+started = time.perf_counter()
+for _ in range(n):
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (2, 3))
+            os.write(wfd, b"ok")
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    os.read(rfd, 16)
+    os.close(rfd)
+    os.waitpid(pid, 0)
+print(n / (time.perf_counter() - started))
+"""
+
+
 def raw_fork_rate(executions: int) -> float:
-    """The floor: fork + pipe + setrlimit + one write + wait, serially, with no isolation and no program."""
-    started = time.perf_counter()
-    for _ in range(executions):
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                resource.setrlimit(resource.RLIMIT_CPU, (2, 3))
-                os.write(wfd, b"ok")
-            finally:
-                os._exit(0)
-        os.close(wfd)
-        os.read(rfd, 16)
-        os.close(rfd)
-        os.waitpid(pid, 0)
-    return executions / (time.perf_counter() - started)
+    """The floor: fork + pipe + setrlimit + one write + wait, serially, no isolation, no program, run in a bare
+    interpreter (``python -S``) so that the orchestrator's own size does not slow the baseline down."""
+    python, _ = base_interpreter()
+    done = subprocess.run([python, "-S", "-c", RAW_FORK_LOOP, str(executions)], capture_output=True, text=True,
+                          check=True, env={"PATH": "/usr/bin:/bin"})
+    return float(done.stdout.strip())
 
 
 def pool_rate(backend: WorkerPool, executions: int) -> tuple[float, int]:

@@ -7,15 +7,13 @@ container per execution. A container that dies is replaced and its batch re-run 
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
-import time
 
 from sandbox.config import SandboxConfig
 from sandbox.image import ENTRYPOINT, image_runner_sha, runner_sha
 from sandbox.local import SandboxUnavailable
-from sandbox.pool import FrameReader, WorkerDied, WorkerPool, encode_frame
+from sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 LABEL = "sinq.sandbox"
 
@@ -76,21 +74,13 @@ class ContainerWorker:
                      "image": image_id, "container": self.container.short_id}
 
     def _read(self, timeout_s: float) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            frame = self._reader.next()
-            if frame is not None:
-                return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerDied(f"container gave no answer within {timeout_s:.0f} s")
-            ready, _, _ = select.select([self._sock], [], [], remaining)
-            if not ready:
-                continue
+        def pull() -> bool:
             chunk = self._sock.recv(1 << 20)
-            if not chunk:
-                raise WorkerDied(f"container {self.container.short_id} closed its stream: {self._logs()}")
             self._demux(chunk)
+            return bool(chunk)
+
+        return await_frame(self._reader, self._sock, pull, timeout_s,
+                           lambda: f"container {self.container.short_id} closed its stream: {self._logs()}")
 
     def _demux(self, chunk: bytes) -> None:
         """Docker's stream framing: 8-byte header (stream id, 3 zero bytes, big-endian size) per payload."""

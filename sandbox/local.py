@@ -6,17 +6,15 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from sandbox.config import SandboxConfig
-from sandbox.pool import FrameReader, WorkerDied, WorkerPool, encode_frame
+from sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_IN_SANDBOX = "/sinq/runner.py"
@@ -156,9 +154,13 @@ class ProcessWorker:
         self.proc = SPAWNER.popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                   env=env if env is not None else {}, close_fds=True)
         self._reader = FrameReader()
-        hello = self._read(60.0)
-        if hello.get("op") != "hello":
-            raise WorkerDied(f"worker did not greet: {hello}")
+        try:
+            hello = self._read(60.0)
+            if hello.get("op") != "hello":
+                raise WorkerDied(f"worker did not greet: {hello}")
+        except WorkerDied:
+            self.close()
+            raise
         self.info = {**hello, **extra_info}
 
     def _stderr_tail(self) -> str:
@@ -169,23 +171,15 @@ class ProcessWorker:
             return ""
 
     def _read(self, timeout_s: float) -> dict:
-        deadline = time.monotonic() + timeout_s
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        while True:
-            frame = self._reader.next()
-            if frame is not None:
-                return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.close()
-                raise WorkerDied(f"worker gave no answer within {timeout_s:.0f} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    code = self.proc.poll()
-                    raise WorkerDied(f"worker exited (code {code}): {self._stderr_tail()}")
-                self._reader.feed(chunk)
+
+        def pull() -> bool:
+            chunk = os.read(fd, 1 << 20)
+            self._reader.feed(chunk)
+            return bool(chunk)
+
+        return await_frame(self._reader, fd, pull, timeout_s,
+                           lambda: f"worker exited (code {self.proc.poll()}): {self._stderr_tail()}")
 
     def request(self, message: dict, timeout_s: float) -> dict:
         try:

@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import queue
+import select
 import struct
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +75,22 @@ class FrameReader:
         data = bytes(self.buffer[4 : 4 + size])
         del self.buffer[: 4 + size]
         return json.loads(data)
+
+
+def await_frame(reader: FrameReader, waitable: object, pull: Callable[[], bool], timeout_s: float,
+                on_eof: Callable[[], str]) -> dict:
+    """Wait for the next whole frame; ``pull`` moves what is readable into ``reader`` and is False at end of stream."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        frame = reader.next()
+        if frame is not None:
+            return frame
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerDied(f"worker gave no answer within {timeout_s:.0f} s")
+        ready, _, _ = select.select([waitable], [], [], remaining)
+        if ready and not pull():
+            raise WorkerDied(on_eof())
 
 
 class WorkerPool:

@@ -410,6 +410,7 @@ def _confine(job: dict, uid: int | None, tmpdir: str, wfd: int) -> None:
 
 
 _BUILTINS: dict = {}
+"""The pristine builtins, taken once by the worker before any fork."""
 
 
 def _restore_builtins() -> None:
@@ -419,8 +420,6 @@ def _restore_builtins() -> None:
 
 
 def _execute(job: dict, code: object, tests: object) -> dict:
-    _BUILTINS.clear()
-    _BUILTINS.update(builtins.__dict__)
     try:
         return _run_program(job, code, tests)
     finally:
@@ -556,6 +555,7 @@ class Worker:
         os.environ.clear()
         os.environ.update({"HOME": WORKDIR, "TMPDIR": WORKDIR, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         tempfile.tempdir = WORKDIR
+        _BUILTINS.update(builtins.__dict__)
         gc.collect()
         gc.freeze()
         self.info = {
