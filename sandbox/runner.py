@@ -496,12 +496,21 @@ def _not_bound(func: object, exc: TypeError, params: str | None) -> dict:
             "signature": _signature(func)[0], "params": params}
 
 
+def _thread_count() -> int:
+    """More than one thread means one of them could fork while we sweep: then the worker sweeps again."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 def run_child(job: dict, code: object, tests: object, uid: int | None, tmpdir: str, wfd: int) -> None:
     """Never returns: confine, run, report on fd 3, kill our own uid's leftovers, exit."""
     status = 0
     try:
         _confine(job, uid, tmpdir, wfd)
         outcome = _execute(job, code, tests)
+        outcome["threads"] = _thread_count()
         try:
             _write_frame(RESULT_FD, outcome)
         except (ValueError, TypeError, OverflowError):
@@ -786,14 +795,15 @@ class Worker:
             self._drain(slot)
         os.close(slot.rfd)
         result = _decode_frame(bytes(slot.buffer)) if not slot.overflow else None
-        clean = result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        clean = (result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                 and result.pop("threads", 0) == 1)
         if slot.timed_out:
             result = {"kind": "timeout", "message": f"no result within {slot.job['timeout_s']} s"}
         elif slot.overflow:
             result = {"kind": "resource_limit", "limit": "result_size", "message": "result message over the cap"}
         elif result is None:
             result = _classify_status(status)
-        if not clean or slot.uid is None or _uid_alive(slot.uid):
+        if not clean or slot.uid is None:
             self._sweep(slot)
         _wipe(self.slot_dirs[slot.index])
         result["wall_s"] = round(elapsed, 6)
@@ -844,8 +854,12 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _wipe(path: str) -> None:
-    """Empty a slot directory, whatever modes the program left on what it created; never raise."""
+    """Empty a slot directory, whatever modes the program left on what it created; never raise. The captured
+    output file may stay: the next child truncates it when it opens it."""
     try:
+        names = os.listdir(path)
+        if not names or names == [".stdout"]:
+            return
         for root, dirs, _files in os.walk(path):
             for name in dirs:
                 try:
@@ -855,7 +869,7 @@ def _wipe(path: str) -> None:
         for entry in os.scandir(path):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
-            else:
+            elif entry.name != ".stdout":
                 os.unlink(entry.path)
     except OSError:
         pass
