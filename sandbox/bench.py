@@ -46,10 +46,10 @@ print(n / (time.perf_counter() - started))
 """
 
 
-def raw_fork_rate(executions: int) -> float:
+def raw_fork_rate(executions: int, config: SandboxConfig | None = None) -> float:
     """The floor: fork + pipe + setrlimit + one write + wait, serially, no isolation, no program, run in a bare
     interpreter (``python -S``) so that the orchestrator's own size does not slow the baseline down."""
-    python, _ = base_interpreter()
+    python, _ = base_interpreter(config.python if config else None)
     done = subprocess.run([python, "-S", "-c", RAW_FORK_LOOP, str(executions)], capture_output=True, text=True,
                           check=True, env={"PATH": "/usr/bin:/bin"})
     return float(done.stdout.strip())
@@ -86,7 +86,7 @@ def run_bench(backend: WorkerPool, executions: int = 4000, baseline_runs: int | 
         baseline, base_rate = "docker run per execution", docker_run_rate(backend, runs)
     else:
         runs = baseline_runs or 2000
-        baseline, base_rate = "raw fork+pipe+setrlimit loop (serial, no isolation)", raw_fork_rate(runs)
+        baseline, base_rate = "raw fork+pipe+setrlimit loop (serial, no isolation)", raw_fork_rate(runs, backend.config)
     info = backend.info()
     return {
         "backend": backend.backend,

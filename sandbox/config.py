@@ -37,6 +37,9 @@ class SandboxConfig(BaseModel):
     """How programs are executed and how their outcomes are compared (DESIGN.md §3-4)."""
 
     backend: Literal["local", "docker"] = "local"
+    python: str | None = Field(
+        None, description="interpreter the local backend runs programs with (default: the one running sinq)"
+    )
     limits: Limits = Limits()
     compare: Literal["strict", "loose"] = Field(
         "strict", description="strict: canonical type-strict encoding; loose: Python == on numbers and builtins"
@@ -44,8 +47,8 @@ class SandboxConfig(BaseModel):
     hash_seeds: tuple[int, int] = Field((1, 2), description="two PYTHONHASHSEED values every divergence must survive")
     repeats: int = Field(2, ge=1, description="runs per side and hash seed before a divergence is trusted")
     longer_budget_factor: float = Field(4.0, ge=1.0, description="timeout/limit multiplier for re-checking a side")
-    workers_per_seed: int = Field(0, ge=0, description="warm worker processes per hash seed; 0 = one per CPU core")
-    slots_per_worker: int = Field(2, ge=1, description="concurrent executions per worker")
+    workers_per_seed: int = Field(0, ge=0, description="warm worker processes per hash seed; 0 = one per two cores")
+    slots_per_worker: int = Field(3, ge=1, description="concurrent executions per worker")
     chunk_size: int = Field(128, ge=1, description="jobs sent to a worker at once")
     uid_base: int = Field(2_000_000, ge=1000, description="first uid of the per-slot unprivileged uids (root only)")
     tmpfs_mb: int = Field(64, ge=8, description="private tmpfs per slot")
@@ -57,4 +60,4 @@ class SandboxConfig(BaseModel):
     docker: DockerSettings = DockerSettings()
 
     def resolved_workers(self) -> int:
-        return self.workers_per_seed or max(1, os.cpu_count() or 1)
+        return self.workers_per_seed or max(1, (os.cpu_count() or 1) // 2)

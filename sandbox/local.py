@@ -54,8 +54,14 @@ class SandboxUnavailable(RuntimeError):
     """The isolation the configuration requires is missing on this machine."""
 
 
-def base_interpreter() -> tuple[str, str]:
-    """The interpreter outside any virtualenv (the runner needs only the standard library) and its prefix."""
+def base_interpreter(python: str | None = None) -> tuple[str, str]:
+    """The interpreter that runs programs: ``python`` when configured, else the one outside any virtualenv (the
+    runner needs only the standard library); and its prefix."""
+    if python:
+        resolved = shutil.which(python) or python
+        probe = subprocess.run([resolved, "-S", "-c", "import sys; print(sys.base_prefix)"], capture_output=True,
+                               text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+        return os.path.realpath(resolved), os.path.realpath(probe.stdout.strip())
     executable = getattr(sys, "_base_executable", None) or sys.executable
     prefix = os.path.realpath(sys.base_prefix)
     candidate = os.path.realpath(executable)
@@ -75,7 +81,7 @@ def bwrap_command(config: SandboxConfig, hash_seed: int) -> list[str]:
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable("bwrap (bubblewrap) is not installed")
-    python, prefix = base_interpreter()
+    python, prefix = base_interpreter(config.python)
     cmd = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
            "--die-with-parent", "--new-session", "--hostname", "sandbox"]
     cmd += ["--ro-bind", "/usr", "/usr"]
@@ -106,7 +112,7 @@ def runner_args(config: SandboxConfig, uid_base: int | None = None) -> list[str]
 
 def bare_command(config: SandboxConfig, hash_seed: int) -> tuple[list[str], dict]:
     """Without bwrap: the same runner, no filesystem view. Only allowed when isolation is not required."""
-    python, _ = base_interpreter()
+    python, _ = base_interpreter(config.python)
     env = {"PYTHONHASHSEED": str(hash_seed), "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
     tmp = tempfile.mkdtemp(prefix="sinq-bare-")
     return [python, "-S", "-B", "-u", str(RUNNER), "--tmp", tmp, *runner_args(config)], env

@@ -41,3 +41,13 @@ def test_children_see_only_the_interpreter(local_backend) -> None:
     assert "/opt/python" in outcome.value or "/usr" in outcome.value
     assert "PYTHONHASHSEED" not in outcome.value
     assert "'/tmp/work'" in outcome.value
+
+
+def test_configured_interpreter_runs_the_programs(local_backend) -> None:
+    from sandbox.local import base_interpreter
+
+    python, _ = base_interpreter()
+    with LocalBackend(fast_config(python=python)) as pool:
+        outcome = pool.run([Job(program="import sys\ndef f():\n    return sys.version.split()[0]\n",
+                                entry_point="f")])[0]
+        assert outcome.value.strip("'") == pool.info()["python"]
