@@ -25,7 +25,7 @@ class Limits(BaseModel):
 
 class DockerSettings(BaseModel):
     image: str = "sinq-sandbox:latest"
-    containers_per_seed: int = Field(0, ge=0, description="0 = one per CPU core")
+    containers_per_seed: int = Field(0, ge=0, description="single-slot containers per hash seed; 0 = one per core")
     memory_mb: int = Field(1024, ge=128, description="container memory (= memory-swap)")
     pids_limit: int = Field(256, ge=16)
     tmpfs_mb: int = Field(128, ge=16)

@@ -7,6 +7,7 @@ container per execution. A container that dies is replaced and its batch re-run 
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -139,7 +140,8 @@ class DockerBackend(WorkerPool):
             raise SandboxUnavailable(f"image {config.docker.image!r} carries an older runner: rebuild it with "
                                      "`sinq sandbox build-image`")
         self.image_id = image.id
-        super().__init__(config, self._start, "docker", workers_per_seed or config.docker.containers_per_seed or None)
+        containers = workers_per_seed or config.docker.containers_per_seed or (os.cpu_count() or 1)
+        super().__init__(config, self._start, "docker", containers)
 
     def _start(self, seed: int, index: int) -> ContainerWorker:
         return ContainerWorker(self.client, self.config, seed, self.image_id)
