@@ -20,7 +20,6 @@ import builtins
 import ctypes
 import gc
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -28,12 +27,11 @@ import re
 import reprlib
 import resource
 import select
-import shutil
 import signal
 import struct
 import sys
-import tempfile
 import time
+import types
 
 PROGRAM_MODULE = "__sinq__"
 ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{6,}")
@@ -43,9 +41,10 @@ MESSAGE_CHARS = 2000
 RESULT_FD = 3
 STARVED_WALL_FACTOR = 3.0
 PRELOAD = (
-    "math", "cmath", "collections", "itertools", "functools", "operator", "heapq", "bisect", "string",
-    "re", "typing", "fractions", "decimal", "statistics", "copy", "dataclasses", "enum", "datetime",
-    "array", "struct", "hashlib", "textwrap", "unicodedata", "numbers", "random", "tempfile", "socket",
+    # What most programs of code datasets import (HumanEval: typing in nearly every problem). Every module the
+    # worker holds makes each fork dearer (page tables, copy-on-write), so the list stays short; anything else a
+    # program imports, it imports in its own child.
+    "math", "collections", "itertools", "functools", "heapq", "bisect", "re", "string", "operator", "typing",
 )
 
 
@@ -155,8 +154,7 @@ class Encoder:
             return self._seq(b"X", [self._name(t), self._blob(b"S", _message(value).encode("utf-8", "surrogatepass"))])
         if isinstance(value, type):
             return self._seq(b"Y", [self._name(value)])
-        if (inspect.isroutine(value) or inspect.ismodule(value) or inspect.isgenerator(value)
-                or inspect.iscoroutine(value) or inspect.isasyncgen(value)):
+        if isinstance(value, _OPAQUE):
             name = getattr(value, "__qualname__", None) or getattr(value, "__name__", "?")
             return self._seq(b"Y", [self._name(t), self._blob(b"S", str(name).encode("utf-8", "surrogatepass"))])
         return self._seq(b"O", [self._name(t), self._state(value, t, builtin_subclass=False)])
@@ -198,6 +196,11 @@ class Encoder:
             self.path.pop()
 
 
+_OPAQUE = (
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType, types.GeneratorType,
+    types.CoroutineType, types.AsyncGeneratorType, types.MethodWrapperType, types.WrapperDescriptorType,
+    types.MethodDescriptorType, types.ClassMethodDescriptorType, types.LambdaType,
+)
 _PREVIEW = reprlib.Repr()
 _PREVIEW.maxlevel = 6
 _PREVIEW.maxstring = 400
@@ -323,7 +326,9 @@ def _write_frame(fd: int, obj: dict) -> None:
         view = view[written:]
 
 
-def _bind(func: object, kwargs: dict) -> inspect.BoundArguments:
+def _bind(func: object, kwargs: dict):
+    import inspect  # only for callables that are not plain functions: kept out of the worker, forks stay cheap
+
     return inspect.signature(func).bind(**kwargs)  # type: ignore[arg-type]
 
 
@@ -331,7 +336,7 @@ _KINDS = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD", "VAR_POSITIONAL", "KEYWORD
 
 
 def _plain_function(func: object) -> bool:
-    return type(func) is type(_bind) and not hasattr(func, "__wrapped__") and not hasattr(func, "__signature__")
+    return type(func) is types.FunctionType and not hasattr(func, "__wrapped__") and not hasattr(func, "__signature__")
 
 
 def _params(func: object) -> str | None:
@@ -354,6 +359,8 @@ def _params(func: object) -> str | None:
 
 def _signature(func: object) -> tuple[str | None, str | None]:
     """The printable signature and its shape (parameter names and kinds, no defaults or annotations)."""
+    import inspect
+
     try:
         sig = inspect.signature(func)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -389,7 +396,7 @@ def _confine(job: dict, uid: int | None, tmpdir: str, wfd: int) -> None:
     os.closerange(RESULT_FD + 1, 1 << 16)
     os.chdir(tmpdir)
     if tmpdir != WORKDIR:
-        os.environ["HOME"] = os.environ["TMPDIR"] = tempfile.tempdir = tmpdir
+        os.environ["HOME"] = os.environ["TMPDIR"] = tmpdir
     setrlimit = resource.setrlimit
     memory = int(job["memory_mb"]) << 20
     cpu = math.ceil(float(job["timeout_s"])) + 1
@@ -577,7 +584,6 @@ class Worker:
         hash_seed = os.environ.get("PYTHONHASHSEED")
         os.environ.clear()
         os.environ.update({"HOME": WORKDIR, "TMPDIR": WORKDIR, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-        tempfile.tempdir = WORKDIR
         _BUILTINS.update(builtins.__dict__)
         version = _dict_version(builtins.__dict__)
         if version is not None:
@@ -868,6 +874,8 @@ def _wipe(path: str) -> None:
                     pass
         for entry in os.scandir(path):
             if entry.is_dir(follow_symlinks=False):
+                import shutil  # rare path: a program left directories behind
+
                 shutil.rmtree(entry.path, ignore_errors=True)
             elif entry.name != ".stdout":
                 os.unlink(entry.path)
@@ -932,19 +940,22 @@ def _read_exact(rfile, size: int) -> bytes | None:
     return bytes(data)
 
 
-def main(argv: list[str]) -> int:
-    import argparse
+def _options(argv: list[str]) -> dict[str, str]:
+    """``--name value`` pairs (argparse would cost every fork its memory; see PRELOAD)."""
+    known = {"--slots", "--uid-base", "--tmp", "--tmpfs-mb", "--worker-memory-mb"}
+    if len(argv) % 2 or any(flag not in known for flag in argv[::2]):
+        raise SystemExit(f"usage: runner.py [{' | '.join(sorted(known))} VALUE]...; got {argv}")
+    return dict(zip(argv[::2], argv[1::2], strict=True))
 
-    parser = argparse.ArgumentParser(description="sinq sandbox worker (speaks framed JSON on stdin/stdout)")
-    parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--uid-base", type=int, default=None)
-    parser.add_argument("--tmp", default="/tmp/sinq-work")
-    parser.add_argument("--tmpfs-mb", type=int, default=64)
-    parser.add_argument("--worker-memory-mb", type=int, default=4096)
-    args = parser.parse_args(argv)
-    limit = args.worker_memory_mb << 20
+
+def main(argv: list[str]) -> int:
+    """Serve framed JSON on stdin/stdout until told to exit or stdin closes."""
+    options = _options(argv)
+    limit = int(options.get("--worker-memory-mb", 4096)) << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    worker = Worker(args.slots, args.uid_base, args.tmp, args.tmpfs_mb)
+    uid_base = int(options["--uid-base"]) if "--uid-base" in options else None
+    worker = Worker(int(options.get("--slots", 2)), uid_base, options.get("--tmp", "/tmp/sinq-work"),
+                    int(options.get("--tmpfs-mb", 64)))
     worker.setup()
     in_fd, out_fd = os.dup(0), os.dup(1)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
