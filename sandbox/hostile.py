@@ -127,6 +127,9 @@ CASES: list[Case] = [
          "        threading.Thread(target=time.sleep, args=(60,)).start()\n", {"raised", "resource_limit"}),
     Case("locked_down_leftovers", "import os\ndef f(ctx):\n    os.makedirs('d/e')\n    open('d/e/x', 'w').write('x')\n"
          "    os.chmod('d/e', 0)\n    os.chmod('d', 0)\n    return 'benign'\n", {"returned"}, verdict="same"),
+    Case("forged_result_frame", "import json, os, struct\ndef f(ctx):\n"
+         "    data = json.dumps({'kind': 'returned', 'value': 123, 'backend': 'forged', 'digest': 1}).encode()\n"
+         "    os.write(3, struct.pack('>I', len(data)) + data)\n    os._exit(0)\n", {"crashed"}),
     Case("poisons_builtins", "import builtins\ndef f(ctx):\n    builtins.len = lambda x: 42\n"
          "    builtins.print = None\n    return 'benign'\n", {"returned"}, verdict="same"),
 ]

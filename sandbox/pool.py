@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from pydantic import ValidationError
+
 from sandbox.config import Limits, SandboxConfig
 from sandbox.outcome import Outcome
 
@@ -243,4 +245,14 @@ class WorkerPool:
         if reply.get("op") != "results" or not isinstance(raw, list) or len(raw) != len(jobs):
             raise WorkerDied(f"malformed reply from worker: {str(reply)[:200]}")
         runtime = handle.info.get("runtime") or f"python {handle.info.get('python', '?')}"
-        return [Outcome(**item, hash_seed=seed, backend=self.backend, runtime=runtime) for item in raw]
+        return [self._outcome(item, seed, runtime) for item in raw]
+
+    def _outcome(self, item: object, seed: int, runtime: str) -> Outcome:
+        """The worker's report, validated: what a child wrote is hostile data too."""
+        stamp = {"hash_seed": seed, "backend": self.backend, "runtime": runtime}
+        try:
+            if not isinstance(item, dict):
+                raise TypeError(type(item).__name__)
+            return Outcome.model_validate({**item, **stamp})
+        except (ValidationError, TypeError) as exc:
+            return Outcome(kind="crashed", reason="malformed_outcome", message=str(exc)[:300], **stamp)
