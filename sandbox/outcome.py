@@ -72,6 +72,8 @@ class Verdict(BaseModel):
     variant: Outcome | None = None
     detail: str | None = None
     executions: int = 0
+    runs: dict[str, list[Outcome]] = {}
+    """Every execution behind the verdict, per side (what the warehouse stores); not part of the public output."""
 
     def public(self) -> dict:
         data = {"id": self.id, "verdict": self.verdict, "reason": self.reason}

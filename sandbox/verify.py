@@ -138,6 +138,10 @@ class Verifier:
         for state in states:
             assert state.verdict is not None
             state.verdict.executions = state.executions
+            runs = {side: list(state.runs.get(side) or ([state.first[side]] if side in state.first else []))
+                    for side in SIDES}
+            if any(runs.values()):
+                state.verdict.runs = runs
         return [s.verdict for s in states]  # type: ignore[misc]
 
     def _after_first(self, state: _State) -> bool:

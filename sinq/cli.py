@@ -21,12 +21,15 @@ app = typer.Typer(help="sinq: a data factory for code-reasoning data (the semant
                   no_args_is_help=True, pretty_exceptions_enable=False)
 sandbox_app = typer.Typer(help="Sandbox: benchmark, self-test, image.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+db_app = typer.Typer(help="Warehouse: info, benchmark.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 out = Console()
 err = Console(stderr=True)
 
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: config, SINQ_DB, ./sinq.duckdb)")]
 PAIR_FIELDS = ("id", "original", "variant", "entry_point", "input")
 
 
@@ -96,12 +99,15 @@ def verify(
     compare: Annotated[str | None, typer.Option(help="strict | loose")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per execution")] = None,
     batch: Annotated[int, typer.Option(help="pairs verified together")] = 1000,
+    db: DbOpt = None,
 ) -> None:
-    """Settle each (original, variant, input) claim: one verdict per line, in input order."""
+    """Settle each (original, variant, input) claim: one verdict per line, in input order. With --db, every
+    verdict and execution is stored in the warehouse under a new run."""
     from sandbox.outcome import Verdict
     from sandbox.verify import verify_many
 
     cfg = _sandbox_config(config, backend, compare=compare, timeout_s=timeout)
+    recorder = _Recorder(_warehouse(db, config), cfg, str(file)) if db is not None else None
     counts: Counter = Counter()
     rows: list[Verdict] = []
 
@@ -126,7 +132,10 @@ def verify(
 
         def flush() -> None:
             pairs = [p for p, _ in pending if not isinstance(p, Verdict)]
-            settled = iter(verify_many(pairs, pool, cfg) if pairs else [])
+            verdicts = verify_many(pairs, pool, cfg) if pairs else []
+            if recorder is not None:
+                recorder.store(pairs, verdicts)
+            settled = iter(verdicts)
             emit([p if isinstance(p, Verdict) else next(settled) for p, _ in pending])
             progress.advance(bar, len(pending))
             pending.clear()
@@ -140,6 +149,9 @@ def verify(
             if len(pending) >= batch:
                 flush()
         flush()
+    if recorder is not None:
+        recorder.finish()
+        err.print(f"stored in {recorder.warehouse.path} as run {recorder.run_id}")
     if not json_out:
         table = Table("id", "verdict", "reason", "original", "variant", title=f"{file}")
         for verdict in rows[:200]:
@@ -152,6 +164,73 @@ def verify(
         for (verdict_kind, reason), count in sorted(counts.items()):
             summary.add_row(verdict_kind, reason, str(count))
         out.print(summary)
+
+
+def _warehouse(db: Path | None, config: Path | None):
+    from warehouse.store import Warehouse
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    return Warehouse(db or settings.warehouse.path)
+
+
+class _Recorder:
+    """Stores what `sinq verify --db` settles: a run row, then verdicts and executions batch by batch."""
+
+    def __init__(self, warehouse, config: SandboxConfig, source: str) -> None:
+        import uuid
+        from datetime import UTC, datetime
+
+        from warehouse.records import content_id
+
+        self.warehouse = warehouse
+        self.config = config
+        self.run_id = f"verify-{uuid.uuid4().hex[:12]}"
+        snapshot = config.model_dump(mode="json")
+        self.run_row = {"run_id": self.run_id, "kind": "verify", "status": "running", "config": json.dumps(snapshot),
+                        "config_hash": content_id(snapshot), "code_version": _code_version(),
+                        "tags": json.dumps({"source": source}), "started_at": datetime.now(UTC)}
+        self._store({"runs": [self.run_row]})
+
+    def _store(self, batch: dict) -> None:
+        from warehouse.store import WarehouseError
+
+        try:
+            self.warehouse.store(batch)
+        except WarehouseError as exc:
+            err.print(f"[red]warehouse:[/red] {exc}")
+            raise typer.Exit(4) from exc
+
+    def store(self, pairs: list, verdicts: list) -> None:
+        from warehouse.records import merge, pair_rows, verdict_rows
+
+        batch = merge(*[verdict_rows(p, v, self.run_id, self.config.compare)
+                        for p, v in zip(pairs, verdicts, strict=True)])
+        batch["pairs"] = pair_rows(batch, generator="external")
+        self._store(batch)
+
+    def finish(self) -> None:
+        from datetime import UTC, datetime
+
+        with self.warehouse.writing() as con:
+            con.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE run_id = ?",
+                        [datetime.now(UTC), self.run_id])
+
+
+def _code_version() -> str:
+    import subprocess
+
+    from sinq import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
 
 
 def _short(outcome) -> str:
@@ -234,6 +313,97 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
     cfg = _sandbox_config(config, backend)
     with _open(cfg) as pool:
         print(json.dumps(pool.info(), indent=2))
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="a SELECT statement")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """Query the warehouse (read-only; works while a run is writing)."""
+    import csv
+
+    from warehouse.store import WarehouseError
+
+    if fmt not in ("table", "csv", "json"):
+        err.print(f"[red]unknown format {fmt!r} (table | csv | json)[/red]")
+        raise typer.Exit(2)
+    try:
+        columns, rows = _warehouse(db, config).query(query)
+    except WarehouseError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if fmt == "json":
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+
+
+@db_app.command("info")
+def db_info(db: DbOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Path, schema version and row counts."""
+    from warehouse.store import WarehouseError
+
+    try:
+        info = _warehouse(db, config).info()
+    except WarehouseError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if json_out:
+        print(json.dumps(info))
+        return
+    table = Table("table", "rows", title=f"{info['path']} (schema v{info['schema_version']})")
+    for name, count in info["tables"].items():
+        table.add_row(name, str(count))
+    out.print(table)
+
+
+@db_app.command("bench")
+def db_bench(
+    json_out: JsonOpt = False,
+    rows: Annotated[int, typer.Option(help="execution rows ingested")] = 200_000,
+    pairs: Annotated[int, typer.Option(help="synthetic pairs behind the per-round view")] = 1_000_000,
+) -> None:
+    """Bulk ingestion of execution rows and the per-round statistics view over many pairs."""
+    from warehouse.bench import run_bench
+
+    result = run_bench(rows, pairs)
+    if json_out:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title="warehouse bench")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command("export")
+def export_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="output folder")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet | jsonl")] = "parquet",
+    run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export verified pairs (with a dataset card) in a form `datasets.load_dataset` loads."""
+    from warehouse.export import export
+    from warehouse.store import WarehouseError
+
+    try:
+        summary = export(_warehouse(db, config), out_dir, fmt, run)
+    except WarehouseError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    out.print(f"exported {summary['pairs']} pairs to {summary['file']} (card: {out_dir / 'README.md'})")
 
 
 @app.command()

@@ -11,8 +11,16 @@ from pydantic import BaseModel, ValidationError
 from sandbox.config import SandboxConfig
 
 
+class WarehouseConfig(BaseModel):
+    """Where the DuckDB file lives; SINQ_DB overrides the file's value."""
+
+    path: Path = Path("sinq.duckdb")
+    lock_timeout_s: float = 120.0
+
+
 class Settings(BaseModel):
     sandbox: SandboxConfig = SandboxConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
 
 
 class SettingsError(ValueError):
@@ -34,6 +42,8 @@ def load_settings(path: Path | None = None) -> Settings:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError(f"invalid config {candidate}: {exc}") from exc
+    if os.environ.get("SINQ_DB"):
+        settings.warehouse.path = Path(os.environ["SINQ_DB"])
     if os.environ.get("SINQ_REQUIRE_SANDBOX") == "1":
         settings.sandbox.require_isolation = True
     return settings

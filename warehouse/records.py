@@ -1,0 +1,109 @@
+"""Rows for the warehouse, built from what the sandbox and the game produce; keys are content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from sandbox.inputs import parse_input
+from sandbox.outcome import Outcome, Verdict
+from sandbox.verify import Pair
+
+
+def content_id(*parts: object) -> str:
+    """A stable key: sha256 over the parts' JSON, so equal content gives equal ids across runs and processes."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def normalize_code(code: str) -> str:
+    """What makes two programs the same program: line endings and trailing whitespace do not count."""
+    lines = code.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n") + "\n"
+
+
+def program_row(code: str, now: datetime) -> dict:
+    return {"program_id": content_id("program", normalize_code(code)), "code": code, "created_at": now}
+
+
+def input_row(literal: str, now: datetime) -> dict:
+    return {"input_id": content_id("input", literal), "literal": literal, "created_at": now}
+
+
+def _execution_row(outcome: Outcome, verdict_id: str, side: str, index: int, program_id: str, input_id: str,
+                   entry_point: str, run_id: str, now: datetime) -> dict:
+    return {
+        "execution_id": content_id("execution", verdict_id, side, index),
+        "verdict_id": verdict_id, "side": side, "program_id": program_id, "input_id": input_id,
+        "entry_point": entry_point, "backend": outcome.backend, "runtime": outcome.runtime,
+        "hash_seed": outcome.hash_seed, "kind": outcome.kind, "value": outcome.value, "value_type": outcome.type,
+        "digest": outcome.digest, "loose_digest": outcome.loose_digest,
+        "exc_type": outcome.type if outcome.kind == "raised" else None, "message": outcome.message,
+        "limit_hit": outcome.limit, "signal": outcome.signal, "exit_code": outcome.exit_code,
+        "reason": outcome.reason, "wall_s": outcome.wall_s, "run_id": run_id, "created_at": now,
+    }
+
+
+def verdict_rows(pair: Pair, verdict: Verdict, run_id: str, compare_mode: str,
+                 now: datetime | None = None) -> dict[str, list[dict]]:
+    """programs, inputs, the verdict and every execution behind it."""
+    now = now or datetime.now(UTC)
+    batch: dict[str, list[dict]] = {"programs": [], "inputs": [], "verdicts": [], "executions": []}
+    sources = {}
+    for side in ("original", "variant"):
+        code = getattr(pair, side)
+        code = code.decode("utf-8", "replace") if isinstance(code, bytes) else code
+        row = program_row(code, now)
+        sources[side] = row["program_id"]
+        batch["programs"].append(row)
+    try:
+        literal = parse_input(pair.input).literal
+    except ValueError:
+        literal = json.dumps(pair.input, default=str) if not isinstance(pair.input, str) else pair.input
+    input_id = input_row(literal, now)["input_id"]
+    batch["inputs"].append(input_row(literal, now))
+    verdict_id = content_id("verdict", run_id, sources["original"], sources["variant"], pair.entry_point, input_id,
+                            compare_mode)
+    reference = verdict.original or verdict.variant
+    batch["verdicts"].append({
+        "verdict_id": verdict_id, "original_program_id": sources["original"],
+        "variant_program_id": sources["variant"], "entry_point": pair.entry_point, "input_id": input_id,
+        "verdict": verdict.verdict, "reason": verdict.reason, "detail": verdict.detail,
+        "original_outcome": json.dumps(verdict.original.public()) if verdict.original else None,
+        "variant_outcome": json.dumps(verdict.variant.public()) if verdict.variant else None,
+        "compare_mode": compare_mode, "executions": verdict.executions,
+        "sandbox_backend": reference.backend if reference else None,
+        "sandbox_runtime": reference.runtime if reference else None,
+        "run_id": run_id, "created_at": now,
+    })
+    for side, outcomes in verdict.runs.items():
+        for index, outcome in enumerate(outcomes):
+            batch["executions"].append(_execution_row(outcome, verdict_id, side, index, sources[side], input_id,
+                                                      pair.entry_point, run_id, now))
+    return batch
+
+
+def pair_rows(batch: dict[str, list[dict]], generator: str, round_: int | None = None,
+              problem_id: str | None = None, sample_id: str | None = None) -> list[dict]:
+    """A verified pair for every diverging verdict of a batch built by ``verdict_rows``."""
+    rows = []
+    for verdict in batch.get("verdicts", []):
+        if verdict["verdict"] != "diverges":
+            continue
+        rows.append({
+            "pair_id": content_id("pair", verdict["verdict_id"]), "problem_id": problem_id, "sample_id": sample_id,
+            "verdict_id": verdict["verdict_id"], "original_program_id": verdict["original_program_id"],
+            "variant_program_id": verdict["variant_program_id"], "input_id": verdict["input_id"],
+            "entry_point": verdict["entry_point"], "generator_agent_id": generator, "round": round_,
+            "run_id": verdict["run_id"], "created_at": verdict["created_at"],
+        })
+    return rows
+
+
+def merge(*batches: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    merged: dict[str, list[dict]] = {}
+    for batch in batches:
+        for table, rows in batch.items():
+            merged.setdefault(table, []).extend(rows)
+    return merged

@@ -1,0 +1,168 @@
+"""The warehouse schema: versioned, forward-only migrations and the public views (DESIGN.md §5).
+
+Every table that records something the game did carries ``run_id`` (→ runs: config snapshot + hash, code version)
+and a ``created_at``; agents, prompts, sampling and sandbox provenance sit on the rows they describe. Keys are
+content hashes so that a re-stored batch is a no-op (``INSERT … ON CONFLICT DO NOTHING``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of sinq; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+TABLES_V1 = """
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, status VARCHAR NOT NULL, round INTEGER,
+    config JSON, config_hash VARCHAR, code_version VARCHAR, tags JSON, timings JSON, error VARCHAR,
+    started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP);
+CREATE TABLE problems (
+    problem_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, source_id VARCHAR, split VARCHAR, licence VARCHAR,
+    text VARCHAR, code VARCHAR NOT NULL, tests VARCHAR, setup_code VARCHAR, entry_point VARCHAR, signature VARCHAR,
+    seed_inputs JSON, validation_status VARCHAR, validation_reason VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE agents (
+    agent_id VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, kind VARCHAR NOT NULL, backend VARCHAR, model VARCHAR,
+    adapter VARCHAR, base_model VARCHAR, params JSON, created_at TIMESTAMP);
+CREATE TABLE llm_requests (
+    request_id VARCHAR PRIMARY KEY, agent_id VARCHAR, prompt_version VARCHAR, messages JSON, sampling JSON,
+    seed BIGINT, n INTEGER, json_schema JSON, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE llm_responses (
+    response_id VARCHAR PRIMARY KEY, request_id VARCHAR NOT NULL, choice_index INTEGER, text VARCHAR,
+    finish_reason VARCHAR, prompt_tokens INTEGER, completion_tokens INTEGER, latency_s DOUBLE, cache_hit BOOLEAN,
+    run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE programs (
+    program_id VARCHAR PRIMARY KEY, code VARCHAR NOT NULL, created_at TIMESTAMP);
+CREATE TABLE inputs (
+    input_id VARCHAR PRIMARY KEY, literal VARCHAR NOT NULL, created_at TIMESTAMP);
+CREATE TABLE samples (
+    sample_id VARCHAR PRIMARY KEY, problem_id VARCHAR, agent_id VARCHAR, response_id VARCHAR, round INTEGER,
+    target_difficulty INTEGER, program_id VARCHAR, input_id VARCHAR, status VARCHAR NOT NULL, reason VARCHAR,
+    detail VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE executions (
+    execution_id VARCHAR PRIMARY KEY, verdict_id VARCHAR, side VARCHAR, program_id VARCHAR, input_id VARCHAR,
+    entry_point VARCHAR, backend VARCHAR, runtime VARCHAR, hash_seed INTEGER, kind VARCHAR NOT NULL,
+    value VARCHAR, value_type VARCHAR, digest VARCHAR, loose_digest VARCHAR, exc_type VARCHAR, message VARCHAR,
+    limit_hit VARCHAR, signal VARCHAR, exit_code INTEGER, reason VARCHAR, wall_s DOUBLE, run_id VARCHAR,
+    created_at TIMESTAMP);
+CREATE TABLE verdicts (
+    verdict_id VARCHAR PRIMARY KEY, original_program_id VARCHAR, variant_program_id VARCHAR, entry_point VARCHAR,
+    input_id VARCHAR, verdict VARCHAR NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR, original_outcome JSON,
+    variant_outcome JSON, compare_mode VARCHAR, executions INTEGER, sandbox_backend VARCHAR, sandbox_runtime VARCHAR,
+    run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE pairs (
+    pair_id VARCHAR PRIMARY KEY, problem_id VARCHAR, sample_id VARCHAR, verdict_id VARCHAR NOT NULL,
+    original_program_id VARCHAR NOT NULL, variant_program_id VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
+    entry_point VARCHAR, generator_agent_id VARCHAR, round INTEGER, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE evaluator_answers (
+    answer_id VARCHAR PRIMARY KEY, pair_id VARCHAR NOT NULL, agent_id VARCHAR, response_id VARCHAR,
+    answer_index INTEGER, input_id VARCHAR, claimed_equivalent BOOLEAN, weight INTEGER, verdict_id VARCHAR,
+    counted BOOLEAN, diverged BOOLEAN, reason VARCHAR, round INTEGER, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE difficulty_labels (
+    pair_id VARCHAR NOT NULL, evaluator_agent_id VARCHAR NOT NULL, round INTEGER NOT NULL, n_answers INTEGER,
+    n_failures INTEGER, difficulty INTEGER, run_id VARCHAR, created_at TIMESTAMP,
+    PRIMARY KEY (pair_id, evaluator_agent_id, round));
+CREATE TABLE rounds (
+    round INTEGER PRIMARY KEY, generator_agent_id VARCHAR, evaluator_agent_id VARCHAR, curves JSON,
+    started_at TIMESTAMP, finished_at TIMESTAMP);
+CREATE TABLE training_sets (
+    snapshot_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, role VARCHAR NOT NULL, config JSON, config_hash VARCHAR,
+    source_runs JSON, source_rounds JSON, counts JSON, path VARCHAR, created_at TIMESTAMP);
+CREATE TABLE training_jobs (
+    job_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, role VARCHAR NOT NULL, base_model VARCHAR,
+    snapshot_id VARCHAR, hyperparams JSON, versions JSON, status VARCHAR, metrics JSON, run_id VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP);
+CREATE TABLE adapters (
+    adapter_id VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, base_model VARCHAR, path VARCHAR, job_id VARCHAR,
+    snapshot_id VARCHAR, promoted BOOLEAN DEFAULT FALSE, promoted_at TIMESTAMP, created_at TIMESTAMP);
+"""
+
+VIEWS_V1 = """
+CREATE OR REPLACE VIEW latest_difficulty AS
+SELECT pair_id, evaluator_agent_id, round, difficulty FROM (
+    SELECT *, row_number() OVER (PARTITION BY pair_id ORDER BY round DESC, created_at DESC) AS rank
+    FROM difficulty_labels) WHERE rank = 1;
+CREATE OR REPLACE VIEW verified_pairs AS
+SELECT p.pair_id, p.problem_id, pr.source, p.entry_point,
+       o.code AS original_code, v.code AS variant_code,
+       CAST(i.literal AS VARCHAR) AS diverging_input,
+       vd.original_outcome, vd.variant_outcome,
+       p.generator_agent_id AS generator, p.round, d.difficulty, d.evaluator_agent_id AS evaluator,
+       p.run_id, p.created_at
+FROM pairs p
+JOIN verdicts vd USING (verdict_id)
+JOIN programs o ON o.program_id = p.original_program_id
+JOIN programs v ON v.program_id = p.variant_program_id
+JOIN inputs i ON i.input_id = p.input_id
+LEFT JOIN problems pr ON pr.problem_id = p.problem_id
+LEFT JOIN latest_difficulty d ON d.pair_id = p.pair_id
+WHERE vd.verdict = 'diverges';
+CREATE OR REPLACE VIEW rejection_reasons AS
+SELECT round, reason, count(*) AS samples FROM samples WHERE status <> 'valid' GROUP BY ALL;
+CREATE OR REPLACE VIEW round_stats AS
+WITH s AS (
+    SELECT round, count(*) AS samples, count(*) FILTER (WHERE status = 'valid') AS valid_samples
+    FROM samples GROUP BY round),
+p AS (SELECT round, count(*) AS verified_pairs FROM pairs GROUP BY round),
+a AS (SELECT round, count(*) FILTER (WHERE counted) AS answers, count(*) FILTER (WHERE counted AND diverged)
+          AS successful_answers FROM evaluator_answers GROUP BY round),
+d AS (SELECT round, count(*) AS evaluated_pairs, count(*) FILTER (WHERE difficulty = 10) AS difficulty_10,
+          histogram(difficulty) AS difficulty_histogram FROM difficulty_labels GROUP BY round)
+SELECT coalesce(s.round, p.round, a.round, d.round) AS round,
+       coalesce(s.samples, 0) AS samples, coalesce(s.valid_samples, 0) AS valid_samples,
+       s.valid_samples / nullif(s.samples, 0) AS generator_validity,
+       coalesce(p.verified_pairs, 0) AS verified_pairs,
+       a.successful_answers / nullif(a.answers, 0) AS evaluator_success_rate,
+       coalesce(d.evaluated_pairs, 0) AS evaluated_pairs, d.difficulty_histogram,
+       d.difficulty_10 / nullif(d.evaluated_pairs, 0) AS share_difficulty_10
+FROM s FULL JOIN p USING (round) FULL JOIN a USING (round) FULL JOIN d USING (round);
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
+                 "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
+              TABLES_V1 + VIEWS_V1),
+]
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(con) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'").fetchall()[0][0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+    return int(row[0] or 0)
+
+
+def migrate(con) -> int:
+    """Apply pending migrations, each in its own transaction; refuse a database newer than this code."""
+    version = current_version(con)
+    if version > LATEST:
+        raise SchemaError(f"database schema version {version} is newer than this sinq understands ({LATEST}); "
+                          "upgrade sinq — nothing was changed")
+    if version == 0:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                    "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)")
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.sql)
+            con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                        [migration.version, migration.description])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return LATEST
