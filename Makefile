@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 
 bench: system-deps $(VENV)/.installed
 	$(SINQ) sandbox bench
+	$(SINQ) db bench
 
 bench-docker: $(VENV)/.installed
 	$(SINQ) sandbox bench --backend docker

@@ -174,7 +174,7 @@ def _warehouse(db: Path | None, config: Path | None):
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    return Warehouse(db or settings.warehouse.path)
+    return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
 
 
 class _Recorder:

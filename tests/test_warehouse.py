@@ -85,6 +85,32 @@ def test_corrupt_file_gives_a_clear_error(tmp_path: Path) -> None:
     assert "broken.duckdb" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_file_locked_for_too_long_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).store({})
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        config = tmp_path / "sinq.toml"
+        config.write_text("[warehouse]\nlock_timeout_s = 1.0\n")
+        done = sinq("sql", "SELECT 1", "--db", str(path), "--config", str(config))
+        assert done.returncode == 1
+        assert "locked" in done.stderr and "Traceback" not in done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_inputs_keep_their_exact_literal_and_json_only_when_exact() -> None:
+    from warehouse.records import exact_json
+
+    assert json.loads(exact_json("{'x': [1, 2], 's': 'a'}")) == {"x": [1, 2], "s": "a"}
+    assert exact_json("{'x': (1, 2)}") is None
+    assert exact_json("{'x': {1, 2}}") is None
+    assert exact_json("{'x': b'a'}") is None
+
+
 def test_sql_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse(path).store({})

@@ -27,8 +27,31 @@ def program_row(code: str, now: datetime) -> dict:
     return {"program_id": content_id("program", normalize_code(code)), "code": code, "created_at": now}
 
 
+def exact_json(literal: str) -> str | None:
+    """The input as JSON when JSON holds it exactly (no tuples, sets, bytes, complex or non-str keys), else None:
+    a tuple silently turned into a list would change what the programs receive."""
+    import ast
+
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+    def exact(item: object) -> bool:
+        if item is None or isinstance(item, (bool, int, float, str)):
+            return True
+        if type(item) is list:
+            return all(exact(v) for v in item)
+        if type(item) is dict:
+            return all(isinstance(k, str) and exact(v) for k, v in item.items())
+        return False
+
+    return json.dumps(value) if exact(value) else None
+
+
 def input_row(literal: str, now: datetime) -> dict:
-    return {"input_id": content_id("input", literal), "literal": literal, "created_at": now}
+    return {"input_id": content_id("input", literal), "literal": literal, "json": exact_json(literal),
+            "created_at": now}
 
 
 def _execution_row(outcome: Outcome, verdict_id: str, side: str, index: int, program_id: str, input_id: str,
@@ -61,8 +84,9 @@ def verdict_rows(pair: Pair, verdict: Verdict, run_id: str, compare_mode: str,
         literal = parse_input(pair.input).literal
     except ValueError:
         literal = json.dumps(pair.input, default=str) if not isinstance(pair.input, str) else pair.input
-    input_id = input_row(literal, now)["input_id"]
-    batch["inputs"].append(input_row(literal, now))
+    row = input_row(literal, now)
+    input_id = row["input_id"]
+    batch["inputs"].append(row)
     verdict_id = content_id("verdict", run_id, sources["original"], sources["variant"], pair.entry_point, input_id,
                             compare_mode)
     reference = verdict.original or verdict.variant

@@ -43,7 +43,7 @@ CREATE TABLE llm_responses (
 CREATE TABLE programs (
     program_id VARCHAR PRIMARY KEY, code VARCHAR NOT NULL, created_at TIMESTAMP);
 CREATE TABLE inputs (
-    input_id VARCHAR PRIMARY KEY, literal VARCHAR NOT NULL, created_at TIMESTAMP);
+    input_id VARCHAR PRIMARY KEY, literal VARCHAR NOT NULL, json JSON, created_at TIMESTAMP);
 CREATE TABLE samples (
     sample_id VARCHAR PRIMARY KEY, problem_id VARCHAR, agent_id VARCHAR, response_id VARCHAR, round INTEGER,
     target_difficulty INTEGER, program_id VARCHAR, input_id VARCHAR, status VARCHAR NOT NULL, reason VARCHAR,
