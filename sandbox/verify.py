@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from game.inputs import InputError, parse_input
 from sandbox.config import Limits, SandboxConfig
-from sandbox.inputs import InputError, parse_input
 from sandbox.outcome import CompareMode, Outcome, Verdict, divergence_reason, same_reason
 from sandbox.pool import Job, WorkerPool
 

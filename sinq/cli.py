@@ -316,6 +316,37 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def parse(
+    role: Annotated[str, typer.Argument(help="alice | bob")],
+    file: Annotated[Path, typer.Argument(help='JSONL: {"messages": [...]} transcripts or {"text": ...}',
+                                         exists=True, dir_okay=False)],
+    json_out: JsonOpt = False,
+) -> None:
+    """Parse responses made elsewhere: one JSON line per input line {line, program, input, equivalent, reason}."""
+    from game.transcripts import parse_line
+
+    if role not in ("alice", "bob"):
+        err.print(f"[red]unknown role {role!r} (alice | bob)[/red]")
+        raise typer.Exit(2)
+    rows = []
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                rows.append(parse_line(role, number, raw))
+    if json_out:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    table = Table("line", "program", "input", "equivalent", "reason", title=f"{role}: {file}")
+    for row in rows:
+        table.add_row(str(row["line"]), "yes" if row["program"] else "", (row["input"] or "")[:40],
+                      "" if row["equivalent"] is None else str(row["equivalent"]), row["reason"] or "")
+    out.print(table)
+    counts = Counter(row["reason"] or "ok" for row in rows)
+    out.print(", ".join(f"{reason}: {n}" for reason, n in counts.most_common()))
+
+
+@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="a SELECT statement")],
     db: DbOpt = None,

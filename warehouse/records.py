@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from sandbox.inputs import parse_input
+from game.inputs import parse_input
 from sandbox.outcome import Outcome, Verdict
 from sandbox.verify import Pair
 
