@@ -23,6 +23,8 @@ sandbox_app = typer.Typer(help="Sandbox: benchmark, self-test, image.", no_args_
 app.add_typer(sandbox_app, name="sandbox")
 db_app = typer.Typer(help="Warehouse: info, benchmark.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+sources_app = typer.Typer(help="Problem sources: list, validate.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
 out = Console()
 err = Console(stderr=True)
 
@@ -313,6 +315,51 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
     cfg = _sandbox_config(config, backend)
     with _open(cfg) as pool:
         print(json.dumps(pool.info(), indent=2))
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """The kinds of source sinq loads."""
+    from sources.loaders import SOURCES_HELP
+
+    table = Table("source", "what")
+    for spec, what in SOURCES_HELP.items():
+        table.add_row(spec, what)
+    out.print(table)
+
+
+@sources_app.command("validate")
+def sources_validate(
+    source: Annotated[str, typer.Option("--source", help="humaneval | mbpp:PATH | hf:NAME[:SPLIT] | file:PATH")],
+    limit: Annotated[int | None, typer.Option(help="at most this many problems")] = None,
+    json_out: JsonOpt = False,
+    backend: BackendOpt = None,
+    config: ConfigOpt = None,
+    show: Annotated[bool, typer.Option("--show", help="list every invalid problem")] = False,
+) -> None:
+    """Load problems and keep those whose reference solution passes its own tests in the sandbox."""
+    from sources.loaders import SourceError, load
+    from tasks.validation import summary, validate
+
+    cfg = _sandbox_config(config, backend)
+    try:
+        problems = load(source, limit=limit)
+    except SourceError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    with _open(cfg) as pool:
+        validate(problems, pool)
+    result = summary(problems)
+    if json_out:
+        print(json.dumps(result))
+        return
+    out.print(f"{source}: {result['loaded']} loaded, {result['valid']} valid, {result['invalid']} invalid")
+    for reason, count in result["reasons"].items():
+        out.print(f"  {reason}: {count}")
+    if show:
+        for problem in problems:
+            if problem.reason:
+                out.print(f"  {problem.source_id}: {problem.reason}")
 
 
 @app.command()
