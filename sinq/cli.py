@@ -486,9 +486,14 @@ def export_cmd(
 
 @app.command()
 def run() -> None:
-    """Run one nightly generation now (the pipeline lands with the pipeline issue; today: the sandbox check)."""
-    err.print("The nightly generation pipeline is not built yet (issue: the pipeline). Today sinq verifies pairs: "
-              "`sinq verify FILE.jsonl`, `sinq sandbox selftest`, `sinq sandbox bench`.")
+    """Run one nightly generation now (the Prefect pipeline lands with its own issue)."""
+    err.print("The nightly generation pipeline (Prefect flows, agents) is not built yet. What works today:\n"
+              "  sinq sources validate --source humaneval   # problems validated in the sandbox\n"
+              "  sinq verify pairs.jsonl --db sinq.duckdb   # settle pairs, store verdicts and executions\n"
+              "  sinq sql \"SELECT * FROM verified_pairs\"    # query the warehouse\n"
+              "  sinq parse alice responses.jsonl           # parse model responses made elsewhere\n"
+              "  sinq sandbox selftest | bench              # the sandbox's hostile suite and throughput",
+              soft_wrap=True)
 
 
 if __name__ == "__main__":
