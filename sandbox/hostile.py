@@ -130,6 +130,9 @@ CASES: list[Case] = [
     Case("forged_result_frame", "import json, os, struct\ndef f(ctx):\n"
          "    data = json.dumps({'kind': 'returned', 'value': 123, 'backend': 'forged', 'digest': 1}).encode()\n"
          "    os.write(3, struct.pack('>I', len(data)) + data)\n    os._exit(0)\n", {"crashed"}),
+    Case("plants_symlinks_for_the_next_run", "import os\ndef f(ctx):\n    for name in ('.stdout', 'x'):\n"
+         "        try:\n            os.unlink(name)\n        except OSError:\n            pass\n"
+         "        os.symlink('/tmp/sinq-work', name)\n    return 'benign'\n", {"returned"}, verdict="same"),
     Case("poisons_builtins", "import builtins\ndef f(ctx):\n    builtins.len = lambda x: 42\n"
          "    builtins.print = None\n    return 'benign'\n", {"returned"}, verdict="same"),
 ]

@@ -28,6 +28,7 @@ import reprlib
 import resource
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -388,7 +389,7 @@ def _confine(job: dict, uid: int | None, tmpdir: str, wfd: int) -> None:
     if uid is not None and tmpdir != WORKDIR:
         tmpdir = _private_workdir(tmpdir)
     devnull = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(tmpdir + "/.stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = os.open(tmpdir + "/.stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -864,8 +865,12 @@ def _wipe(path: str) -> None:
     output file may stay: the next child truncates it when it opens it."""
     try:
         names = os.listdir(path)
-        if not names or names == [".stdout"]:
+        if not names:
             return
+        if names == [".stdout"]:
+            info = os.lstat(os.path.join(path, ".stdout"))
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+                return
         for root, dirs, _files in os.walk(path):
             for name in dirs:
                 try:
@@ -877,7 +882,7 @@ def _wipe(path: str) -> None:
                 import shutil  # rare path: a program left directories behind
 
                 shutil.rmtree(entry.path, ignore_errors=True)
-            elif entry.name != ".stdout":
+            else:
                 os.unlink(entry.path)
     except OSError:
         pass
