@@ -25,6 +25,8 @@ db_app = typer.Typer(help="Warehouse: info, benchmark.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 sources_app = typer.Typer(help="Problem sources: list, validate.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+agents_app = typer.Typer(help="Agents: the model-free baselines.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
 out = Console()
 err = Console(stderr=True)
 
@@ -360,6 +362,42 @@ def sources_validate(
         for problem in problems:
             if problem.reason:
                 out.print(f"  {problem.source_id}: {problem.reason}")
+
+
+@agents_app.command("baseline")
+def agents_baseline(
+    source: Annotated[str, typer.Option("--source", help="as in `sinq sources validate`")] = "humaneval",
+    limit: Annotated[int | None, typer.Option(help="at most this many problems")] = None,
+    n: Annotated[int, typer.Option(help="pairs asked per problem")] = 1,
+    difficulty: Annotated[int, typer.Option(help="target difficulty 0-10")] = 5,
+    answers: Annotated[int, typer.Option(help="evaluator answers per pair (the n of difficulty)")] = 4,
+    budget: Annotated[int, typer.Option(help="candidate inputs tried per mutant")] = 24,
+    json_out: JsonOpt = False,
+    backend: BackendOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """One baseline round (mutation generator + fuzzing evaluator) and its yield: problems with >= 1 verified pair."""
+    from agents.baselines import BaselineConfig
+    from agents.yield_run import baseline_round
+    from sources.loaders import SourceError, load
+    from tasks.validation import validate
+
+    cfg = _sandbox_config(config, backend)
+    try:
+        problems = load(source, limit=limit)
+    except SourceError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    with _open(cfg) as pool:
+        validate(problems, pool)
+        result = baseline_round(problems, pool, n, difficulty, answers, BaselineConfig(search_budget=budget))
+    if json_out:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title=f"baseline round on {source}")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    out.print(table)
 
 
 @app.command()

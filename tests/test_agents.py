@@ -1,0 +1,63 @@
+"""The model-free baselines on real HumanEval problems through the real sandbox."""
+
+from __future__ import annotations
+
+import ast
+
+from agents.base import EvaluatorRequest, GeneratorRequest
+from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from agents.mutation import OPERATORS, mutants
+from agents.search import candidates
+from agents.yield_run import baseline_round
+from sandbox import Pair, verify_many
+from sources.loaders import load
+from tasks.validation import validate
+
+SMALL = BaselineConfig(search_budget=12, max_mutants=6)
+
+
+def test_at_least_ten_operator_kinds_and_each_mutant_changes_the_program() -> None:
+    assert len(OPERATORS) >= 10
+    code = ("def f(xs, k):\n    total = 0\n    for i in range(len(xs)):\n        if xs[i] > k and i % 2 == 0:\n"
+            "            total += xs[i] * 2\n        elif xs[i] == k:\n            continue\n    return total\n")
+    found = list(mutants(code, "f"))
+    kinds = {name for name, _ in found}
+    assert len(kinds) >= 9
+    original = ast.dump(ast.parse(code))
+    assert all(ast.dump(ast.parse(source)) != original for _, source in found)
+
+
+def test_candidates_are_distinct_literals_derived_from_the_seeds() -> None:
+    produced = list(candidates(["{'xs': [1, 2, 3], 'k': 2}", "{'xs': [], 'k': 0}"], budget=30, seed=1))
+    assert len(produced) == len(set(produced)) == 30
+    assert produced[0] == "{'xs': [1, 2, 3], 'k': 2}"
+    assert all(isinstance(ast.literal_eval(p), dict) for p in produced)
+    assert produced == list(candidates(["{'xs': [1, 2, 3], 'k': 2}", "{'xs': [], 'k': 0}"], budget=30, seed=1))
+
+
+def test_generator_pairs_are_verified_divergences(local_backend) -> None:
+    problems = [p for p in validate(load("humaneval", limit=6), local_backend) if p.reason is None]
+    samples = MutationGenerator(local_backend, SMALL).generate([GeneratorRequest(p, 5, 1) for p in problems])
+    good = [(p, s) for p, group in zip(problems, samples, strict=True) for s in group if s.reason is None]
+    assert len(good) >= 4
+    verdicts = verify_many([Pair(str(i), p.program, s.program, p.entry_point, s.input)
+                            for i, (p, s) in enumerate(good)], local_backend)
+    assert all(v.verdict == "diverges" for v in verdicts)
+    assert all(len([s for s in group if s.reason is None]) <= 1 for group in samples)
+
+
+def test_equivalent_variant_gets_no_answers_from_the_fuzzer(local_backend) -> None:
+    original = "def f(x):\n    return x * 2\n"
+    request = EvaluatorRequest("p", original, "def f(x):\n    return x + x\n", "f", 3, ["{'x': 3}"])
+    different = EvaluatorRequest("q", original, "def f(x):\n    return x * 2 if x != 4 else 0\n", "f", 3,
+                                 ["{'x': 3}"])
+    same, differs = FuzzEvaluator(local_backend, SMALL).evaluate([request, different])
+    assert [a.input for a in same] == [None, None, None] and {a.reason for a in same} == {"no_input_found"}
+    assert len(differs) == 3 and differs[0].input == "{'x': 4}"
+
+
+def test_baseline_round_yields_pairs_with_difficulty(local_backend) -> None:
+    result = baseline_round(load("humaneval", limit=5), local_backend, config=SMALL)
+    assert result["problems"] == 5
+    assert result["with_pair"] >= 3 and result["yield"] == result["with_pair"] / 5
+    assert sum(result["difficulty_histogram"].values()) == result["evaluated_pairs"] == result["verified_pairs"]
