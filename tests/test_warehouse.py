@@ -162,7 +162,7 @@ def test_killed_writer_leaves_whole_batches_and_a_rerun_completes(tmp_path: Path
 def test_sql_answers_while_a_run_is_writing(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse(path).store({})
-    process = writer(path, batches=150, size=2000)
+    process = writer(path, batches=2000, size=2000)
     seen = []
     try:
         deadline = time.monotonic() + 60
