@@ -1,0 +1,82 @@
+"""A response cache in the warehouse (llm_requests / llm_responses), keyed by the request's content hash: a rerun
+or a resumed run never pays twice, and replay mode answers only from the cache (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from agents.llm import LLMRequest, LLMResult
+from warehouse.store import Warehouse
+
+
+class CachedBackend:
+    def __init__(self, backend, warehouse: Warehouse, agent_id: str, prompt_version: str | None = None,
+                 run_id: str | None = None, replay: bool = False) -> None:
+        self.backend = backend
+        self.warehouse = warehouse
+        self.agent_id = agent_id
+        self.prompt_version = prompt_version
+        self.run_id = run_id
+        self.replay = replay
+        self.name = f"cached:{getattr(backend, 'name', 'replay')}"
+
+    def _lookup(self, keys: list[str]) -> dict[str, list[tuple]]:
+        if not keys or not self.warehouse.path.exists():
+            return {}
+        found: dict[str, list[tuple]] = {}
+        with self.warehouse.reading() as con:
+            rows = con.execute(
+                "SELECT request_id, choice_index, text, finish_reason, prompt_tokens, completion_tokens "
+                "FROM llm_responses WHERE request_id IN (SELECT unnest(?)) ORDER BY request_id, choice_index",
+                [keys]).fetchall()
+        for row in rows:
+            found.setdefault(row[0], []).append(row[1:])
+        return found
+
+    def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        keys = [r.key() for r in requests]
+        cached = self._lookup(sorted(set(keys)))
+        results: dict[int, LLMResult] = {}
+        misses = []
+        for index, (request, key) in enumerate(zip(requests, keys, strict=True)):
+            rows = cached.get(key, [])
+            if len(rows) >= request.n:
+                rows = rows[: request.n]
+                results[index] = LLMResult(request_key=key, texts=[r[1] for r in rows],
+                                           finish_reasons=[r[2] for r in rows], prompt_tokens=rows[0][3] or 0,
+                                           completion_tokens=sum(r[4] or 0 for r in rows), cache_hit=True)
+            elif self.replay:
+                results[index] = LLMResult(request_key=key, texts=[], finish_reasons=[],
+                                           error="not in the response cache (replay mode)")
+            else:
+                misses.append(index)
+        if misses:
+            fresh = self.backend.generate([requests[i] for i in misses])
+            self._store([requests[i] for i in misses], fresh)
+            for index, result in zip(misses, fresh, strict=True):
+                results[index] = result
+        return [results[i] for i in range(len(requests))]
+
+    def _store(self, requests: list[LLMRequest], results: list[LLMResult]) -> None:
+        now = datetime.now(UTC)
+        batch: dict[str, list[dict]] = {"llm_requests": [], "llm_responses": []}
+        for request, result in zip(requests, results, strict=True):
+            if result.error is not None:
+                continue
+            sampling = {"temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens,
+                        "model": request.model, "adapter": request.adapter}
+            batch["llm_requests"].append({
+                "request_id": result.request_key, "agent_id": self.agent_id, "prompt_version": self.prompt_version,
+                "messages": json.dumps(request.messages), "sampling": json.dumps(sampling), "seed": request.seed,
+                "n": request.n, "json_schema": json.dumps(request.json_schema) if request.json_schema else None,
+                "run_id": self.run_id, "created_at": now})
+            for choice, (text, finish) in enumerate(zip(result.texts, result.finish_reasons, strict=True)):
+                batch["llm_responses"].append({
+                    "response_id": f"{result.request_key}:{choice}", "request_id": result.request_key,
+                    "choice_index": choice, "text": text, "finish_reason": finish,
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens // max(1, len(result.texts)),
+                    "latency_s": result.latency_s, "cache_hit": False, "run_id": self.run_id, "created_at": now})
+        if batch["llm_requests"]:
+            self.warehouse.store(batch)

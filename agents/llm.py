@@ -1,0 +1,37 @@
+"""The LLM backend interface every backend implements: ``generate(requests) -> results``, batch-first."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, Field
+
+
+class LLMRequest(BaseModel):
+    messages: list[dict]
+    n: int = Field(1, ge=1)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    seed: int | None = None
+    json_schema: dict | None = None
+    model: str | None = None
+    adapter: str | None = None
+
+    def key(self) -> str:
+        """Content hash: the response cache's key, so a rerun never pays twice for the same request."""
+        blob = json.dumps(self.model_dump(), sort_keys=True, ensure_ascii=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class LLMResult(BaseModel):
+    request_key: str
+    texts: list[str | None]
+    finish_reasons: list[str | None]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cache_hit: bool = False
+    error: str | None = None
+    """Set when the backend gave up on this request (after retries): the caller records it, nothing is lost."""
