@@ -261,13 +261,7 @@ def sandbox_bench(
     cfg = _sandbox_config(config, backend)
     with _open(cfg) as pool:
         result = run_bench(pool, executions, baseline_runs)
-    if json_out:
-        print(json.dumps(result))
-        return
-    table = Table("figure", "value", title=f"sandbox bench ({result['backend']})")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    out.print(table)
+    _figures(result, f"sandbox bench ({result['backend']})", json_out)
 
 
 @sandbox_app.command("selftest")
@@ -319,6 +313,27 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
         print(json.dumps(pool.info(), indent=2))
 
 
+def _load_problems(source: str, limit: int | None) -> list:
+    from sources.loaders import SourceError, load
+
+    try:
+        return load(source, limit=limit)
+    except SourceError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _figures(result: dict, title: str, json_out: bool) -> None:
+    """A flat result as one JSON object, or as a two-column table for people."""
+    if json_out:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title=title)
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
 @sources_app.command("list")
 def sources_list() -> None:
     """The kinds of source sinq loads."""
@@ -340,15 +355,10 @@ def sources_validate(
     show: Annotated[bool, typer.Option("--show", help="list every invalid problem")] = False,
 ) -> None:
     """Load problems and keep those whose reference solution passes its own tests in the sandbox."""
-    from sources.loaders import SourceError, load
     from tasks.validation import summary, validate
 
     cfg = _sandbox_config(config, backend)
-    try:
-        problems = load(source, limit=limit)
-    except SourceError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    problems = _load_problems(source, limit)
     with _open(cfg) as pool:
         validate(problems, pool)
     result = summary(problems)
@@ -379,25 +389,14 @@ def agents_baseline(
     """One baseline round (mutation generator + fuzzing evaluator) and its yield: problems with >= 1 verified pair."""
     from agents.baselines import BaselineConfig
     from agents.yield_run import baseline_round
-    from sources.loaders import SourceError, load
     from tasks.validation import validate
 
     cfg = _sandbox_config(config, backend)
-    try:
-        problems = load(source, limit=limit)
-    except SourceError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    problems = _load_problems(source, limit)
     with _open(cfg) as pool:
         validate(problems, pool)
         result = baseline_round(problems, pool, n, difficulty, answers, BaselineConfig(search_budget=budget))
-    if json_out:
-        print(json.dumps(result))
-        return
-    table = Table("figure", "value", title=f"baseline round on {source}")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    out.print(table)
+    _figures(result, f"baseline round on {source}", json_out)
 
 
 @app.command()
@@ -492,14 +491,7 @@ def db_bench(
     """Bulk ingestion of execution rows and the per-round statistics view over many pairs."""
     from warehouse.bench import run_bench
 
-    result = run_bench(rows, pairs)
-    if json_out:
-        print(json.dumps(result))
-        return
-    table = Table("figure", "value", title="warehouse bench")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    out.print(table)
+    _figures(run_bench(rows, pairs), "warehouse bench", json_out)
 
 
 @app.command("export")
