@@ -4,7 +4,7 @@ and said so (it may be equivalent), never passed off as a pair."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, Field
 
 from agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
 from agents.mutation import DIFFICULTY_ORDER, mutants
@@ -14,13 +14,12 @@ from sandbox.pool import Job, WorkerPool
 from sandbox.verify import Pair, verify_many
 
 
-@dataclass
-class BaselineConfig:
-    search_budget: int = 24
-    """Candidate inputs tried per mutant (generator) and per answer slot x 4 (evaluator)."""
-    max_mutants: int = 12
-    search_timeout_s: float = 0.5
-    """Budget of one search execution; the verdict itself uses the sandbox's own limits."""
+class BaselineConfig(BaseModel):
+    """The model-free agents' budgets (``[agents.baseline]`` in the config file)."""
+
+    search_budget: int = Field(24, ge=1, description="candidate inputs tried per mutant")
+    max_mutants: int = Field(12, ge=1, description="mutants tried per problem")
+    search_timeout_s: float = Field(0.5, gt=0, description="one search execution; verdicts use the sandbox limits")
     seed: int = 0
 
 

@@ -378,24 +378,28 @@ def sources_validate(
 def agents_baseline(
     source: Annotated[str, typer.Option("--source", help="as in `sinq sources validate`")] = "humaneval",
     limit: Annotated[int | None, typer.Option(help="at most this many problems")] = None,
-    n: Annotated[int, typer.Option(help="pairs asked per problem")] = 1,
-    difficulty: Annotated[int, typer.Option(help="target difficulty 0-10")] = 5,
-    answers: Annotated[int, typer.Option(help="evaluator answers per pair (the n of difficulty)")] = 4,
-    budget: Annotated[int, typer.Option(help="candidate inputs tried per mutant")] = 24,
+    n: Annotated[int | None, typer.Option(help="pairs asked per problem [agents] pairs_per_problem")] = None,
+    difficulty: Annotated[int | None, typer.Option(help="target difficulty 0-10 [agents] target_difficulty")] = None,
+    answers: Annotated[int | None, typer.Option(help="evaluator answers per pair [agents] answers")] = None,
+    budget: Annotated[int | None, typer.Option(help="inputs tried per mutant [agents.baseline] search_budget")] = None,
     json_out: JsonOpt = False,
     backend: BackendOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """One baseline round (mutation generator + fuzzing evaluator) and its yield: problems with >= 1 verified pair."""
-    from agents.baselines import BaselineConfig
     from agents.yield_run import baseline_round
     from tasks.validation import validate
 
     cfg = _sandbox_config(config, backend)
+    agents = load_settings(config).agents
+    baseline = agents.baseline.model_copy(update={"search_budget": budget} if budget else {})
+    n = n or agents.pairs_per_problem
+    difficulty = agents.target_difficulty if difficulty is None else difficulty
+    answers = answers or agents.answers
     problems = _load_problems(source, limit)
     with _open(cfg) as pool:
         validate(problems, pool)
-        result = baseline_round(problems, pool, n, difficulty, answers, BaselineConfig(search_budget=budget))
+        result = baseline_round(problems, pool, n, difficulty, answers, baseline)
     _figures(result, f"baseline round on {source}", json_out)
 
 

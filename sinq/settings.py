@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from agents.config import AgentsConfig
 from sandbox.config import SandboxConfig
 
 
@@ -21,6 +22,7 @@ class WarehouseConfig(BaseModel):
 class Settings(BaseModel):
     sandbox: SandboxConfig = SandboxConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
+    agents: AgentsConfig = AgentsConfig()
 
 
 class SettingsError(ValueError):

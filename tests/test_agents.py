@@ -61,3 +61,18 @@ def test_baseline_round_yields_pairs_with_difficulty(local_backend) -> None:
     assert result["problems"] == 5
     assert result["with_pair"] >= 3 and result["yield"] == result["with_pair"] / 5
     assert sum(result["difficulty_histogram"].values()) == result["evaluated_pairs"] == result["verified_pairs"]
+
+
+def test_agents_baseline_cli_takes_its_figures_from_the_config(tmp_path, local_backend) -> None:
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "sinq.toml"
+    config.write_text("[agents]\nanswers = 2\n[agents.baseline]\nsearch_budget = 8\nmax_mutants = 3\n")
+    done = subprocess.run([sys.executable, "-m", "sinq.cli", "agents", "baseline", "--limit", "2", "--json",
+                           "--config", str(config)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["problems"] == 2 and result["with_pair"] >= 1
+    assert set(result["difficulty_histogram"]) <= {"0", "5", "10"}  # two answers: 0, 5 or 10
