@@ -17,10 +17,6 @@ COMPARE_SWAPS: dict[type, type] = {
 }
 
 
-def _sites(tree: ast.AST, predicate: Callable[[ast.AST], bool]) -> list[int]:
-    return [i for i, node in enumerate(ast.walk(tree)) if predicate(node)]
-
-
 def _mutate_at(tree: ast.Module, index: int, change: Callable[[ast.AST], bool]) -> str | None:
     clone = copy.deepcopy(tree)
     node = list(ast.walk(clone))[index]
