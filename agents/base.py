@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sandbox.outcome import Verdict
 from sources.problem import Problem
 
 
@@ -24,6 +25,8 @@ class GeneratorSample:
     reason: str | None = None
     """None for a usable sample; otherwise the rejection code (kept with the sample)."""
     meta: dict = field(default_factory=dict)
+    verdict: Verdict | None = None
+    """The sandbox verdict that settled the claim (None when it never reached the sandbox)."""
 
 
 @dataclass

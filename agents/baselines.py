@@ -107,7 +107,7 @@ class MutationGenerator:
             problem = requests[r].problem
             reason = None if verdict.verdict == "diverges" else f"{verdict.verdict}:{verdict.reason}"
             results[r].append(GeneratorSample(problem.problem_id, program, literal, reason,
-                                              {"operator": operator, "verdict": verdict.reason}))
+                                              {"operator": operator}, verdict))
         for r, request in enumerate(requests):
             good = [s for s in results[r] if s.reason is None][: request.n]
             rejected = [s for s in results[r] if s.reason is not None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from agents.baselines import BaselineConfig
 
@@ -22,7 +22,27 @@ class AgentConfig(BaseModel):
     model: str | None = Field(None, description="a local path or a served model name; nothing is downloaded")
     adapter: str | None = None
     base_url: str | None = Field(None, description="for the openai backend")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the openai key, if any")
+    concurrency: int = Field(16, ge=1, description="openai backend: requests in flight")
+    timeout_s: float = Field(120.0, gt=0, description="openai: one request; vllm-batch: one run-batch")
+    vllm_python: str | None = Field(None, description="vllm-batch: vLLM's interpreter (default .vllm-env)")
+    max_model_len: int = Field(4096, ge=64, description="vllm-batch: context length given to vLLM")
+    batch_size: int = Field(16, ge=1, description="transformers: sequences per generate call")
+    device: str | None = Field(None, description="transformers: cpu, cuda, cuda:1 ... (default: cuda if present)")
+    cache: bool = Field(True, description="keep every response in the warehouse; a rerun never pays twice")
+    replay: bool = Field(False, description="answer only from the response cache (no model needed)")
     sampling: Sampling = Sampling()
+
+    @model_validator(mode="after")
+    def _llm_needs_backend(self) -> AgentConfig:
+        if self.kind == "llm":
+            if self.backend is None and not self.replay:
+                raise ValueError("kind = 'llm' needs a backend (openai | transformers | vllm-batch)")
+            if self.model is None:
+                raise ValueError("kind = 'llm' needs a model (a local path or a served model name)")
+            if self.backend == "openai" and not self.base_url and not self.replay:
+                raise ValueError("the openai backend needs base_url")
+        return self
 
 
 class AgentsConfig(BaseModel):

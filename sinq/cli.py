@@ -25,7 +25,7 @@ db_app = typer.Typer(help="Warehouse: info, benchmark.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 sources_app = typer.Typer(help="Problem sources: list, validate.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
-agents_app = typer.Typer(help="Agents: the model-free baselines.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agents: the model-free baselines; the LLM bench.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
 out = Console()
 err = Console(stderr=True)
@@ -532,3 +532,33 @@ def run() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@agents_app.command("bench")
+def agents_bench(
+    backend: Annotated[str, typer.Option("--backend", help="LLM backend to measure: vllm-batch")] = "vllm-batch",
+    model: Annotated[str | None, typer.Option(help="model path (default: a tiny random model made now)")] = None,
+    python: Annotated[str | None, typer.Option(help="vLLM's interpreter (default: SINQ_VLLM_PYTHON, .vllm-env)")
+                      ] = None,
+    requests: Annotated[int, typer.Option(help="requests in the batch")] = 128,
+    max_tokens: Annotated[int, typer.Option(help="completion tokens per request")] = 128,
+    repeats: Annotated[int, typer.Option(help="raw/pipeline pairs; medians are reported")] = 1,
+    vllm_args: Annotated[str | None, typer.Option(help="extra vLLM engine flags (default: CPU-friendly)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pipeline tokens/s against the bare engine (`vllm run-batch` alone) on the same requests."""
+    import shlex
+
+    from agents.bench import bench_vllm_batch
+    from agents.vllm_batch_backend import VLLMError
+
+    if backend != "vllm-batch":
+        err.print(f"[red]only the vllm-batch backend has a bench (got {backend!r})[/red]")
+        raise typer.Exit(2)
+    try:
+        result = bench_vllm_batch(model, python, requests, max_tokens, repeats,
+                                  shlex.split(vllm_args) if vllm_args is not None else None)
+    except (VLLMError, RuntimeError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _figures(result, "vllm-batch: pipeline vs raw run-batch", json_out)

@@ -1,6 +1,6 @@
 """Shared fixtures. Real parts only: real bwrap-sandboxed workers, a real Docker Engine when one is reachable.
 
-Locally a missing part skips with the reason; CI sets SINQ_REQUIRE_SANDBOX=1 and SINQ_REQUIRE_DOCKER=1, which turn
+Locally a missing part skips with the reason; CI sets SINQ_REQUIRE_SANDBOX, _DOCKER, _LLM and _VLLM to 1, which turn
 those skips into failures.
 """
 
@@ -53,3 +53,26 @@ def docker_backend():
         missing("Docker", str(exc), "SINQ_REQUIRE_DOCKER")
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random Qwen2-typed chat model made on the spot (nothing can be downloaded here)."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        missing("torch/transformers", f"{exc} (install the llm extra: make .venv/.installed)", "SINQ_REQUIRE_LLM")
+    from agents.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def vllm_python():
+    from agents.vllm_batch_backend import default_vllm_python
+
+    python = default_vllm_python()
+    if not os.path.exists(python):
+        missing("the vLLM environment", f"{python} not found (make vllm-env)", "SINQ_REQUIRE_VLLM")
+    return python

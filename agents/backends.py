@@ -1,0 +1,61 @@
+"""Builds each role's agent from its config: the model-free baselines, or an LLM agent over the chosen backend,
+wrapped in the warehouse response cache so that a rerun or a resumed run never pays twice."""
+
+from __future__ import annotations
+
+import os
+
+from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from agents.cache import CachedBackend
+from agents.config import AgentConfig
+from agents.llm_agents import LLMEvaluator, LLMGenerator
+from sandbox.pool import WorkerPool
+from warehouse.store import Warehouse
+
+
+def make_backend(config: AgentConfig):
+    """The raw LLM backend a config names (loaded now: a transformers model is read into memory here)."""
+    if config.backend == "openai":
+        from agents.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(config.base_url or "", config.model or "", api_key=os.environ.get(config.api_key_env),
+                             concurrency=config.concurrency, timeout_s=config.timeout_s)
+    if config.backend == "transformers":
+        from agents.transformers_backend import TransformersBackend
+
+        return TransformersBackend(config.model or "", adapter=config.adapter, device=config.device,
+                                   batch_size=config.batch_size)
+    if config.backend == "vllm-batch":
+        from agents.vllm_batch_backend import VLLMBatchBackend
+
+        return VLLMBatchBackend(config.model or "", python=config.vllm_python, max_model_len=config.max_model_len,
+                                timeout_s=config.timeout_s)
+    raise ValueError(f"unknown LLM backend {config.backend!r}")
+
+
+def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | None = None, run_id: str | None = None,
+                prompt_version: str | None = None):
+    if config.replay and warehouse is None:
+        raise ValueError("replay mode reads the response cache: it needs a warehouse")
+    backend = None if config.replay else make_backend(config)
+    if warehouse is None or not (config.cache or config.replay):
+        return backend
+    agent_id = f"{role}:{config.backend}:{config.model}:{config.adapter or ''}"
+    return CachedBackend(backend, warehouse, agent_id, prompt_version=prompt_version, run_id=run_id,
+                         replay=config.replay)
+
+
+def make_generator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,
+                   warehouse: Warehouse | None = None, run_id: str | None = None):
+    if config.kind == "baseline":
+        return MutationGenerator(sandbox, baseline)
+    backend = llm_backend(config, "generator", warehouse, run_id, LLMGenerator.prompt_version)
+    return LLMGenerator(backend, config, sandbox)
+
+
+def make_evaluator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,
+                   warehouse: Warehouse | None = None, run_id: str | None = None):
+    if config.kind == "baseline":
+        return FuzzEvaluator(sandbox, baseline)
+    backend = llm_backend(config, "evaluator", warehouse, run_id, LLMEvaluator.prompt_version)
+    return LLMEvaluator(backend, config)
