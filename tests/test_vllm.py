@@ -18,7 +18,7 @@ from agents.llm import LLMRequest
 from agents.openai_backend import OpenAIBackend
 from agents.vllm_batch_backend import VLLMBatchBackend, read_results
 
-CPU_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager"]
+CPU_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager", "--no-enable-chunked-prefill"]
 
 
 def _ask(i: int, **update) -> LLMRequest:
