@@ -518,16 +518,137 @@ def export_cmd(
     out.print(f"exported {summary['pairs']} pairs to {summary['file']} (card: {out_dir / 'README.md'})")
 
 
+def _run_settings(config: Path | None, source: str | None, limit: int | None, agents: str | None,
+                  backend: str | None, db: Path | None, round_: int | None, task_runner: str | None):
+    """Settings for one run: the config file (or embedded defaults), then the command line on top."""
+    from pydantic import ValidationError
+
+    try:
+        settings = load_settings(config)
+        run = settings.run.model_dump()
+        run.update({k: v for k, v in {"source": source, "limit": limit, "round": round_,
+                                      "task_runner": task_runner}.items() if v is not None})
+        data = settings.model_dump()
+        data["run"] = run
+        if backend is not None:
+            data["sandbox"]["backend"] = backend
+        if db is not None:
+            data["warehouse"]["path"] = db
+        if agents is not None:
+            if agents not in ("baseline", "llm"):
+                raise SettingsError(f"--agents must be baseline or llm, got {agents!r}")
+            for role in ("generator", "evaluator"):
+                data["agents"][role]["kind"] = agents
+        return type(settings).model_validate(data)
+    except (SettingsError, ValidationError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
-def run() -> None:
-    """Run one nightly generation now (the Prefect pipeline lands with its own issue)."""
-    err.print("The nightly generation pipeline (Prefect flows, agents) is not built yet. What works today:\n"
-              "  sinq sources validate --source humaneval   # problems validated in the sandbox\n"
-              "  sinq verify pairs.jsonl --db sinq.duckdb   # settle pairs, store verdicts and executions\n"
-              "  sinq sql \"SELECT * FROM verified_pairs\"    # query the warehouse\n"
-              "  sinq parse alice responses.jsonl           # parse model responses made elsewhere\n"
-              "  sinq sandbox selftest | bench              # the sandbox's hostile suite and throughput",
-              soft_wrap=True)
+def run(
+    source: Annotated[str | None, typer.Option("--source", help="problem source, as in `sinq sources validate`")
+                      ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="at most this many problems")] = None,
+    agents: Annotated[str | None, typer.Option("--agents", help="baseline | llm (both roles)")] = None,
+    backend: BackendOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    round_: Annotated[int | None, typer.Option("--round", help="self-play round of the samples")] = None,
+    task_runner: Annotated[str | None, typer.Option("--task-runner", help="threads | dask")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run one nightly generation now, visible in the Prefect UI (a local server is started if none answers)."""
+    import logging
+    import os
+
+    from flows import server
+
+    settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        api = server.ensure_api()
+    except RuntimeError as exc:
+        err.print(f"[red]Prefect: {exc}[/red]")
+        raise typer.Exit(4) from exc
+    if json_out:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.nightly import for_settings, progress_hooks
+
+    err.print(f"[dim]Prefect API {api} · warehouse {settings.warehouse.path} · source {settings.run.source}[/dim]")
+    bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, disable=json_out)
+    ids: dict[str, int] = {}
+
+    def hook(stage: str, done: int, total: int) -> None:
+        if stage not in ids:
+            ids[stage] = bars.add_task(stage, total=total)
+        bars.update(ids[stage], completed=done, total=total)
+
+    progress_hooks.append(hook)
+    logging.getLogger("prefect").setLevel(logging.WARNING if json_out else logging.INFO)
+    try:
+        with bars:
+            state = for_settings(settings)(settings.model_dump(mode="json"), return_state=True)
+    finally:
+        progress_hooks.remove(hook)
+    run_id = str(state.state_details.flow_run_id)
+    ui = f"{server.ui_url(api)}/runs/flow-run/{run_id}"
+    if not state.is_completed():
+        err.print(f"[red]run {run_id} {state.name}: {state.message}[/red]\nsee {ui}")
+        raise typer.Exit(1)
+    summary = state.result()
+    result = {"run_id": summary["run_id"], "problems": summary["problems"], "samples": summary["samples"],
+              "verified_pairs": summary["verified_pairs"], "evaluated_pairs": summary["evaluated_pairs"],
+              "verification_rate": summary["verification_rate"],
+              "evaluator_success_rate": summary["evaluator_success_rate"],
+              "difficulty_histogram": summary["difficulty_histogram"],
+              "round_verified_pairs": summary["round_verified_pairs"], "db": str(settings.warehouse.path),
+              "snapshot": (summary["snapshot"] or {}).get("path"), "ui": ui, "timings": summary["timings"]}
+    if json_out:
+        print(json.dumps(result))
+        return
+    _figures({k: v for k, v in result.items() if k not in ("ui", "timings")}, "nightly generation", False)
+    out.print(f"Prefect UI: [link={ui}]{ui}[/link]")
+    out.print(f"Query: sinq sql \"SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{run_id}' "
+              f"GROUP BY 1 ORDER BY 1\" --db {settings.warehouse.path}")
+
+
+server_app = typer.Typer(help="A local Prefect server (SQLite, analytics off) for the UI.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(port: Annotated[int, typer.Option(help="port")] = 4200) -> None:
+    """Start it in the background (kept running after this command); prints where the UI is."""
+    from flows import server
+
+    try:
+        info = server.start(port=port)
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    out.print(f"Prefect server up: UI {info['ui_url']} (pid {info['pid']}); export PREFECT_API_URL={info['api_url']}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    from flows import server
+
+    out.print("stopped" if server.stop() else "no server started by sinq is running")
+
+
+@server_app.command("status")
+def server_status(json_out: JsonOpt = False) -> None:
+    from flows import server
+
+    info = server.status()
+    if json_out:
+        print(json.dumps(info))
+        return
+    _figures(info, "Prefect server", False)
+    if not info["healthy"]:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

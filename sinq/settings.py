@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from agents.config import AgentsConfig
+from flows.config import RunConfig
 from sandbox.config import SandboxConfig
 
 
@@ -23,6 +26,12 @@ class Settings(BaseModel):
     sandbox: SandboxConfig = SandboxConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
     agents: AgentsConfig = AgentsConfig()
+    run: RunConfig = RunConfig()
+
+    def config_hash(self) -> str:
+        """Identifies what a run was asked to do (tagged on every run; stored with it)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class SettingsError(ValueError):

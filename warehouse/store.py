@@ -10,9 +10,11 @@ make the rerun of that batch complete it without duplicates.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -103,6 +105,12 @@ class Warehouse:
                     continue
                 inserted[table] = self._insert(con, table, rows)
         return inserted
+
+    def finish_run(self, run_id: str, status: str, timings: dict | None = None, error: str | None = None) -> None:
+        """Close a run's row (the one update the warehouse makes: everything else is insert-only)."""
+        with self.writing() as con:
+            con.execute("UPDATE runs SET status = ?, finished_at = ?, timings = ?, error = ? WHERE run_id = ?",
+                        [status, datetime.now(UTC), json.dumps(timings or {}), error, run_id])
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict] | pa.Table) -> int:

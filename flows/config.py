@@ -1,0 +1,34 @@
+"""What a nightly run does and when (``[run]`` in the config file). Plain pydantic: no Prefect import here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class RunConfig(BaseModel):
+    source: str = Field("humaneval", description="problem source spec, as in `sinq sources validate`")
+    limit: int | None = Field(None, ge=1, description="at most this many problems (None: all)")
+    round: int = Field(0, ge=0, description="self-play round the samples belong to; bump it for fresh samples")
+    batch_size: int = Field(32, ge=1, description="problems per Prefect task (tasks are batches, never executions)")
+    export_dir: Path | None = Field(Path("exports"), description="a Parquet snapshot per run lands here; None: off")
+    cron: str = Field("0 2 * * *", description="nightly schedule of the deployment")
+    timezone: str = Field("UTC", description="IANA timezone of the schedule")
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = Field(None, description="a Dask scheduler (tcp://host:8786); None: a LocalCluster")
+    dask_workers: int = Field(2, ge=1, description="LocalCluster workers when no address is given")
+    sandbox_slots: int = Field(1, ge=1, description="global concurrency limit: sandbox batches at once (fleet-wide)")
+    llm_slots: int = Field(1, ge=1, description="global concurrency limit: LLM batches at once (fleet-wide)")
+    work_pool: str = Field("sinq-cpu", description="work pool of the nightly deployment")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value

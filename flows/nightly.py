@@ -1,0 +1,146 @@
+"""The nightly generation flow: source and validate problems → generate and settle samples → evaluator answers and
+difficulty → summary, artifacts and a Parquet snapshot. Batches of problems are the unit of work; everything lands
+in the warehouse as it is made, so a killed run resumes where it stopped when run again."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.artifacts import publish, slug
+from sinq.settings import Settings, load_settings
+from tasks import nightly, stages
+
+
+def _run_name() -> str:
+    source = (flow_run.parameters.get("settings") or {}).get("run", {}).get("source", "humaneval")
+    return f"nightly-{slug(source)}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def run_tags(settings: Settings) -> list[str]:
+    agents = settings.agents
+    return ["sinq", "nightly", f"source:{settings.run.source}", f"round:{settings.run.round}",
+            f"generator:{agents.generator.kind}", f"evaluator:{agents.evaluator.kind}",
+            f"sandbox:{settings.sandbox.backend}", f"config:{settings.config_hash()}"]
+
+
+def _label_run(settings: Settings) -> None:
+    """Tags (source, agents, round, config hash) on the run itself, however it was started (CLI or deployment);
+    the fleet-wide concurrency limits exist before any task asks for a slot."""
+    run_id = flow_run.id
+    with get_client(sync_client=True) as client:
+        if run_id:
+            current = client.read_flow_run(uuid.UUID(run_id)).tags or []
+            client.update_flow_run(uuid.UUID(run_id), tags=sorted(set(current) | set(run_tags(settings))))
+        client.upsert_global_concurrency_limit_by_name(nightly.SANDBOX_LIMIT, settings.run.sandbox_slots)
+        client.upsert_global_concurrency_limit_by_name(nightly.LLM_LIMIT, settings.run.llm_slots)
+
+
+ProgressHook = Callable[[str, int, int], None]
+progress_hooks: list[ProgressHook] = []
+"""Called in the flow's process as batches finish (stage, done, total): the CLI's progress bars."""
+
+
+def _report(stage: str, done: int, total: int) -> None:
+    for hook in progress_hooks:
+        hook(stage, done, total)
+
+
+def task_runner(settings: Settings):
+    """Threads in this process by default; Dask (a LocalCluster, or a scheduler address for many machines)
+    spreads the sandbox batches over processes and hosts."""
+    if settings.run.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.run.dask_address:
+            return DaskTaskRunner(address=settings.run.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.run.dask_workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=4)
+
+
+def for_settings(settings: Settings):
+    """The flow with the task runner the settings ask for."""
+    return nightly_generation.with_options(task_runner=task_runner(settings))
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+@flow(name="nightly-generation", flow_run_name=_run_name, persist_result=False, log_prints=False)
+def nightly_generation(settings: dict | None = None) -> dict:
+    """One night of the game on the configured source and agents (embedded defaults when nothing is configured)."""
+    cfg = Settings.model_validate(settings) if settings is not None else load_settings()
+    data = cfg.model_dump(mode="json")
+    logger = get_run_logger()
+    run_id = flow_run.id or str(uuid.uuid4())
+    _label_run(cfg)
+    warehouse = stages.warehouse_for(cfg)
+    warehouse.store({"runs": [{
+        "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round, "config": cfg
+        .model_dump_json(), "config_hash": cfg.config_hash(), "tags": json.dumps(run_tags(cfg)),
+        "started_at": datetime.now(UTC)}]})
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        source = nightly.source_problems(data, run_id)
+        timings["source"] = source.pop("seconds")
+        ids = source.pop("problem_ids")
+        logger.info("source %s: %d loaded, %d usable (%d validated now), rejected %s", cfg.run.source,
+                    source["loaded"], source["usable"], source["validated_now"], source["rejected"])
+        batches = _chunks(ids, cfg.run.batch_size)
+        progress = create_progress_artifact(0.0, key="nightly-progress",
+                                            description="generate + evaluate batches done")
+        generated = [nightly.generate.submit(data, run_id, batch, i) for i, batch in enumerate(batches)]
+        evaluated = [nightly.evaluate.submit(data, run_id, batch, i, wait_for=[generated[i]])
+                     for i, batch in enumerate(batches)]
+        failures = []
+        work = {"generate": 0.0, "evaluate": 0.0}
+        finished = {"generate": 0, "evaluate": 0}
+        _report("generate", 0, len(batches))
+        _report("evaluate", 0, len(batches))
+        for done, future in enumerate(as_completed(generated + evaluated), start=1):
+            stage = "generate" if future in generated else "evaluate"
+            finished[stage] += 1
+            _report(stage, finished[stage], len(batches))
+            try:
+                counts = future.result()
+            except Exception as exc:
+                failures.append(f"{stage}: {type(exc).__name__}: {exc}")
+                logger.error("%s batch failed: %s", stage, exc)
+            else:
+                work[stage] += counts.pop("seconds")
+                logger.info("%s batch: %s", stage, counts)
+            update_progress_artifact(progress, 100.0 * done / (2 * len(batches)) if batches else 100.0)
+        if not batches:
+            update_progress_artifact(progress, 100.0)
+        timings.update(work)
+        summary = nightly.summarize(data, run_id)
+        timings["summary"] = summary.pop("seconds")
+        snapshot = nightly.export_snapshot(data, run_id)
+        timings["wall"] = time.perf_counter() - started
+        summary.update(problems=source["usable"], problems_loaded=source["loaded"], snapshot=snapshot,
+                       failed_batches=failures, timings={k: round(v, 3) for k, v in timings.items()})
+        publish(summary, source, {k: v for k, v in timings.items() if k != "wall"})
+        logger.info("run %s: %d samples, %d verified pairs, %d labelled; snapshot %s", run_id, summary["samples"],
+                    summary["verified_pairs"], summary["evaluated_pairs"], snapshot and snapshot["path"])
+        if failures:
+            raise RuntimeError(f"{len(failures)} batch(es) failed (the others are stored): {failures[:3]}")
+        warehouse.finish_run(run_id, "completed", summary["timings"])
+        return summary
+    except BaseException as exc:
+        warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, str(exc)[:2000])
+        raise
+    finally:
+        stages.close_sandboxes()

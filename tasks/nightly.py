@@ -1,0 +1,83 @@
+"""Prefect tasks of the nightly run: thin, batch-sized wrappers over tasks/stages.py. Parameters are plain JSON
+(settings, run id, problem ids); results are small dicts of counts. Retries (with jitter) only for infrastructure
+failures, never for data outcomes; Prefect's per-run result cache is off: resumption uses our content hashes."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import duckdb
+import httpx
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from sandbox.local import SandboxUnavailable
+from sinq.settings import Settings
+from tasks import stages
+
+SANDBOX_LIMIT = "sinq-sandbox"
+LLM_LIMIT = "sinq-llm"
+INFRASTRUCTURE = (SandboxUnavailable, duckdb.IOException, httpx.TransportError, ConnectionError, TimeoutError)
+
+
+def infrastructure_failure(task, task_run, state) -> bool:
+    """Retry a task only when what broke was infrastructure (sandbox, database lock, network), not the data."""
+    try:
+        state.result()
+    except INFRASTRUCTURE:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+OPTIONS = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_jitter_factor": 0.5,
+           "retry_condition_fn": infrastructure_failure, "cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _slots(settings: Settings, llm: bool) -> ExitStack:
+    """Fleet-wide guards: the sandbox limit always, the LLM limit when an LLM agent plays this stage."""
+    stack = ExitStack()
+    stack.enter_context(concurrency(SANDBOX_LIMIT, occupy=1, strict=False))
+    if llm:
+        stack.enter_context(concurrency(LLM_LIMIT, occupy=1, strict=False))
+    return stack
+
+
+def _timed(function, *args) -> dict:
+    started = time.perf_counter()
+    result = function(*args)
+    return {**result, "seconds": time.perf_counter() - started}
+
+
+@task(name="source-problems", **OPTIONS)
+def source_problems(settings: dict, run_id: str) -> dict:
+    cfg = Settings.model_validate(settings)
+    with _slots(cfg, False):
+        return _timed(stages.source_problems, cfg, run_id)
+
+
+@task(name="generate", task_run_name="generate-{index}", **OPTIONS)
+def generate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+    cfg = Settings.model_validate(settings)
+    with _slots(cfg, cfg.agents.generator.kind == "llm"):
+        return _timed(stages.generate_batch, cfg, run_id, problem_ids)
+
+
+@task(name="evaluate", task_run_name="evaluate-{index}", **OPTIONS)
+def evaluate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+    cfg = Settings.model_validate(settings)
+    with _slots(cfg, cfg.agents.evaluator.kind == "llm"):
+        return _timed(stages.evaluate_batch, cfg, run_id, problem_ids)
+
+
+@task(name="summarize", **OPTIONS)
+def summarize(settings: dict, run_id: str) -> dict:
+    return _timed(stages.run_summary, Settings.model_validate(settings), run_id)
+
+
+@task(name="export-snapshot", **OPTIONS)
+def export_snapshot(settings: dict, run_id: str) -> dict | None:
+    return stages.export_snapshot(Settings.model_validate(settings), run_id)
