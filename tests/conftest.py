@@ -76,3 +76,15 @@ def vllm_python():
     if not os.path.exists(python):
         missing("the vLLM environment", f"{python} not found (make vllm-env)", "SINQ_REQUIRE_VLLM")
     return python
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One real Prefect server (prefect_test_harness: a subprocess API on a temporary SQLite) for the session;
+    yields its API URL, which subprocesses get through PREFECT_API_URL."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()

@@ -1,0 +1,178 @@
+"""The nightly flow end to end under a real Prefect server (prefect_test_harness), the real sandbox and a real
+DuckDB file: pairs stored, reruns add nothing and call no agent, a killed run resumes without loss or duplicates,
+artifacts readable through the Prefect client, the Dask runner on a LocalCluster, the deployment file valid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.config import RunConfig
+from sinq.settings import Settings, WarehouseConfig
+from tests.conftest import fast_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings(tmp_path: Path, **run) -> Settings:
+    return Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
+                    run=RunConfig(**({"limit": 6, "batch_size": 3, "export_dir": tmp_path / "exports"} | run)))
+
+
+def _run(settings: Settings) -> dict:
+    from flows.nightly import for_settings
+
+    return for_settings(settings)(settings.model_dump(mode="json"))
+
+
+def _count(db: Path, sql: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+TABLES = ("problems", "samples", "pairs", "verdicts", "executions", "evaluator_answers", "difficulty_labels")
+
+
+def _counts(db: Path) -> dict[str, int]:
+    return {t: _count(db, f"SELECT count(*) FROM {t}") for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_server, local_backend, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nightly")
+    settings = _settings(tmp)
+    return settings, _run(settings)
+
+
+def test_nightly_run_stores_verified_pairs(first_run):
+    settings, summary = first_run
+    db = settings.warehouse.path
+    assert summary["problems"] == 6 and summary["samples"] >= 6
+    assert summary["verified_pairs"] >= 3
+    assert summary["verified_pairs"] == _count(db, "SELECT count(*) FROM verified_pairs")
+    assert summary["evaluated_pairs"] == summary["verified_pairs"]
+    assert _count(db, "SELECT count(*) FROM verified_pairs WHERE difficulty IS NULL") == 0
+    assert _count(db, f"SELECT count(*) FROM runs WHERE run_id = '{summary['run_id']}' AND status = 'completed'") == 1
+    snapshot = Path(summary["snapshot"]["path"])
+    assert (snapshot / "verified_pairs.parquet").exists() and (snapshot / "README.md").exists()
+
+
+def test_run_carries_tags_and_artifacts(first_run):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    settings, summary = first_run
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(summary["run_id"]))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(summary["run_id"])])))
+    assert run.state.is_completed()
+    assert f"config:{settings.config_hash()}" in run.tags and "source:humaneval" in run.tags
+    by_key = {a.key: a for a in artifacts}
+    assert {"nightly-summary", "nightly-progress", "difficulty-histogram", "source-humaneval"} <= set(by_key)
+    assert f"| verified pairs (sandbox says they diverge) | {summary['verified_pairs']} |" in \
+        by_key["nightly-summary"].data
+    assert by_key["nightly-progress"].data == 100.0
+    assert by_key["difficulty-histogram"].data.startswith("data:image/png;base64,")
+    table = by_key["source-humaneval"].data
+    assert (json.loads(table) if isinstance(table, str) else table)[0]["usable"] == 6
+
+
+def test_rerun_adds_nothing_and_calls_no_agent(first_run, monkeypatch):
+    from agents.baselines import FuzzEvaluator, MutationGenerator
+
+    def forbidden(self, requests):
+        raise AssertionError("an agent was called again for work already stored")
+
+    monkeypatch.setattr(MutationGenerator, "generate", forbidden)
+    monkeypatch.setattr(FuzzEvaluator, "evaluate", forbidden)
+    settings, _ = first_run
+    before = _counts(settings.warehouse.path)
+    summary = _run(settings)
+    assert (summary["samples"], summary["verified_pairs"], summary["evaluated_pairs"]) == (0, 0, 0)
+    assert summary["round_verified_pairs"] == before["pairs"]
+    assert _counts(settings.warehouse.path) == before
+
+
+def _sinq(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sinq.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_kill_9_mid_run_then_rerun_loses_and_duplicates_nothing(prefect_server, local_backend, tmp_path):
+    config = tmp_path / "sinq.toml"
+    config.write_text(f"""
+[sandbox]
+workers_per_seed = 1
+[sandbox.limits]
+timeout_s = 0.5
+[run]
+limit = 16
+batch_size = 2
+export_dir = "{tmp_path / 'exports'}"
+""")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    killed_db, clean_db = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
+    victim = _sinq("run", "--config", str(config), "--db", str(killed_db), "--json", env=env)
+    deadline = time.monotonic() + 240
+    while True:
+        assert victim.poll() is None, f"the run ended before it could be killed: {victim.communicate()}"
+        assert time.monotonic() < deadline, "no batch was stored within 240 s"
+        try:
+            if killed_db.exists() and _count(killed_db, "SELECT count(DISTINCT problem_id) FROM samples") >= 2:
+                break
+        except duckdb.Error:
+            pass  # the writer holds the file for a moment
+        time.sleep(0.2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    partial = _count(killed_db, "SELECT count(DISTINCT problem_id) FROM samples")
+    assert 2 <= partial < 16
+
+    resumed = _sinq("run", "--config", str(config), "--db", str(killed_db), "--json", env=env)
+    clean = _sinq("run", "--config", str(config), "--db", str(clean_db), "--json", env=env)
+    for process in (resumed, clean):
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["problems"] == 16
+
+    def content(db: Path) -> tuple:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            samples = con.execute("SELECT problem_id, sample_id, program_id, input_id, status, reason FROM samples "
+                                  "ORDER BY ALL").fetchall()
+            pairs = con.execute("SELECT problem_id, variant_program_id, input_id FROM pairs ORDER BY ALL").fetchall()
+            labels = con.execute("SELECT p.problem_id, p.variant_program_id, d.difficulty FROM difficulty_labels d "
+                                 "JOIN pairs p USING (pair_id) ORDER BY ALL").fetchall()
+            per_problem = con.execute("SELECT max(n) FROM (SELECT problem_id, count(DISTINCT run_id) AS n "
+                                      "FROM samples GROUP BY 1)").fetchall()[0][0]
+        finally:
+            con.close()
+        return samples, pairs, labels, per_problem
+
+    killed, reference = content(killed_db), content(clean_db)
+    assert killed[0] == reference[0], "samples differ from an uninterrupted run"
+    assert killed[1] == reference[1] and len(set(killed[1])) == len(killed[1])
+    assert killed[2] == reference[2]
+    assert killed[3] == 1, "a problem was generated twice"
+
+
+def test_dask_runner_on_a_local_cluster(prefect_server, local_backend, tmp_path):
+    settings = _settings(tmp_path, limit=4, batch_size=2, task_runner="dask", dask_workers=2)
+    summary = _run(settings)
+    assert summary["problems"] == 4 and summary["verified_pairs"] >= 2
+    assert summary["verified_pairs"] == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")
