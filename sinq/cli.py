@@ -614,6 +614,62 @@ def run(
               f"GROUP BY 1 ORDER BY 1\" --db {settings.warehouse.path}")
 
 
+@app.command()
+def deploy(
+    config: ConfigOpt = None,
+    name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+    json_out: JsonOpt = False,
+) -> None:
+    """Register the nightly deployment (cron + timezone from [run], never overlapping) and its work pools."""
+    import os
+
+    from flows import server
+
+    settings = _run_settings(config, None, None, None, None, None, None, None)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        api = server.ensure_api(start_if_missing=False)
+    except RuntimeError as exc:
+        err.print(f"[red]Prefect: {exc}[/red]")
+        raise typer.Exit(4) from exc
+    from flows.deploy import deploy_nightly
+
+    result = deploy_nightly(settings, name)
+    if json_out:
+        print(json.dumps(result))
+        return
+    _figures(result, f"deployed to {api}", False)
+    out.print(f"Start a worker: sinq worker start --pool {result['work_pool']}")
+
+
+worker_app = typer.Typer(help="Prefect workers that run the deployments.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.command("start")
+def worker_start(
+    pool: Annotated[str, typer.Option(help="work pool (sinq-cpu for generation, sinq-gpu for fine-tuning)")
+                    ] = "sinq-cpu",
+    run_once: Annotated[bool, typer.Option("--run-once", help="poll once, run what is due, exit")] = False,
+) -> None:
+    """Run a process worker for a pool (in the foreground; Ctrl-C stops it)."""
+    import os
+    import subprocess
+
+    from flows import server
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        server.ensure_api(start_if_missing=False)
+    except RuntimeError as exc:
+        err.print(f"[red]Prefect: {exc}[/red]")
+        raise typer.Exit(4) from exc
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect) if prefect.exists() else "prefect", "worker", "start", "--pool", pool, "--type",
+               "process"] + (["--run-once"] if run_once else [])
+    raise typer.Exit(subprocess.call(command))
+
+
 server_app = typer.Typer(help="A local Prefect server (SQLite, analytics off) for the UI.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 

@@ -176,3 +176,72 @@ def test_dask_runner_on_a_local_cluster(prefect_server, local_backend, tmp_path)
     summary = _run(settings)
     assert summary["problems"] == 4 and summary["verified_pairs"] >= 2
     assert summary["verified_pairs"] == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")
+
+
+def test_prefect_yaml_is_a_valid_deployment_file():
+    import yaml
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert spec["name"] == "sinq" and spec["deployments"]
+    for deployment in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+        assert flow.name == "nightly-generation"
+        for schedule in deployment["schedules"]:
+            CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+        assert deployment["concurrency_limit"]["limit"] == 1
+        assert deployment["work_pool"]["name"] == RunConfig().work_pool
+    assert spec["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
+
+
+def test_deploy_registers_and_a_worker_runs_the_nightly_deployment(prefect_server, local_backend, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    config = tmp_path / "sinq.toml"
+    config.write_text(f"""
+[warehouse]
+path = "{tmp_path / 'deployed.duckdb'}"
+[sandbox]
+workers_per_seed = 1
+[run]
+limit = 3
+cron = "30 1 * * *"
+timezone = "Europe/Berlin"
+work_pool = "sinq-test-pool"
+export_dir = "{tmp_path / 'exports'}"
+""")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    done = subprocess.run([sys.executable, "-m", "sinq.cli", "deploy", "--config", str(config), "--json"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "sinq-test-pool" in result["pools_created"]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("nightly-generation/nightly")
+    assert deployment.work_pool_name == "sinq-test-pool"
+    assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+    [schedule] = deployment.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("30 1 * * *", "Europe/Berlin")
+    assert deployment.parameters["settings"]["run"]["limit"] == 3
+
+    flow_run = run_deployment("nightly-generation/nightly", timeout=0)
+    worker = subprocess.Popen([sys.executable, "-m", "sinq.cli", "worker", "start", "--pool", "sinq-test-pool"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        with get_client(sync_client=True) as client:
+            while True:
+                state = client.read_flow_run(flow_run.id).state
+                if state.is_final():
+                    break
+                assert worker.poll() is None, worker.stderr.read()[-3000:]
+                assert time.monotonic() < deadline, f"the worker did not finish the run: {state}"
+                time.sleep(2)
+        assert state.is_completed(), state
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    assert _count(tmp_path / "deployed.duckdb", "SELECT count(*) FROM verified_pairs") >= 1
