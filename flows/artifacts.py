@@ -6,6 +6,10 @@ import base64
 import io
 import re
 
+import matplotlib
+
+matplotlib.use("Agg")  # imported with the flow module, once per process, not once per run
+import matplotlib.pyplot as plt
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
 
@@ -60,11 +64,6 @@ GROUP BY 1 ORDER BY 1"`
 
 
 def histogram_png(histogram: dict[str, int], title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     levels = list(range(11))
     counts = [histogram.get(str(level), 0) for level in levels]
     figure, axis = plt.subplots(figsize=(6, 3), dpi=100)

@@ -20,8 +20,9 @@ class RunConfig(BaseModel):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = Field(None, description="a Dask scheduler (tcp://host:8786); None: a LocalCluster")
     dask_workers: int = Field(2, ge=1, description="LocalCluster workers when no address is given")
-    sandbox_slots: int = Field(1, ge=1, description="global concurrency limit: sandbox batches at once (fleet-wide)")
-    llm_slots: int = Field(1, ge=1, description="global concurrency limit: LLM batches at once (fleet-wide)")
+    sandbox_slots: int = Field(4, ge=1, description="global concurrency limit: sandbox batches at once, fleet-wide "
+                               "(each process also serialises its own batches on its sandbox pool)")
+    llm_slots: int = Field(2, ge=1, description="global concurrency limit: LLM batches at once, fleet-wide")
     work_pool: str = Field("sinq-cpu", description="work pool of the nightly deployment")
 
     @field_validator("timezone")

@@ -66,7 +66,7 @@ def task_runner(settings: Settings):
             return DaskTaskRunner(address=settings.run.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": settings.run.dask_workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
-    return ThreadPoolTaskRunner(max_workers=4)
+    return ThreadPoolTaskRunner(max_workers=3)
 
 
 def for_settings(settings: Settings):

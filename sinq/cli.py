@@ -670,6 +670,35 @@ def worker_start(
     raise typer.Exit(subprocess.call(command))
 
 
+pipeline_app = typer.Typer(help="The nightly pipeline: benchmark.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("bench")
+def pipeline_bench(
+    problems: Annotated[int, typer.Option(help="problems (HumanEval repeated under distinct ids)")] = 1000,
+    samples: Annotated[int, typer.Option(help="samples asked per problem")] = 10,
+    batch_size: Annotated[int, typer.Option(help="problems per task")] = 50,
+    backend: BackendOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A nightly run with baseline agents: wall time, orchestration time (wall less stage work) and their share."""
+    import logging
+    import os
+
+    from flows.bench import pipeline_bench as bench
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+    try:
+        result = bench(problems, samples, batch_size, _sandbox_config(config, backend))
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _figures(result, f"pipeline bench: {problems} problems x {samples} samples", json_out)
+
+
 server_app = typer.Typer(help="A local Prefect server (SQLite, analytics off) for the UI.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 

@@ -25,7 +25,7 @@ class ColumnMap(BaseModel):
     tests: str = "test_list"
     setup: str | None = "test_setup_code"
     challenge_tests: str | None = "challenge_test_list"
-    entry_point: str | None = None
+    entry_point: str | None = "entry_point"
     split: str | None = None
     licence: str | None = None
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from agents.base import EvaluatorRequest, GeneratorRequest, GeneratorSample
@@ -36,6 +39,23 @@ def sandbox_for(settings: Settings) -> tuple[WorkerPool, threading.Lock]:
             pool.start()
             _pools[key] = (pool, threading.Lock())
         return _pools[key]
+
+
+_waits = threading.local()
+
+
+@contextmanager
+def holding(lock: threading.Lock) -> Iterator[None]:
+    """Hold the pool's lock, counting the wait: waiting is not work (the pipeline bench separates the two)."""
+    started = time.perf_counter()
+    with lock:
+        _waits.seconds = getattr(_waits, "seconds", 0.0) + time.perf_counter() - started
+        yield
+
+
+def take_lock_wait() -> float:
+    seconds, _waits.seconds = getattr(_waits, "seconds", 0.0), 0.0
+    return seconds
 
 
 def close_sandboxes() -> None:
@@ -94,7 +114,7 @@ def source_problems(settings: Settings, run_id: str) -> dict:
     fresh = [p for p in problems if p.problem_id not in known]
     if any(p.reason is None for p in fresh):
         pool, lock = sandbox_for(settings)
-        with lock:
+        with holding(lock):
             validate(fresh, pool)
     now = datetime.now(UTC)
     warehouse.store({"problems": [problem_row(p, run_id, now) for p in fresh], "agents": agent_rows(settings, now)})
@@ -180,7 +200,7 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
         return counts
     problems = _problems(warehouse, todo)
     pool, lock = sandbox_for(settings)
-    with lock:
+    with holding(lock):
         agent = make_generator(settings.agents.generator, settings.agents.baseline, pool, warehouse, run_id)
         groups = agent.generate([GeneratorRequest(p, settings.agents.target_difficulty,
                                                   settings.agents.pairs_per_problem) for p in problems])
@@ -224,7 +244,7 @@ def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
     requests = [EvaluatorRequest(pid, original, variant, entry, n, json.loads(seeds or "[]"))
                 for pid, original, variant, entry, seeds in pairs]
     pool, lock = sandbox_for(settings)
-    with lock:
+    with holding(lock):
         agent = make_evaluator(settings.agents.evaluator, settings.agents.baseline, pool, warehouse, run_id)
         answers = agent.evaluate(requests)
         checks: dict[tuple[str, str], Pair] = {}

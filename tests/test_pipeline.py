@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -245,3 +246,21 @@ export_dir = "{tmp_path / 'exports'}"
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
     assert _count(tmp_path / "deployed.duckdb", "SELECT count(*) FROM verified_pairs") >= 1
+
+
+def test_readme_sql_cookbook_runs_on_a_real_run(first_run):
+    from warehouse.store import Warehouse
+
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## SQL cookbook"):]
+    block = block[block.index("```sql") + 6:]
+    block = block[:block.index("```")]
+    queries = [q.strip() for q in re.split(r"^--.*$", block, flags=re.M) if q.strip()]
+    assert len(queries) == 10
+    settings, _ = first_run
+    warehouse = Warehouse(settings.warehouse.path)
+    for query in queries:
+        columns, _ = warehouse.query(query.rstrip(";"))
+        assert columns
+    night = warehouse.query(queries[0].rstrip(";"))[1]
+    assert sum(n for _, n in night) == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")

@@ -1,0 +1,52 @@
+"""``sinq pipeline bench``: what Prefect costs on a nightly run. Orchestration is the run's wall time less the time
+the stages spent working (task bodies, without waits for the sandbox pool); the share must stay ≤ 10 %."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from flows.config import RunConfig
+from sandbox.config import SandboxConfig
+from sinq.settings import Settings, WarehouseConfig
+from sources.loaders import load
+
+WORK_STAGES = ("source", "generate", "evaluate", "summary")
+
+
+def repeated_problems(path: Path, count: int) -> Path:
+    """HumanEval's valid problems repeated up to ``count`` under distinct ids (a file source, MBPP-style)."""
+    problems = [p for p in load("humaneval") if p.reason is None]
+    with path.open("w") as handle:
+        for i in range(count):
+            p = problems[i % len(problems)]
+            # tests call the entry point by name (not through `candidate`), so seed inputs are found as usual
+            tests = p.tests.replace("candidate", p.entry_point or "candidate")
+            handle.write(json.dumps({"task_id": f"bench-{i}", "text": p.text, "code": p.code,
+                                     "test_list": tests, "entry_point": p.entry_point}) + "\n")
+    return path
+
+
+def pipeline_bench(problems: int = 1000, samples: int = 10, batch_size: int = 50,
+                   sandbox: SandboxConfig | None = None) -> dict:
+    from flows import server
+    from flows.nightly import for_settings
+
+    server.ensure_api()
+    with tempfile.TemporaryDirectory(prefix="sinq-pipeline-bench-") as tmp:
+        source = repeated_problems(Path(tmp, "problems.jsonl"), problems)
+        settings = Settings(sandbox=sandbox or SandboxConfig(), warehouse=WarehouseConfig(path=Path(tmp, "b.duckdb")),
+                            run=RunConfig(source=f"file:{source}", batch_size=batch_size, export_dir=Path(tmp, "x")))
+        settings.agents.pairs_per_problem = samples
+        flow = for_settings(settings)
+        started = time.perf_counter()
+        summary = flow(settings.model_dump(mode="json"))
+        wall = time.perf_counter() - started
+    work = sum(summary["timings"].get(stage, 0.0) for stage in WORK_STAGES)
+    return {"wall_seconds": round(wall, 2), "orchestration_seconds": round(wall - work, 2),
+            "overhead_share": round((wall - work) / wall, 4), "problems": summary["problems"],
+            "samples": summary["samples"], "verified_pairs": summary["verified_pairs"],
+            "batches": -(-summary["problems"] // batch_size), "stage_seconds": {
+                k: v for k, v in summary["timings"].items() if k in WORK_STAGES}}
