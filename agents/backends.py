@@ -4,6 +4,7 @@ wrapped in the warehouse response cache so that a rerun or a resumed run never p
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
 from agents.cache import CachedBackend
@@ -45,10 +46,26 @@ def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | None = No
                          replay=config.replay)
 
 
+def resolve_adapter(config: AgentConfig, role: str, warehouse: Warehouse | None) -> AgentConfig:
+    """``adapter = "promoted"`` means the adapter `sinq models promote` chose for this role (the base model while
+    none is); a promoted full fine-tune (no adapter_config.json) replaces the model instead."""
+    if config.adapter != "promoted":
+        return config
+    from training.registry import promoted
+
+    chosen = promoted(warehouse, role) if warehouse is not None else None
+    if chosen is None:
+        return config.model_copy(update={"adapter": None})
+    if Path(chosen["path"], "adapter_config.json").exists():
+        return config.model_copy(update={"adapter": chosen["path"]})
+    return config.model_copy(update={"model": chosen["path"], "adapter": None})
+
+
 def make_generator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,
                    warehouse: Warehouse | None = None, run_id: str | None = None):
     if config.kind == "baseline":
         return MutationGenerator(sandbox, baseline)
+    config = resolve_adapter(config, "generator", warehouse)
     backend = llm_backend(config, "generator", warehouse, run_id, LLMGenerator.prompt_version)
     return LLMGenerator(backend, config, sandbox)
 
@@ -57,5 +74,6 @@ def make_evaluator(config: AgentConfig, baseline: BaselineConfig, sandbox: Worke
                    warehouse: Warehouse | None = None, run_id: str | None = None):
     if config.kind == "baseline":
         return FuzzEvaluator(sandbox, baseline)
+    config = resolve_adapter(config, "evaluator", warehouse)
     backend = llm_backend(config, "evaluator", warehouse, run_id, LLMEvaluator.prompt_version)
     return LLMEvaluator(backend, config)

@@ -699,6 +699,144 @@ def pipeline_bench(
     _figures(result, f"pipeline bench: {problems} problems x {samples} samples", json_out)
 
 
+train_app = typer.Typer(help="Training sets and fine-tuning jobs (TRL).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+models_app = typer.Typer(help="Adapters: list, promote.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+RoleOpt = Annotated[str, typer.Option("--role", help="generator | evaluator")]
+
+
+def _warehouse(config: Path | None, db: Path | None):
+    from warehouse.store import Warehouse
+
+    settings = load_settings(config)
+    return settings, Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
+
+
+@train_app.command("build")
+def train_build(
+    kind: Annotated[str, typer.Argument(help="sft | dpo | grpo")],
+    role: RoleOpt = "generator",
+    rounds: Annotated[str | None, typer.Option(help="comma-separated rounds (default: all)")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a training set from the warehouse (Parquet + dataset card) and register it."""
+    from training.datasets import HeldOutLeak, snapshot
+
+    settings, warehouse = _warehouse(config, db)
+    build = settings.training.build
+    if rounds:
+        build = build.model_copy(update={"rounds": [int(r) for r in rounds.split(",")]})
+    try:
+        result = snapshot(warehouse, kind, role, build)
+    except (ValueError, HeldOutLeak) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    _figures(result, f"{kind} set for the {role}", json_out)
+
+
+def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps: int | None, db: Path | None,
+           config: Path | None, json_out: bool) -> None:
+    from training.train import train
+
+    settings, warehouse = _warehouse(config, db)
+    train_config = settings.training.train.model_copy(
+        update={"lora": lora, **({"max_steps": max_steps} if max_steps else {})})
+    sandbox = None
+    try:
+        if kind == "grpo":
+            sandbox = _open(settings.sandbox)
+            sandbox.start()
+        result = train(warehouse, kind, role, base, dataset, train_config, sandbox)
+    except (KeyError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    _figures({k: v for k, v in result.items() if k != "metrics"} | result["metrics"], f"{kind} {role}", json_out)
+
+
+def _train_command(kind: str):
+    def command(
+        role: RoleOpt = "generator",
+        base: Annotated[str, typer.Option("--base", help="base model: a local path")] = "",
+        dataset: Annotated[str, typer.Option("--dataset", help="training set snapshot id (sinq train build)")] = "",
+        lora: Annotated[bool, typer.Option("--lora/--no-lora", help="LoRA adapter (default) or a full fine-tune")
+                        ] = True,
+        max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
+        db: DbOpt = None,
+        config: ConfigOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        if not base or not dataset:
+            err.print("[red]--base and --dataset are required[/red]")
+            raise typer.Exit(2)
+        _train(kind, role, base, dataset, lora, max_steps, db, config, json_out)
+
+    command.__doc__ = f"{kind.upper()} with TRL; registers the adapter (promote it with `sinq models promote`)."
+    return command
+
+
+for _kind in ("sft", "dpo", "grpo"):
+    train_app.command(_kind)(_train_command(_kind))
+
+
+@train_app.command("bench")
+def train_bench_command(
+    model: Annotated[str | None, typer.Option(help="model path (default: a small random model made now)")] = None,
+    examples: Annotated[int, typer.Option(help="SFT examples")] = 256,
+    max_steps: Annotated[int, typer.Option(help="optimizer steps per setting")] = 8,
+    batch_size: Annotated[int, typer.Option(help="rows per step")] = 4,
+    max_length: Annotated[int, typer.Option(help="tokens per row")] = 1024,
+    json_out: JsonOpt = False,
+) -> None:
+    """SFT tokens/s: TRL's defaults against our tuned settings (packing, padding-free, LoRA), same data and model."""
+    from training.bench import train_bench
+
+    result = train_bench(model, examples, max_steps, batch_size, max_length)
+    if json_out:
+        print(json.dumps(result))
+        return
+    _figures({k: v for k, v in result.items() if k != "details"}, "SFT throughput", False)
+
+
+@models_app.command("list")
+def models_list(role: Annotated[str | None, typer.Option("--role")] = None, db: DbOpt = None,
+                config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
+    from training.registry import list_adapters
+
+    _, warehouse = _warehouse(config, db)
+    rows = list_adapters(warehouse, role)
+    if json_out:
+        print(json.dumps(rows, default=str))
+        return
+    table = Table("adapter", "role", "kind", "base", "snapshot", "promoted", title=f"adapters in {warehouse.path}")
+    for row in rows:
+        table.add_row(row["adapter_id"], row["role"], str(row["kind"]), str(row["base_model"]),
+                      str(row["snapshot_id"]), "yes" if row["promoted"] else "")
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluator")],
+                   adapter: Annotated[str, typer.Argument(help="adapter id (sinq models list)")],
+                   db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Choose the adapter a role uses next (agents with adapter = "promoted" load it)."""
+    from training.registry import promote
+
+    _, warehouse = _warehouse(config, db)
+    try:
+        promote(warehouse, role, adapter)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from exc
+    out.print(f"{role} now uses {adapter}")
+
+
 server_app = typer.Typer(help="A local Prefect server (SQLite, analytics off) for the UI.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from agents.config import AgentsConfig
 from flows.config import RunConfig
 from sandbox.config import SandboxConfig
+from training.config import TrainingConfig
 
 
 class WarehouseConfig(BaseModel):
@@ -27,6 +28,7 @@ class Settings(BaseModel):
     warehouse: WarehouseConfig = WarehouseConfig()
     agents: AgentsConfig = AgentsConfig()
     run: RunConfig = RunConfig()
+    training: TrainingConfig = TrainingConfig()
 
     def config_hash(self) -> str:
         """Identifies what a run was asked to do (tagged on every run; stored with it)."""

@@ -186,13 +186,17 @@ def test_prefect_yaml_is_a_valid_deployment_file():
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert spec["name"] == "sinq" and spec["deployments"]
+    flows = {}
     for deployment in spec["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
-        assert flow.name == "nightly-generation"
+        flows[deployment["name"]] = flow.name
+        assert set(deployment["parameters"]) <= set(flow.parameters.properties)
         for schedule in deployment["schedules"]:
             CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
         assert deployment["concurrency_limit"]["limit"] == 1
-        assert deployment["work_pool"]["name"] == RunConfig().work_pool
+    assert flows == {"nightly": "nightly-generation", "weekly-finetune": "finetune"}
+    pools = {d["name"]: d["work_pool"]["name"] for d in spec["deployments"]}
+    assert pools == {"nightly": RunConfig().work_pool, "weekly-finetune": "sinq-gpu"}
     assert spec["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
 
 

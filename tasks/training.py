@@ -1,0 +1,40 @@
+"""Prefect tasks of the training flows: build a set, train on it, promote the result. Parameters are plain JSON."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from sinq.settings import Settings
+from tasks import stages
+from training.datasets import snapshot
+from training.registry import promote
+from training.train import train
+
+OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="build-training-set", task_run_name="build-{kind}-{role}", **OPTIONS)
+def build_set(settings: dict, kind: str, role: str, rounds: list[int] | None = None) -> dict | None:
+    """None when the warehouse has no data for this set yet (the role is not trained this round)."""
+    cfg = Settings.model_validate(settings)
+    build = cfg.training.build.model_copy(update={"rounds": rounds})
+    try:
+        return snapshot(stages.warehouse_for(cfg), kind, role, build)
+    except ValueError:
+        return None
+
+
+@task(name="train", task_run_name="train-{kind}-{role}", **OPTIONS)
+def train_role(settings: dict, kind: str, role: str, base: str, snapshot_id: str, run_id: str | None = None) -> dict:
+    cfg = Settings.model_validate(settings)
+    sandbox = None
+    if kind == "grpo":
+        sandbox, _ = stages.sandbox_for(cfg)
+    return train(stages.warehouse_for(cfg), kind, role, base, snapshot_id, cfg.training.train, sandbox, run_id)
+
+
+@task(name="promote", task_run_name="promote-{role}", **OPTIONS)
+def promote_adapter(settings: dict, role: str, adapter_id: str) -> dict:
+    cfg = Settings.model_validate(settings)
+    return {k: str(v) for k, v in promote(stages.warehouse_for(cfg), role, adapter_id).items()}

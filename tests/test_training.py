@@ -1,0 +1,189 @@
+"""Training on CPU with real TRL and a tiny random model made in the test: training sets built from a warehouse that a
+real run filled (sandbox, baseline agents), a few steps of SFT, DPO and GRPO (GRPO rewarded by the sandbox), the
+adapter registered, promoted and loaded by the transformers backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.config import RunConfig
+from sinq.settings import Settings, WarehouseConfig
+from tests.conftest import fast_config
+from training.config import BuildConfig, TrainConfig
+from training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
+
+STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=512, lora_r=4, lora_alpha=8, logging_steps=1,
+                    num_generations=2, max_completion_length=16)
+
+
+@pytest.fixture(scope="module")
+def filled(local_backend, tmp_path_factory):
+    """A warehouse filled by the real stages (the nightly flow's bodies) on HumanEval problems."""
+    from tasks import stages
+
+    tmp = tmp_path_factory.mktemp("training")
+    settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp / "w.duckdb"),
+                        run=RunConfig(limit=8, export_dir=None))
+    settings.agents.pairs_per_problem = 2
+    ids = stages.source_problems(settings, "run-1")["problem_ids"]
+    stages.generate_batch(settings, "run-1", ids)
+    stages.evaluate_batch(settings, "run-1", ids)
+    stages.close_sandboxes()
+    return settings, tmp
+
+
+def _row(pair: str, problem: str, difficulty: int, split: str = "train", diverged: bool = True) -> dict:
+    return {"pair_id": pair, "problem_id": problem, "split": split, "original": "def f(x):\n    return x\n",
+            "variant": "def f(x):\n    return x + 1\n", "entry_point": "f", "literal": "{'x': 1}",
+            "difficulty": difficulty, "target_difficulty": 5, "round": 0, "run_id": "r", "response": None,
+            "detail": "arith", "diverged": diverged}
+
+
+def test_generator_sft_relabels_and_rebalances():
+    rows = [_row(f"h{i}", f"p{i}", 7) for i in range(9)] + [_row(f"e{i}", f"q{i}", 1) for i in range(20)]
+    examples = generator_sft(rows, BuildConfig(easy_share=0.1))
+    assert len(examples) == 10
+    assert sum("Difficulty level: 1" in e["prompt"][1]["content"] for e in examples) == 1
+    assert all(e["completion"][0]["role"] == "assistant" for e in examples)
+    with_aux = generator_sft(rows, BuildConfig(easy_share=0.1, difficulty_examples=True))
+    aux = [e for e in with_aux if e["kind"] == "difficulty"]
+    assert len(aux) == 10 and aux[0]["prompt"][-2]["role"] == "assistant"
+    assert aux[0]["completion"][0]["content"].startswith("Difficulty: ")
+
+
+def test_dpo_builders_prefer_hard_and_verified():
+    gen = generator_dpo([_row("a", "p", 8), _row("b", "p", 0), _row("c", "q", 9)], BuildConfig())
+    assert len(gen) == 1 and gen[0]["pair_id"] == "a"
+    answers = [_row("a", "p", 0, diverged=True), {**_row("a", "p", 0, diverged=False), "literal": "{'x': 0}"}]
+    [example] = evaluator_dpo(answers, BuildConfig())
+    assert "{'x': 1}" in example["chosen"][0]["content"] and "{'x': 0}" in example["rejected"][0]["content"]
+
+
+def test_held_out_problems_never_enter_a_set(filled, tmp_path):
+    from warehouse.store import Warehouse
+
+    settings, _ = filled
+    warehouse = Warehouse(settings.warehouse.path)
+    config = BuildConfig(root=tmp_path)
+    with pytest.raises(HeldOutLeak):
+        write_snapshot(warehouse, "sft", "generator", generator_sft([_row("x", "p", 7, split="test")], config),
+                       config)
+    with warehouse.writing() as con:
+        total = con.execute("SELECT count(DISTINCT problem_id) FROM pairs").fetchall()[0][0]
+        held = con.execute("SELECT problem_id FROM pairs LIMIT 1").fetchall()[0][0]
+        con.execute("UPDATE problems SET split = 'test' WHERE problem_id = ?", [held])
+    try:
+        built = snapshot(warehouse, "sft", "generator", BuildConfig(root=tmp_path, easy_share=1.0))
+        assert built["problems"] == total - 1
+    finally:
+        with warehouse.writing() as con:
+            con.execute("UPDATE problems SET split = 'train' WHERE problem_id = ?", [held])
+
+
+def test_sft_then_promote_then_the_backend_loads_the_adapter(filled, tiny_model):
+    from agents.backends import resolve_adapter
+    from agents.config import AgentConfig
+    from agents.llm import LLMRequest
+    from agents.transformers_backend import TransformersBackend
+    from training.registry import list_adapters, promote
+    from training.train import train
+    from warehouse.store import Warehouse
+
+    settings, tmp = filled
+    warehouse = Warehouse(settings.warehouse.path)
+    built = snapshot(warehouse, "sft", "evaluator", BuildConfig(root=tmp / "sets"))
+    assert built["examples"] >= 3
+    result = train(warehouse, "sft", "evaluator", str(tiny_model), built["snapshot_id"],
+                   STEPS.model_copy(update={"output_root": tmp / "adapters"}))
+    assert result["metrics"]["train_loss"] > 0
+    [row] = list_adapters(warehouse, "evaluator")
+    assert row["snapshot_id"] == built["snapshot_id"] and row["kind"] == "sft" and not row["promoted"]
+    with warehouse.reading() as con:
+        versions, status = con.execute("SELECT versions, status FROM training_jobs").fetchall()[0]
+    assert status == "completed" and {"trl", "transformers", "torch", "peft"} <= set(json.loads(versions))
+
+    config = AgentConfig(kind="llm", backend="transformers", model=str(tiny_model), adapter="promoted")
+    assert resolve_adapter(config, "evaluator", warehouse).adapter is None
+    promote(warehouse, "evaluator", row["adapter_id"])
+    resolved = resolve_adapter(config, "evaluator", warehouse)
+    assert resolved.adapter == row["path"]
+    backend = TransformersBackend(str(tiny_model), device="cpu")
+    ask = LLMRequest(messages=[{"role": "user", "content": "hello"}], temperature=0, max_tokens=8)
+    plain, tuned = backend.generate([ask, ask.model_copy(update={"adapter": resolved.adapter})])
+    assert plain.error is None and tuned.error is None
+
+
+def test_dpo_steps_on_a_registered_set(filled, tiny_model):
+    from training.train import train
+    from warehouse.store import Warehouse
+
+    settings, tmp = filled
+    warehouse = Warehouse(settings.warehouse.path)
+    answers = [_row(f"a{i}", f"p{i}", 0, diverged=True) for i in range(4)]
+    answers += [{**_row(f"a{i}", f"p{i}", 0, diverged=False), "literal": "{'x': 0}"} for i in range(4)]
+    config = BuildConfig(root=tmp / "sets")
+    built = write_snapshot(warehouse, "dpo", "evaluator", evaluator_dpo(answers, config), config)
+    result = train(warehouse, "dpo", "evaluator", str(tiny_model), built["snapshot_id"],
+                   STEPS.model_copy(update={"output_root": tmp / "adapters"}))
+    assert "train_loss" in result["metrics"]
+
+
+def test_grpo_steps_rewarded_by_the_sandbox(filled, tiny_model, local_backend):
+    from training.rewards import SandboxReward
+    from training.train import train
+    from warehouse.store import Warehouse
+
+    settings, tmp = filled
+    warehouse = Warehouse(settings.warehouse.path)
+    built = snapshot(warehouse, "grpo", "evaluator", BuildConfig(root=tmp / "sets", max_examples=4))
+    result = train(warehouse, "grpo", "evaluator", str(tiny_model), built["snapshot_id"],
+                   STEPS.model_copy(update={"output_root": tmp / "adapters", "max_steps": 1}), local_backend)
+    assert result["metrics"]["mean_reward"] == 0.0  # a random model's answers never parse to a diverging input
+
+    reward = SandboxReward(local_backend, "evaluator")
+    good = [{"role": "assistant", "content": "# Diverging input example\n```python\n{'x': 1}\n```"}]
+    scores = reward([None, None], [good, [{"role": "assistant", "content": "no idea"}]],
+                    original=["def f(x):\n    return x\n"] * 2, variant=["def f(x):\n    return x + 1\n"] * 2,
+                    entry_point=["f", "f"])
+    assert scores == [1.0, 0.0]
+
+
+def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_model, tmp_path):
+    """Round 0: the LLM roles have no promoted adapter yet, so the baselines play (cold start) and make the data;
+    both roles are trained on it and promoted; round 1 plays with the tiny model and the promoted adapters."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from agents.config import AgentConfig, Sampling
+    from flows.training import self_play
+    from training.registry import list_adapters
+    from warehouse.store import Warehouse
+
+    settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
+                        run=RunConfig(limit=4, export_dir=None))
+    llm = AgentConfig(kind="llm", backend="transformers", model=str(tiny_model), adapter="promoted",
+                      sampling=Sampling(max_tokens=16, seed=0))
+    settings.agents.generator = llm
+    settings.agents.evaluator = llm
+    settings.agents.answers = 2
+    settings.training.build.root = tmp_path / "sets"
+    settings.training.train = STEPS.model_copy(update={"output_root": tmp_path / "adapters"})
+    result = self_play(settings.model_dump(mode="json"), rounds=2)
+
+    curves = result["rounds"]
+    assert [c["round"] for c in curves] == [0, 1]
+    assert curves[0]["verified_pairs"] >= 1 and set(curves[0]["trained"]) == {"generator", "evaluator"}
+    assert curves[1]["samples"] >= 4 and curves[1]["generator_validity"] == 0.0  # garbage, kept as reasons
+    warehouse = Warehouse(settings.warehouse.path)
+    with warehouse.reading() as con:
+        stored = con.execute("SELECT round, curves FROM rounds ORDER BY round").fetchall()
+        agents = con.execute("SELECT DISTINCT agent_id FROM samples WHERE round = 1").fetchall()
+    assert [r for r, _ in stored] == [0, 1]
+    promoted_generator = next(a for a in list_adapters(warehouse, "generator") if a["promoted"])
+    assert agents == [(f"generator:transformers:{tiny_model}:{promoted_generator['path']}",)]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "self-play-curves"])))
+    assert artifacts and artifacts[0].data.startswith("data:image/png;base64,")

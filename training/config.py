@@ -1,0 +1,55 @@
+"""Training settings, one model per concern (``[training.build]``, ``[training.train]``), in the manner of TRL's
+``SFTConfig``: defaults that run on a laptop CPU with a tiny model and scale to a GPU by changing figures only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class BuildConfig(BaseModel):
+    """How training sets are made from the warehouse."""
+
+    seed: int = 0
+    hard_threshold: int = Field(5, ge=0, le=10, description="hard = measured difficulty >= this")
+    easy_share: float = Field(0.1, ge=0, le=1, description="share of easy examples kept in generator SFT")
+    difficulty_examples: bool = Field(False, description="add 'predict the difficulty' examples (no loss on the "
+                                      "generation turn)")
+    rounds: list[int] | None = Field(None, description="rounds to draw from (None: all)")
+    held_out_splits: list[str] = Field(["test", "held_out"], description="problem splits that never train")
+    max_examples: int | None = Field(None, ge=1)
+    root: Path = Field(Path("training_sets"), description="where snapshots (Parquet + card) are written")
+
+
+class TrainConfig(BaseModel):
+    """One fine-tuning job (TRL); LoRA through PEFT by default."""
+
+    output_root: Path = Path("adapters")
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(2048, ge=32)
+    lora: bool = True
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    packing: bool = Field(False, description="pack short examples into full-length rows (tuned setting)")
+    padding_free: bool = Field(False, description="no pad tokens in the batch (tuned setting; flash-attn on GPU)")
+    completion_only_loss: bool = Field(True, description="loss on the assistant turn only")
+    beta: float = Field(0.1, gt=0, description="DPO")
+    num_generations: int = Field(4, ge=2, description="GRPO completions per prompt")
+    max_completion_length: int = Field(256, ge=8, description="GRPO")
+    reward_concurrency: int = Field(4, ge=1, description="GRPO: sandbox reward batches in flight")
+    bf16: bool | None = Field(None, description="None: on when a GPU supports it")
+    seed: int = 0
+    logging_steps: int = 10
+
+
+class TrainingConfig(BaseModel):
+    base_model: str | None = Field(None, description="base model a role trains from when its agent config has none")
+    build: BuildConfig = BuildConfig()
+    train: TrainConfig = TrainConfig()
