@@ -14,7 +14,7 @@ from tests.conftest import fast_config
 from training.config import BuildConfig, TrainConfig
 from training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
 
-STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=512, lora_r=4, lora_alpha=8, logging_steps=1,
+STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=4096, lora_r=4, lora_alpha=8, logging_steps=1,
                     num_generations=2, max_completion_length=16)
 
 
@@ -181,8 +181,10 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
         stored = con.execute("SELECT round, curves FROM rounds ORDER BY round").fetchall()
         agents = con.execute("SELECT DISTINCT agent_id FROM samples WHERE round = 1").fetchall()
     assert [r for r, _ in stored] == [0, 1]
-    promoted_generator = next(a for a in list_adapters(warehouse, "generator") if a["promoted"])
-    assert agents == [(f"generator:transformers:{tiny_model}:{promoted_generator['path']}",)]
+    adapters = {a["adapter_id"]: a for a in list_adapters(warehouse, "generator")}
+    round_0 = adapters[curves[0]["trained"]["generator"]]
+    assert agents == [(f"generator:transformers:{tiny_model}:{round_0['path']}",)]  # round 1 used round 0's
+    assert adapters[curves[1]["trained"]["generator"]]["promoted"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
             "self-play-curves"])))
