@@ -19,6 +19,10 @@ from tasks import stages
 
 SANDBOX_LIMIT = "sinq-sandbox"
 LLM_LIMIT = "sinq-llm"
+SLOT_LEASE_S = 60.0
+"""Slots are leased and renewed while held: a killed run's slots come back within a minute."""
+SLOT_WAIT_S = 1800.0
+"""Past this wait for a slot the task fails as infrastructure (TimeoutError) and is retried, never hangs."""
 INFRASTRUCTURE = (SandboxUnavailable, duckdb.IOException, httpx.TransportError, ConnectionError, TimeoutError)
 
 
@@ -40,9 +44,9 @@ OPTIONS = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_jitter_factor": 
 def _slots(settings: Settings, llm: bool) -> ExitStack:
     """Fleet-wide guards: the sandbox limit always, the LLM limit when an LLM agent plays this stage."""
     stack = ExitStack()
-    stack.enter_context(concurrency(SANDBOX_LIMIT, occupy=1, strict=False))
-    if llm:
-        stack.enter_context(concurrency(LLM_LIMIT, occupy=1, strict=False))
+    for name in (SANDBOX_LIMIT, LLM_LIMIT) if llm else (SANDBOX_LIMIT,):
+        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
+                                        timeout_seconds=SLOT_WAIT_S))
     return stack
 
 

@@ -108,6 +108,13 @@ def test_rerun_adds_nothing_and_calls_no_agent(first_run, monkeypatch):
     assert _counts(settings.warehouse.path) == before
 
 
+def test_dask_runner_on_a_local_cluster(prefect_server, local_backend, tmp_path):
+    settings = _settings(tmp_path, limit=4, batch_size=2, task_runner="dask", dask_workers=2)
+    summary = _run(settings)
+    assert summary["problems"] == 4 and summary["verified_pairs"] >= 2
+    assert summary["verified_pairs"] == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")
+
+
 def _sinq(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sinq.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -172,13 +179,6 @@ export_dir = "{tmp_path / 'exports'}"
     assert killed[3] == 1, "a problem was generated twice"
 
 
-def test_dask_runner_on_a_local_cluster(prefect_server, local_backend, tmp_path):
-    settings = _settings(tmp_path, limit=4, batch_size=2, task_runner="dask", dask_workers=2)
-    summary = _run(settings)
-    assert summary["problems"] == 4 and summary["verified_pairs"] >= 2
-    assert summary["verified_pairs"] == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")
-
-
 def test_prefect_yaml_is_a_valid_deployment_file():
     import yaml
     from prefect.client.schemas.schedules import CronSchedule
@@ -232,9 +232,9 @@ export_dir = "{tmp_path / 'exports'}"
     assert deployment.parameters["settings"]["run"]["limit"] == 3
 
     flow_run = run_deployment("nightly-generation/nightly", timeout=0)
+    log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen([sys.executable, "-m", "sinq.cli", "worker", "start", "--pool", "sinq-test-pool"],
-                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         with get_client(sync_client=True) as client:
@@ -242,10 +242,10 @@ export_dir = "{tmp_path / 'exports'}"
                 state = client.read_flow_run(flow_run.id).state
                 if state.is_final():
                     break
-                assert worker.poll() is None, worker.stderr.read()[-3000:]
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, f"the worker did not finish the run: {state}"
                 time.sleep(2)
-        assert state.is_completed(), state
+        assert state.is_completed(), f"{state}: {(tmp_path / 'worker.log').read_text()[-4000:]}"
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)

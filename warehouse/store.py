@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,6 +40,18 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and ("lock" in text.lower() or "Conflicting" in text)
 
 
+_path_locks: dict[str, threading.RLock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    """DuckDB refuses a second connection to one file with another configuration (read-only vs read-write) in the
+    same process, so the threads of one process take turns on a file; other processes are handled by retries."""
+    key = str(path.resolve())
+    with _path_locks_guard:
+        return _path_locks.setdefault(key, threading.RLock())
+
+
 class Warehouse:
     def __init__(self, path: str | Path | None = None, lock_timeout_s: float = 120.0) -> None:
         self.path = Path(path) if path is not None else default_db_path()
@@ -64,6 +77,10 @@ class Warehouse:
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short write window: open, migrate, one transaction, close."""
+        with _process_lock(self.path):
+            yield from self._write_window()
+
+    def _write_window(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connect(read_only=False)
         try:
             try:
@@ -84,6 +101,10 @@ class Warehouse:
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.path.exists():
             raise WarehouseError(f"no warehouse at {self.path} (set --db or SINQ_DB)")
+        with _process_lock(self.path):
+            yield from self._read_window()
+
+    def _read_window(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connect(read_only=True)
         try:
             version = current_version(con)
