@@ -784,6 +784,37 @@ for _kind in ("sft", "dpo", "grpo"):
     train_app.command(_kind)(_train_command(_kind))
 
 
+@train_app.command("finetune")
+def train_finetune(
+    role: RoleOpt = "evaluator",
+    kind: Annotated[str, typer.Option("--kind", help="sft | dpo | grpo")] = "sft",
+    base: Annotated[str | None, typer.Option("--base", help="base model (default: the role's model)")] = None,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the new adapter")] = True,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """One command from stored data to a promoted adapter: the `finetune` flow (build, train, promote)."""
+    import os
+
+    from flows import server
+
+    settings = _run_settings(config, None, None, None, None, db, None, None)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        server.ensure_api()
+    except RuntimeError as exc:
+        err.print(f"[red]Prefect: {exc}[/red]")
+        raise typer.Exit(4) from exc
+    from flows.training import finetune
+
+    result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
+    if json_out:
+        print(json.dumps(result, default=str))
+        return
+    _figures({k: v for k, v in result.items() if k not in ("snapshot", "metrics")}, f"finetune {role}", False)
+
+
 @train_app.command("bench")
 def train_bench_command(
     model: Annotated[str | None, typer.Option(help="model path (default: a small random model made now)")] = None,

@@ -189,3 +189,33 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
             "self-play-curves"])))
     assert artifacts and artifacts[0].data.startswith("data:image/png;base64,")
+
+
+def test_finetune_command_goes_from_stored_data_to_a_promoted_adapter(filled, tiny_model, prefect_server):
+    import os
+    import subprocess
+    import sys
+
+    from training.registry import promoted
+    from warehouse.store import Warehouse
+
+    settings, tmp = filled
+    config = tmp / "finetune.toml"
+    config.write_text(f"""
+[training.build]
+root = "{tmp / 'ft-sets'}"
+[training.train]
+output_root = "{tmp / 'ft-adapters'}"
+max_steps = 1
+batch_size = 2
+max_length = 4096
+lora_r = 4
+""")
+    done = subprocess.run([sys.executable, "-m", "sinq.cli", "train", "finetune", "--role", "evaluator",
+                           "--base", str(tiny_model), "--db", str(settings.warehouse.path), "--config", str(config),
+                           "--json"], env={**os.environ, "PREFECT_API_URL": prefect_server}, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["trained"] and result["promoted"]
+    assert promoted(Warehouse(settings.warehouse.path), "evaluator")["adapter_id"] == result["adapter_id"]
