@@ -25,6 +25,18 @@ class LLMRequest(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def chat_body(request: LLMRequest, model: str, n: int) -> dict:
+    """The OpenAI chat-completions body for a request (the openai backend and vLLM batch files share it)."""
+    body: dict = {"model": model, "messages": request.messages, "n": n, "temperature": request.temperature,
+                  "top_p": request.top_p, "max_tokens": request.max_tokens}
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.json_schema is not None:
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "answer", "schema": request.json_schema}}
+    return body
+
+
 class LLMResult(BaseModel):
     request_key: str
     texts: list[str | None]

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from agents.llm import LLMRequest, LLMResult
+from agents.llm import LLMRequest, LLMResult, chat_body
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -43,14 +43,7 @@ class OpenAIBackend:
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
     def _body(self, request: LLMRequest, n: int) -> dict:
-        body: dict = {"model": request.model or self.model, "messages": request.messages, "n": n,
-                      "temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens}
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.json_schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "answer", "schema": request.json_schema}}
-        return body
+        return chat_body(request, request.model or self.model, n)
 
     async def _complete(self, client: httpx.AsyncClient, request: LLMRequest) -> LLMResult:
         started = time.perf_counter()

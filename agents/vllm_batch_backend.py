@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.llm import LLMRequest, LLMResult
+from agents.llm import LLMRequest, LLMResult, chat_body
 
 
 def default_vllm_python() -> str:
@@ -65,13 +65,7 @@ class VLLMBatchBackend:
 
     def batch_line(self, custom_id: str, request: LLMRequest) -> dict:
         model = self._adapter_name(request.adapter) if request.adapter else self.served_name
-        body: dict = {"model": model, "messages": request.messages, "n": request.n,
-                      "temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens}
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.json_schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "answer", "schema": request.json_schema}}
+        body = chat_body(request, model, request.n)
         return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
     def write_batch(self, requests: list[LLMRequest], path: Path) -> None:

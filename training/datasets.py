@@ -40,8 +40,12 @@ def _pairs(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
         "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = p.input_id "
         "JOIN latest_difficulty d ON d.pair_id = p.pair_id LEFT JOIN llm_responses r ON r.response_id = s.response_id "
         "WHERE coalesce(pr.split, 'train') NOT IN (SELECT unnest(?))" + rounds + " ORDER BY p.pair_id")
+    return _rows(warehouse, sql, [config.held_out_splits, *params])
+
+
+def _rows(warehouse: Warehouse, sql: str, params: list) -> list[dict]:
     with warehouse.reading() as con:
-        cursor = con.execute(sql, [config.held_out_splits, *params])
+        cursor = con.execute(sql, params)
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -56,10 +60,7 @@ def _answers(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
         "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = a.input_id "
         "WHERE coalesce(pr.split, 'train') NOT IN (SELECT unnest(?))" + rounds +
         " ORDER BY a.pair_id, a.answer_index")
-    with warehouse.reading() as con:
-        cursor = con.execute(sql, [config.held_out_splits, *params])
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return _rows(warehouse, sql, [config.held_out_splits, *params])
 
 
 def _alice_answer(row: dict) -> str:
