@@ -706,7 +706,7 @@ app.add_typer(models_app, name="models")
 RoleOpt = Annotated[str, typer.Option("--role", help="generator | evaluator")]
 
 
-def _warehouse(config: Path | None, db: Path | None):
+def _settings_warehouse(config: Path | None, db: Path | None):
     from warehouse.store import Warehouse
 
     settings = load_settings(config)
@@ -725,7 +725,7 @@ def train_build(
     """Build a training set from the warehouse (Parquet + dataset card) and register it."""
     from training.datasets import HeldOutLeak, snapshot
 
-    settings, warehouse = _warehouse(config, db)
+    settings, warehouse = _settings_warehouse(config, db)
     build = settings.training.build
     if rounds:
         build = build.model_copy(update={"rounds": [int(r) for r in rounds.split(",")]})
@@ -741,7 +741,7 @@ def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps:
            config: Path | None, json_out: bool) -> None:
     from training.train import train
 
-    settings, warehouse = _warehouse(config, db)
+    settings, warehouse = _settings_warehouse(config, db)
     train_config = settings.training.train.model_copy(
         update={"lora": lora, **({"max_steps": max_steps} if max_steps else {})})
     sandbox = None
@@ -806,7 +806,7 @@ def train_finetune(
     except RuntimeError as exc:
         err.print(f"[red]Prefect: {exc}[/red]")
         raise typer.Exit(4) from exc
-    from flows.training import finetune
+    from flows.finetuning import finetune
 
     result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
     if json_out:
@@ -840,7 +840,7 @@ def models_list(role: Annotated[str | None, typer.Option("--role")] = None, db: 
     """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
     from training.registry import list_adapters
 
-    _, warehouse = _warehouse(config, db)
+    _, warehouse = _settings_warehouse(config, db)
     rows = list_adapters(warehouse, role)
     if json_out:
         print(json.dumps(rows, default=str))
@@ -859,7 +859,7 @@ def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluat
     """Choose the adapter a role uses next (agents with adapter = "promoted" load it)."""
     from training.registry import promote
 
-    _, warehouse = _warehouse(config, db)
+    _, warehouse = _settings_warehouse(config, db)
     try:
         promote(warehouse, role, adapter)
     except KeyError as exc:

@@ -157,7 +157,7 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from agents.config import AgentConfig, Sampling
-    from flows.training import self_play
+    from flows.finetuning import self_play
     from training.registry import list_adapters
     from warehouse.store import Warehouse
 

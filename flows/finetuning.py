@@ -16,7 +16,7 @@ from flows.artifacts import plt
 from flows.nightly import nightly_generation
 from sinq.settings import Settings, load_settings
 from tasks import stages
-from tasks.training import build_set, promote_adapter, train_role
+from tasks.training_steps import build_set, promote_adapter, train_role
 
 
 def _settings(settings: dict | None) -> Settings:
