@@ -1,5 +1,5 @@
 """Problem validation: a problem is usable only if its reference solution passes its own tests in the sandbox.
-Orchestrated here (sources/ only loads, sandbox/ only runs); the Prefect task wrapper lands with the pipeline."""
+Orchestrated here (sources/ only loads, sandbox/ only runs); tasks/stages.py calls it once per new problem."""
 
 from __future__ import annotations
 
