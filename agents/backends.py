@@ -4,6 +4,7 @@ wrapped in the warehouse response cache so that a rerun or a resumed run never p
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
@@ -13,19 +14,37 @@ from agents.llm_agents import LLMEvaluator, LLMGenerator
 from sandbox.pool import WorkerPool
 from warehouse.store import Warehouse
 
+_loaded: dict[tuple, object] = {}
+_loaded_lock = threading.Lock()
+
+
+def llm_agent_id(role: str, config: AgentConfig) -> str:
+    """How an LLM agent is named in the warehouse (samples, answers and the response cache alike)."""
+    return f"{role}:{config.backend}:{config.model}:{config.adapter or '-'}"
+
+
+def _transformers(config: AgentConfig):
+    """One loaded model per process and (model, device, batch size): batches and adapters share it (adapters are
+    switched per request), so a nightly run reads the weights once, not once per batch."""
+    from agents.transformers_backend import TransformersBackend
+
+    key = (config.model, config.device, config.batch_size)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = TransformersBackend(config.model or "", device=config.device,
+                                               batch_size=config.batch_size)
+        return _loaded[key]
+
 
 def make_backend(config: AgentConfig):
-    """The raw LLM backend a config names (loaded now: a transformers model is read into memory here)."""
+    """The raw LLM backend a config names (a transformers model is loaded once per process)."""
     if config.backend == "openai":
         from agents.openai_backend import OpenAIBackend
 
         return OpenAIBackend(config.base_url or "", config.model or "", api_key=os.environ.get(config.api_key_env),
                              concurrency=config.concurrency, timeout_s=config.timeout_s)
     if config.backend == "transformers":
-        from agents.transformers_backend import TransformersBackend
-
-        return TransformersBackend(config.model or "", adapter=config.adapter, device=config.device,
-                                   batch_size=config.batch_size)
+        return _transformers(config)
     if config.backend == "vllm-batch":
         from agents.vllm_batch_backend import VLLMBatchBackend
 
@@ -41,8 +60,7 @@ def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | None = No
     backend = None if config.replay else make_backend(config)
     if warehouse is None or not (config.cache or config.replay):
         return backend
-    agent_id = f"{role}:{config.backend}:{config.model}:{config.adapter or ''}"
-    return CachedBackend(backend, warehouse, agent_id, prompt_version=prompt_version, run_id=run_id,
+    return CachedBackend(backend, warehouse, llm_agent_id(role, config), prompt_version=prompt_version, run_id=run_id,
                          replay=config.replay)
 
 

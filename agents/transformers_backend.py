@@ -4,6 +4,7 @@ request's JSON schema is ignored here and unparsable answers become reason codes
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -43,6 +44,7 @@ class TransformersBackend:
         self.tokenizer = load_tokenizer(model) if not gguf_file else self._gguf_tokenizer(model, gguf_file)
         self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs).to(self.device).eval()
         self.adapters: dict[str, str] = {}
+        self._lock = threading.Lock()
         self.default_adapter = self._adapter_name(adapter) if adapter else None
 
     @staticmethod
@@ -77,6 +79,11 @@ class TransformersBackend:
         return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
 
     def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        """Serialised per instance: adapter switching is model-wide state."""
+        with self._lock:
+            return self._generate(requests)
+
+    def _generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
         results: list[LLMResult | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):

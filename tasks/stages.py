@@ -70,10 +70,9 @@ def agent_id(role: str, config: AgentConfig, settings: Settings) -> str:
         params = settings.agents.baseline.model_dump_json()
         name = "baseline-mutation" if role == "generator" else "baseline-fuzz"
         return f"{role}:{name}:{content_id(params)[:8]}"
-    from agents.backends import resolve_adapter
+    from agents.backends import llm_agent_id, resolve_adapter
 
-    config = resolve_adapter(config, role, warehouse_for(settings))
-    return f"{role}:{config.backend}:{config.model}:{config.adapter or '-'}"
+    return llm_agent_id(role, resolve_adapter(config, role, warehouse_for(settings)))
 
 
 def agent_rows(settings: Settings, now: datetime) -> list[dict]:

@@ -62,7 +62,7 @@ def tiny_model(tmp_path_factory):
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as exc:
-        missing("torch/transformers", f"{exc} (install the llm extra: make .venv/.installed)", "SINQ_REQUIRE_LLM")
+        missing("torch/transformers", f"{exc} (install the llm extra: make .venv/.llm-installed)", "SINQ_REQUIRE_LLM")
     from agents.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
