@@ -1,4 +1,11 @@
-"""AST mutation operators in the manner of mutation-testing tools; each yields every mutant of one kind."""
+"""AST mutation operators in the manner of mutation-testing tools; each yields every mutant of one kind.
+
+Where mutations go: only code that runs when the entry point (or a top-level helper) is *called*: the bodies of
+top-level functions, including default values, which change what a call receives. Never mutated: argument, return
+and variable annotations, decorators and docstrings. Annotations and decorators are evaluated while the module
+loads, so a change there either does nothing to a call (a different annotation is not different behaviour) or
+breaks the module (``List[str]`` → ``List[str + 1]`` raises before the function exists); neither is a variant, and
+the second once passed for a divergence. Module-level statements are left alone for the same reason."""
 
 from __future__ import annotations
 
@@ -157,6 +164,21 @@ DIFFICULTY_ORDER = ["return_none", "remove_statement", "negate_condition", "bool
 """Rough order from blunt to subtle; the generator starts near the target difficulty."""
 
 
+def _load_time_only(tree: ast.AST) -> set[int]:
+    """Ids of every node inside an annotation or a decorator, at any depth (nested functions and classes too)."""
+    roots: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            roots += node.decorator_list
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            roots.append(node.returns)
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            roots.append(node.annotation)
+        if isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+    return {id(inner) for root in roots for inner in ast.walk(root)}
+
+
 def mutants(code: str, entry_point: str) -> Iterator[tuple[str, str]]:
     """(operator, mutant source) for every site of every operator inside the entry point and its helpers,
     skipping docstrings and mutants that do not differ in their AST."""
@@ -172,10 +194,11 @@ def mutants(code: str, entry_point: str) -> Iterator[tuple[str, str]]:
     original = ast.dump(tree)
     inside = {id(inner) for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
               for inner in ast.walk(node) if inner is not node}
+    untouchable = docstrings | _load_time_only(tree)
     for name in DIFFICULTY_ORDER:
         change = OPERATORS[name]
         for index, node in enumerate(nodes):
-            if id(node) in docstrings or id(node) not in inside:
+            if id(node) in untouchable or id(node) not in inside:
                 continue
             probe = copy.deepcopy(node)
             if not change(probe):

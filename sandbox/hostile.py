@@ -29,6 +29,8 @@ class Case:
     verdict: str | set[str] = "diverges"
     check: Callable[[Outcome, dict], str | None] | None = None
     tags: set[str] = field(default_factory=set)
+    reason: str | None = None
+    """The verdict's reason code, where the case is about one."""
 
 
 def _value_is(expected: str) -> Callable[[Outcome, dict], str | None]:
@@ -133,6 +135,25 @@ CASES: list[Case] = [
     Case("plants_symlinks_for_the_next_run", "import os\ndef f(ctx):\n    for name in ('.stdout', 'x'):\n"
          "        try:\n            os.unlink(name)\n        except OSError:\n            pass\n"
          "        os.symlink('/tmp/sinq-work', name)\n    return 'benign'\n", {"returned"}, verdict="same"),
+    # a program is a function that exists: whatever happens while its module loads makes it invalid (DESIGN.md §3)
+    Case("load_bad_annotation", "from typing import List\ndef f(ctx: List[str + 1]):\n    return 'x'\n", {"invalid"},
+         verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_missing_module", "import sinq_no_such_module\ndef f(ctx):\n    return 'x'\n", {"invalid"},
+         verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_raising_decorator", "def deco(fn):\n    raise RuntimeError('no')\n@deco\ndef f(ctx):\n    return 1\n",
+         {"invalid"}, verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_module_level_raise", "raise SystemExit(0)\ndef f(ctx):\n    return 'x'\n", {"invalid"},
+         verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_infinite_loop", "while True:\n    pass\ndef f(ctx):\n    return 'x'\n", {"invalid"},
+         verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_memory_bomb", "x = bytearray(10**11)\ndef f(ctx):\n    return 'x'\n", {"invalid"},
+         verdict="invalid", reason="variant_fails_to_load"),
+    Case("load_os_exit", "import os\nos._exit(0)\ndef f(ctx):\n    return 'x'\n", {"invalid"}, verdict="invalid",
+         reason="variant_fails_to_load"),
+    Case("load_fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+         "        pass\ndef f(ctx):\n    return 'x'\n", {"invalid"}, verdict="invalid",
+         reason="variant_fails_to_load"),
+    Case("entry_point_not_callable", "f = 42\n", {"invalid"}, verdict="invalid", reason="variant_no_entry_point"),
     Case("poisons_builtins", "import builtins\ndef f(ctx):\n    builtins.len = lambda x: 42\n"
          "    builtins.print = None\n    return 'benign'\n", {"returned"}, verdict="same"),
 ]
@@ -212,6 +233,8 @@ def run_selftest(backend: WorkerPool, cases: list[Case] | None = None) -> dict:
             allowed = {case.verdict} if isinstance(case.verdict, str) else case.verdict
             if verdict.verdict not in allowed:
                 fail(case.name, f"verdict {verdict.verdict} ({verdict.reason}), expected {case.verdict}")
+            elif case.reason is not None and verdict.reason != case.reason:
+                fail(case.name, f"reason {verdict.reason}, expected {case.reason}")
             if case.kinds == {"invalid"}:
                 continue
             if outcome is None:

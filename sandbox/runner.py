@@ -40,6 +40,9 @@ MAX_DEPTH = 2000
 PREVIEW_CHARS = 2000
 MESSAGE_CHARS = 2000
 RESULT_FD = 3
+LOADED = b"L"
+"""Written on the result fd once the module loaded and the entry point resolved: a child that times out, hits a
+limit or dies before it is an ``invalid`` program (``fails_to_load``), not an outcome of the call."""
 STARVED_WALL_FACTOR = 3.0
 PRELOAD = (
     # What most programs of code datasets import (HumanEval: typing in nearly every problem). Every module the
@@ -454,15 +457,23 @@ def _run_program(job: dict, code: object, tests: object) -> dict:
     result: dict
     try:
         exec(code, namespace)
+    except BaseException as exc:
+        _restore_builtins()
+        return _fails_to_load(exc)
+    try:
         if job["kind"] == "script":
+            os.write(RESULT_FD, LOADED)
             exec(tests, namespace)
             result = {"kind": "returned", "value": "None", "type": "NoneType"}
             result["digest"] = result["loose_digest"] = digest(Encoder().encode(None))
         else:
             func = namespace.get(job["entry_point"])
             if func is None or not callable(func):
-                return {"kind": "invalid", "reason": "no_entry_point", "message": f"no callable {job['entry_point']!r}"}
+                what = "is not defined" if func is None else f"is a {qualname(type(func))}, not callable"
+                return {"kind": "invalid", "reason": "no_entry_point",
+                        "message": f"entry point {job['entry_point']!r} {what}"}
             params = _params(func)
+            os.write(RESULT_FD, LOADED)
             kwargs = job["_kwargs"]
             if isinstance(kwargs, Exception):
                 return {"kind": "invalid", "reason": "input_not_literal", "message": _message(kwargs)}
@@ -497,6 +508,16 @@ def _run_program(job: dict, code: object, tests: object) -> dict:
         result = describe_exception(exc)
     result["run_s"] = time.perf_counter() - started
     return result
+
+
+def _fails_to_load(exc: BaseException) -> dict:
+    """The module raised while loading (imports, annotations, decorators, module-level code): the program is not a
+    function that exists, so this is never one half of a divergence (DESIGN.md §3)."""
+    type_name = qualname(type(exc))
+    if isinstance(exc, MemoryError):
+        type_name = "MemoryError"
+    return {"kind": "invalid", "reason": "fails_to_load", "type": type_name,
+            "message": f"{type_name}: {_message(exc)}"[:MESSAGE_CHARS]}
 
 
 def _not_bound(func: object, exc: TypeError, params: str | None) -> dict:
@@ -538,6 +559,7 @@ class Slot:
         "deadline",
         "index",
         "job",
+        "loaded",
         "overflow",
         "pid",
         "pidfd",
@@ -722,7 +744,7 @@ class Worker:
         slot.buffer = bytearray()
         slot.job, slot.position, slot.tmpdir = job, position, tmpdir
         slot.started, slot.deadline = started, started + float(job["timeout_s"])
-        slot.timed_out = slot.overflow = False
+        slot.timed_out = slot.overflow = slot.loaded = False
 
     def _expire(self, slot: Slot, now: float) -> None:
         """At the wall-clock deadline, kill a child that used its CPU budget. A child that was starved (other
@@ -749,6 +771,7 @@ class Worker:
             slot.buffer += chunk
             if len(slot.buffer) > limit:
                 slot.overflow = True
+                slot.loaded = slot.loaded or slot.buffer[:1] == LOADED
                 slot.buffer.clear()
                 self._kill(slot)
                 return
@@ -801,7 +824,9 @@ class Worker:
         if not slot.overflow:
             self._drain(slot)
         os.close(slot.rfd)
-        result = _decode_frame(bytes(slot.buffer)) if not slot.overflow else None
+        loaded = slot.loaded or slot.buffer[:1] == LOADED
+        frame = bytes(slot.buffer[1:] if slot.buffer[:1] == LOADED else slot.buffer)
+        result = _decode_frame(frame) if not slot.overflow else None
         clean = (result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
                  and result.pop("threads", 0) == 1)
         if slot.timed_out:
@@ -810,6 +835,9 @@ class Worker:
             result = {"kind": "resource_limit", "limit": "result_size", "message": "result message over the cap"}
         elif result is None:
             result = _classify_status(status)
+        if not loaded and result["kind"] in ("timeout", "resource_limit", "crashed"):
+            result = {"kind": "invalid", "reason": "fails_to_load", "type": result["kind"],
+                      "message": f"{result['kind']} while loading the module: {result.get('message', '')}"}
         if not clean or slot.uid is None:
             self._sweep(slot)
         _wipe(self.slot_dirs[slot.index])

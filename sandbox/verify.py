@@ -87,6 +87,8 @@ def _prepare(pair: Pair, config: SandboxConfig) -> _State:
 
 
 def _invalid_reason(original: Outcome, variant: Outcome) -> str | None:
+    """A side that is not a callable function taking the input (``…_fails_to_load``, ``…_no_entry_point``,
+    ``…_syntax_error``, ``signature_changed``) makes the pair invalid, never one half of a divergence."""
     if original.kind == "invalid":
         return "input_does_not_bind" if original.reason == "input_does_not_bind" else f"original_{original.reason}"
     if variant.kind == "invalid":
@@ -171,7 +173,8 @@ class Verifier:
             invalid = next((o for o in runs if o.kind == "invalid"), None)
             if invalid is not None:
                 state.verdict = Verdict(id=state.pair.id, verdict="invalid", reason=f"{side}_{invalid.reason}",
-                                        original=state.runs["original"][0], variant=state.runs["variant"][0])
+                                        original=state.runs["original"][0], variant=state.runs["variant"][0],
+                                        detail=invalid.message)
                 return
             keys = {o.key(self.mode) for o in runs}
             if len(keys) > 1:

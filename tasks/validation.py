@@ -14,7 +14,7 @@ def _reason(outcome) -> str:
     if outcome.kind == "raised":
         return f"fails_own_tests:{outcome.type}"
     if outcome.kind == "invalid":
-        return f"invalid:{outcome.reason}"
+        return f"original_{outcome.reason}" if outcome.reason == "fails_to_load" else f"invalid:{outcome.reason}"
     return f"fails_own_tests:{outcome.kind}"
 
 

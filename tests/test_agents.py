@@ -27,6 +27,43 @@ def test_at_least_ten_operator_kinds_and_each_mutant_changes_the_program() -> No
     assert all(ast.dump(ast.parse(source)) != original for _, source in found)
 
 
+def _load_time_parts(source: str) -> list[str]:
+    """Every annotation and decorator of a module, unparsed, in walk order."""
+    parts = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            parts += [ast.unparse(d) for d in node.decorator_list]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            parts.append(ast.unparse(node.returns))
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            parts.append(ast.unparse(node.annotation))
+        if isinstance(node, ast.AnnAssign):
+            parts.append(ast.unparse(node.annotation))
+    return parts
+
+
+def test_mutants_never_touch_annotations_or_decorators() -> None:
+    code = ("import functools\nfrom typing import List, Tuple\n\n@functools.lru_cache(maxsize=2 + 1)\n"
+            "def f(xs: Tuple[int, ...], k: 'List[str]' = 1) -> List[int + 0]:\n    total: int = 0\n"
+            "    def inner(y: List[int] = [k + 1]) -> 1 + 1:\n        return y\n"
+            "    for x in xs:\n        total += x * k\n    return [total]\n")
+    found = list(mutants(code, "f"))
+    assert len({name for name, _ in found}) >= 3
+    assert all(_load_time_parts(source) == _load_time_parts(code) for _, source in found)
+
+
+def test_no_humaneval_mutant_changes_a_load_time_part() -> None:
+    """The real seed source: 164 problems, every mutant keeps every annotation and decorator as it was."""
+    problems = load("humaneval")
+    checked = 0
+    for problem in problems:
+        expected = _load_time_parts(problem.code)
+        for _, source in mutants(problem.code, problem.entry_point):
+            assert _load_time_parts(source) == expected, problem.source_id
+            checked += 1
+    assert checked > 1000
+
+
 def test_candidates_are_distinct_literals_derived_from_the_seeds() -> None:
     produced = list(candidates(["{'xs': [1, 2, 3], 'k': 2}", "{'xs': [], 'k': 0}"], budget=30, seed=1))
     assert len(produced) == len(set(produced)) == 30
