@@ -60,7 +60,34 @@ def test_migrations_apply_once_and_views_exist(tmp_path: Path) -> None:
     columns, _ = warehouse.query("SELECT * FROM verified_pairs")
     assert columns == ["pair_id", "problem_id", "source", "entry_point", "original_code", "variant_code",
                        "diverging_input", "original_outcome", "variant_outcome", "generator", "round", "difficulty",
-                       "evaluator", "run_id", "created_at"]
+                       "evaluator", "run_id", "created_at", "split", "flags"]
+    assert {"all_pairs", "duplicate_pairs", "latest_audit"} <= set(info["views"])
+
+
+def test_a_version_1_database_migrates_and_keeps_its_pairs(tmp_path: Path) -> None:
+    """A warehouse written before the hygiene columns existed upgrades in place; its pairs stay verified."""
+    from warehouse.schema import MIGRATIONS
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR, "
+                "applied_at TIMESTAMP DEFAULT current_timestamp)")
+    con.execute(MIGRATIONS[0].sql)
+    con.execute("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
+    con.execute("INSERT INTO programs VALUES ('o', 'def f(x):\n    return x\n', now()), "
+                "('v', 'def f(x):\n    return -x\n', now())")
+    con.execute("INSERT INTO inputs VALUES ('i', '{''x'': 1}', '{\"x\": 1}', now())")
+    con.execute("INSERT INTO verdicts (verdict_id, verdict, reason) VALUES ('vd', 'diverges', 'different_value')")
+    con.execute("INSERT INTO pairs (pair_id, verdict_id, original_program_id, variant_program_id, input_id) "
+                "VALUES ('p', 'vd', 'o', 'v', 'i')")
+    con.close()
+    warehouse = Warehouse(path)
+    warehouse.store({})
+    assert warehouse.info()["schema_version"] == LATEST
+    _, rows = warehouse.query("SELECT pair_id, split, flags FROM verified_pairs")
+    assert rows == [("p", "train", "[]")]
+    _, rows = warehouse.query("SELECT status, duplicate_of FROM all_pairs")
+    assert rows == [("verified", None)]
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -70,7 +97,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'from the future')")
     con.close()
     before = path.read_bytes()
-    with pytest.raises(WarehouseError, match=r"99.*\(1\)"):
+    with pytest.raises(WarehouseError, match=rf"99.*\({LATEST}\)"):
         Warehouse(path).store({"runs": []})
     with pytest.raises(WarehouseError, match="99"):
         Warehouse(path).info()

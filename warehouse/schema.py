@@ -127,10 +127,73 @@ SELECT coalesce(s.round, p.round, a.round, d.round) AS round,
 FROM s FULL JOIN p USING (round) FULL JOIN a USING (round) FULL JOIN d USING (round);
 """
 
+HYGIENE_V2 = """
+ALTER TABLE pairs ADD COLUMN variant_ast_hash VARCHAR;
+ALTER TABLE pairs ADD COLUMN duplicate_of VARCHAR;
+ALTER TABLE pairs ADD COLUMN duplicate_kind VARCHAR;
+ALTER TABLE pairs ADD COLUMN similarity DOUBLE;
+ALTER TABLE pairs ADD COLUMN flags JSON;
+ALTER TABLE training_sets ADD COLUMN problem_ids JSON;
+ALTER TABLE training_sets ADD COLUMN removed JSON;
+CREATE TABLE audits (
+    audit_id VARCHAR PRIMARY KEY, audit_run VARCHAR NOT NULL, subject VARCHAR NOT NULL, pair_id VARCHAR NOT NULL,
+    answer_id VARCHAR, stored_verdict VARCHAR, verdict VARCHAR, reason VARCHAR, reproduced BOOLEAN NOT NULL,
+    detail VARCHAR, backend VARCHAR, hash_seeds JSON, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE eval_items (
+    item_id VARCHAR PRIMARY KEY, suite VARCHAR NOT NULL, origin VARCHAR, problem_id VARCHAR, text VARCHAR NOT NULL,
+    ast_hash VARCHAR, created_at TIMESTAMP);
+"""
+"""Data hygiene (issue 11). On ``pairs``, set once when the pair is stored: the variant's normalised AST hash, the
+earlier pair it duplicates (``duplicate_kind`` exact | near, with the estimated Jaccard ``similarity``) and its
+degenerate ``flags`` (a JSON list of codes). ``audits``: insert-only re-verifications (subject pair | answer); a
+pair whose latest audit did not reproduce leaves ``verified_pairs``. ``eval_items``: everything an evaluation
+measures on (held-out problems, benchmark files), by content hash, for decontamination. ``training_sets`` gain the
+problems each snapshot touched and what decontamination removed."""
+
+VIEWS_V2 = """
+CREATE OR REPLACE VIEW latest_audit AS
+SELECT pair_id, reproduced, verdict, reason, audit_run, created_at FROM (
+    SELECT *, row_number() OVER (PARTITION BY pair_id ORDER BY created_at DESC, audit_id) AS rank
+    FROM audits WHERE subject = 'pair') WHERE rank = 1;
+CREATE OR REPLACE VIEW all_pairs AS
+SELECT p.pair_id, p.problem_id, pr.source, p.entry_point,
+       o.code AS original_code, v.code AS variant_code,
+       CAST(i.literal AS VARCHAR) AS diverging_input,
+       vd.original_outcome, vd.variant_outcome,
+       p.generator_agent_id AS generator, p.round, d.difficulty, d.evaluator_agent_id AS evaluator,
+       p.run_id, p.created_at,
+       coalesce(pr.split, 'train') AS split, coalesce(p.flags, '[]') AS flags,
+       p.duplicate_of, p.duplicate_kind, p.similarity, la.reproduced AS audit_reproduced, la.reason AS audit_reason,
+       CASE WHEN vd.verdict <> 'diverges' THEN 'not_diverging'
+            WHEN p.duplicate_of IS NOT NULL THEN 'duplicate'
+            WHEN la.reproduced = false THEN 'not_reproduced'
+            ELSE 'verified' END AS status
+FROM pairs p
+JOIN verdicts vd USING (verdict_id)
+JOIN programs o ON o.program_id = p.original_program_id
+JOIN programs v ON v.program_id = p.variant_program_id
+JOIN inputs i ON i.input_id = p.input_id
+LEFT JOIN problems pr ON pr.problem_id = p.problem_id
+LEFT JOIN latest_difficulty d ON d.pair_id = p.pair_id
+LEFT JOIN latest_audit la ON la.pair_id = p.pair_id;
+CREATE OR REPLACE VIEW verified_pairs AS
+SELECT pair_id, problem_id, source, entry_point, original_code, variant_code, diverging_input, original_outcome,
+       variant_outcome, generator, round, difficulty, evaluator, run_id, created_at, split, flags
+FROM all_pairs WHERE status = 'verified';
+CREATE OR REPLACE VIEW duplicate_pairs AS
+SELECT pair_id, duplicate_of, duplicate_kind, similarity, problem_id, round, run_id, variant_code
+FROM all_pairs WHERE status = 'duplicate';
+"""
+"""``verified_pairs`` keeps the public contract's columns (plus split and flags) and leaves out duplicates and
+pairs an audit could not reproduce; ``all_pairs`` shows every pair with its ``status``."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
               TABLES_V1 + VIEWS_V1),
+    Migration(2, "data hygiene: variant AST hash, duplicate_of, degenerate flags on pairs; audits; evaluation "
+                 "items; what each training set touched and removed; all_pairs and verified_pairs without "
+                 "duplicates or unreproduced pairs", HYGIENE_V2 + VIEWS_V2),
 ]
 LATEST = MIGRATIONS[-1].version
 
