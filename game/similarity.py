@@ -1,0 +1,189 @@
+"""When two programs are the same program, or nearly: the keys behind duplicate detection and decontamination.
+
+Pure functions, no I/O. Two programs that differ only in the names of their locals, their formatting, comments or
+docstrings have the same **normalised AST hash**. Near-duplicates are found by **MinHash** (``datasketch``) over
+shingles of the normalised token stream, and benchmark overlap by **n-gram** (13 by default) overlap of the same
+stream, so renaming every local does not hide a copy.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import tokenize
+from collections.abc import Iterable, Sequence
+
+from datasketch import MinHash
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[1:] or [ast.Pass()]
+    return body
+
+
+class _Normaliser(ast.NodeTransformer):
+    """Renames each function's parameters and locals to v0, v1, … in order of first appearance; globals, builtins,
+    attributes and the functions' own names stay, since they are part of what the program means."""
+
+    def __init__(self) -> None:
+        self.stack: list[dict[str, str]] = []
+
+    @staticmethod
+    def _locals(node: ast.AST) -> list[str]:
+        names: list[str] = []
+        arguments = node.args  # type: ignore[attr-defined]
+        for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+            names.append(arg.arg)
+        for extra in (arguments.vararg, arguments.kwarg):
+            if extra is not None:
+                names.append(extra.arg)
+        declared_global: set[str] = set()
+        body = node.body if isinstance(node.body, list) else [node.body]  # type: ignore[attr-defined]
+        pending: list[ast.AST] = list(body)
+        while pending:
+            inner = pending.pop(0)
+            if isinstance(inner, (ast.Global, ast.Nonlocal)):
+                declared_global.update(inner.names)
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                names.append(inner.id)
+            elif isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(inner.name)
+                pending.extend(inner.decorator_list)
+                continue
+            elif isinstance(inner, ast.Lambda):
+                continue
+            elif isinstance(inner, ast.ExceptHandler) and inner.name:
+                names.append(inner.name)
+            pending.extend(ast.iter_child_nodes(inner))
+        ordered = []
+        for name in names:
+            if name not in declared_global and name not in ordered:
+                ordered.append(name)
+        return ordered
+
+    def _scope(self, node: ast.AST) -> ast.AST:
+        outer = self.stack[-1] if self.stack else {}
+        mapping = dict(outer)
+        for name in self._locals(node):
+            mapping[name] = f"v{len(mapping)}"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = _strip_docstring(node.body)
+            node.decorator_list = [self.visit(d) for d in node.decorator_list]
+            if node.returns is not None:
+                node.returns = self.visit(node.returns)
+            defaults = node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+            for default in defaults:
+                self.visit(default)
+        self.stack.append(mapping)
+        try:
+            for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,  # type: ignore[attr-defined]
+                        node.args.vararg, node.args.kwarg]:  # type: ignore[attr-defined]
+                if arg is not None:
+                    arg.arg = mapping.get(arg.arg, arg.arg)
+                    if arg.annotation is not None:
+                        arg.annotation = self.visit(arg.annotation)
+            if isinstance(node, ast.Lambda):
+                node.body = self.visit(node.body)
+            else:
+                node.body = [self.visit(statement) for statement in node.body]  # type: ignore[attr-defined]
+        finally:
+            self.stack.pop()
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        renamed = self.stack[-1].get(node.name) if self.stack else None
+        self._scope(node)
+        if renamed:
+            node.name = renamed
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        return self._scope(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if self.stack and node.id in self.stack[-1]:
+            node.id = self.stack[-1][node.id]
+        return node
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        if node.name and self.stack and node.name in self.stack[-1]:
+            node.name = self.stack[-1][node.name]
+        self.generic_visit(node)
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        node.body = _strip_docstring(node.body)
+        renamed = self.stack[-1].get(node.name) if self.stack else None
+        self.generic_visit(node)
+        if renamed:
+            node.name = renamed
+        return node
+
+
+def normalized_ast(code: str) -> ast.Module | None:
+    """The program with docstrings dropped and locals renamed canonically; None when it does not parse."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    tree.body = _strip_docstring(tree.body) if tree.body else tree.body
+    try:
+        return ast.fix_missing_locations(_Normaliser().visit(tree))
+    except RecursionError:
+        return None
+
+
+def ast_hash(code: str) -> str | None:
+    """Equal for programs that differ only in local names, formatting, comments and docstrings."""
+    tree = normalized_ast(code)
+    if tree is None:
+        return None
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
+
+
+def code_tokens(code: str) -> list[str]:
+    """The normalised program as a token stream (names renamed, no comments or layout); the raw token stream
+    when it does not parse, and whitespace-split words when it does not even tokenize."""
+    tree = normalized_ast(code)
+    text = code
+    if tree is not None:
+        try:
+            text = ast.unparse(tree)
+        except (ValueError, RecursionError):
+            text = code
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENCODING, tokenize.ENDMARKER}
+    try:
+        return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type not in skip]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return text.split()
+
+
+def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    """Every run of n tokens; a stream shorter than n is one gram of itself (short programs still match)."""
+    if len(tokens) < n:
+        return {tuple(tokens)} if tokens else set()
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def minhash(tokens: Sequence[str], shingle: int = 5, num_perm: int = 128, seed: int = 1) -> MinHash:
+    """A MinHash signature of the token shingles; ``jaccard`` of two signatures estimates their set overlap."""
+    signature = MinHash(num_perm=num_perm, seed=seed)
+    for gram in ngrams(tokens, shingle):
+        signature.update("\x1f".join(gram).encode("utf-8", "surrogatepass"))
+    return signature
+
+
+def overlap(grams: set[tuple[str, ...]], index: Iterable[tuple[str, ...]] | set[tuple[str, ...]]) -> float:
+    """Share of ``grams`` found in ``index`` (0 when there are none)."""
+    if not grams:
+        return 0.0
+    known = index if isinstance(index, (set, frozenset)) else set(index)
+    return sum(gram in known for gram in grams) / len(grams)
