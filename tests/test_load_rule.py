@@ -74,3 +74,21 @@ def test_failing_tests_are_not_a_load_failure(local_backend) -> None:
     """In a validation script the tests run after the module loaded: their failure is the tests' outcome."""
     outcome = run_tests(local_backend, [(GOOD, "raise SystemExit(1)\n")])[0]
     assert outcome.kind == "raised"
+
+
+def test_sinq_verify_reports_a_load_failure_as_invalid(tmp_path, local_backend) -> None:
+    """The user-facing path: `sinq verify` on the exact defect seen in real data (a mutated annotation)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    variant, _ = LOAD_FAILURES["annotation"]
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(json.dumps({"id": "a", "original": GOOD, "variant": variant, "entry_point": "f",
+                                  "input": {"xs": ["a"]}}) + "\n")
+    done = subprocess.run([sys.executable, "-m", "sinq.cli", "verify", str(source), "--json"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "SINQ_CONFIG": ""})
+    line = json.loads(done.stdout.splitlines()[0])
+    assert (line["verdict"], line["reason"]) == ("invalid", "variant_fails_to_load")
+    assert "TypeError" in line["detail"]
