@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 class Limits(BaseModel):
     """Per-execution resource limits, enforced in every child (rlimits) and, for Docker, per container too."""
 
-    timeout_s: float = Field(2.0, gt=0, description="wall-clock budget of one execution")
-    memory_mb: int = Field(512, ge=64, description="address-space limit of one execution")
+    timeout_s: float = Field(2.0, ge=0.05, le=3600, description="CPU-time budget of one execution (s); outside "
+                             "[0.05, 3600] outcomes would reflect the machine, not the program")
+    memory_mb: int = Field(512, ge=64, le=1 << 20, description="address-space limit of one execution")
     max_file_mb: int = Field(16, ge=1, description="largest file (and captured output) an execution may write")
     max_open_files: int = Field(64, ge=16)
     max_processes: int = Field(32, ge=1, description="processes + threads of one execution (RLIMIT_NPROC)")

@@ -693,7 +693,8 @@ class Worker:
             if not running:
                 continue
             now = time.monotonic()
-            wait_ms = max(0, int((min(s.deadline for s in running.values()) - now) * 1000) + 1)
+            # poll() takes a C int of milliseconds: wake at least every second, whatever the budget
+            wait_ms = max(0, min(1000, int((min(s.deadline for s in running.values()) - now) * 1000) + 1))
             for fd, _event in poller.poll(wait_ms):
                 slot = fd_owner.get(fd)
                 if slot is None or slot.pid not in running:

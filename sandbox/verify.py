@@ -86,9 +86,20 @@ def _prepare(pair: Pair, config: SandboxConfig) -> _State:
     return state
 
 
+INFRASTRUCTURE_REASONS = {"sandbox_worker_died", "malformed_outcome"}
+"""Outcomes that describe the sandbox, not the program: never one half of a verdict."""
+
+
+def _infrastructure(*outcomes: Outcome) -> Outcome | None:
+    return next((o for o in outcomes if o.kind == "crashed" and o.reason in INFRASTRUCTURE_REASONS), None)
+
+
 def _invalid_reason(original: Outcome, variant: Outcome) -> str | None:
     """A side that is not a callable function taking the input (``…_fails_to_load``, ``…_no_entry_point``,
-    ``…_syntax_error``, ``signature_changed``) makes the pair invalid, never one half of a divergence."""
+    ``…_syntax_error``, ``signature_changed``) makes the pair invalid, never one half of a divergence; so does a
+    sandbox that failed to run a side (``sandbox_error``)."""
+    if _infrastructure(original, variant) is not None:
+        return "sandbox_error"
     if original.kind == "invalid":
         return "input_does_not_bind" if original.reason == "input_does_not_bind" else f"original_{original.reason}"
     if variant.kind == "invalid":
@@ -152,7 +163,8 @@ class Verifier:
         reason = _invalid_reason(original, variant)
         if reason is not None:
             state.verdict = Verdict(id=state.pair.id, verdict="invalid", reason=reason, original=original,
-                                    variant=variant, detail=(original.message if original.kind == "invalid"
+                                    variant=variant, detail=(original.message if original.kind in ("invalid", "crashed")
+                                                             and reason.startswith(("original", "input", "sandbox"))
                                                              else variant.message))
             return False
         if original.same_as(variant, self.mode):
@@ -170,6 +182,12 @@ class Verifier:
         outcomes = {}
         for side in SIDES:
             runs = state.runs[side]
+            broken = _infrastructure(*runs)
+            if broken is not None:
+                state.verdict = Verdict(id=state.pair.id, verdict="invalid", reason="sandbox_error",
+                                        original=state.runs["original"][0], variant=state.runs["variant"][0],
+                                        detail=f"{side}: {broken.message}")
+                return
             invalid = next((o for o in runs if o.kind == "invalid"), None)
             if invalid is not None:
                 state.verdict = Verdict(id=state.pair.id, verdict="invalid", reason=f"{side}_{invalid.reason}",

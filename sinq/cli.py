@@ -53,7 +53,14 @@ def _sandbox_config(config: Path | None, backend: str | None, **overrides: objec
     if limits:
         sandbox = sandbox.model_copy(update={"limits": sandbox.limits.model_copy(update=limits)})
     rest = {k: v for k, v in overrides.items() if k not in limits and v is not None}
-    return SandboxConfig.model_validate({**sandbox.model_dump(), **rest})
+    from pydantic import ValidationError
+
+    try:
+        return SandboxConfig.model_validate({**sandbox.model_dump(), "limits": sandbox.limits.model_dump(), **rest})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]invalid sandbox settings: {problems}[/red]")
+        raise typer.Exit(2) from exc
 
 
 def _open(config: SandboxConfig):
