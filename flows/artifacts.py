@@ -1,9 +1,12 @@
-"""What a run shows in the Prefect UI: a markdown summary, a table per source, and a difficulty-histogram picture."""
+"""What a run shows in the Prefect UI: a markdown summary, a table per source, a difficulty-histogram picture and
+a pair viewer (the hardest and a random handful of the run's new pairs as diffs, with the input and outcomes)."""
 
 from __future__ import annotations
 
 import base64
+import difflib
 import io
+import json
 import re
 
 import matplotlib
@@ -24,6 +27,7 @@ def summary_markdown(summary: dict, source: dict, timings: dict) -> str:
     reasons = "\n".join(f"| `{r}` | {n} |" for r, n in summary["top_rejection_reasons"]) or "| (none) | 0 |"
     success = summary["evaluator_success_rate"]
     stages = "\n".join(f"| {name} | {seconds:.1f} |" for name, seconds in timings.items())
+    hygiene = _hygiene_markdown(summary)
     return f"""# Nightly generation `{summary['run_id']}`
 
 Round {summary['round']} · generator `{summary['generator']}` · evaluator `{summary['evaluator']}`
@@ -42,7 +46,7 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 **Verification rate** (verified pairs / samples): {summary['verification_rate']:.1%}
 **Evaluator success** (answers whose input really diverges): {'n/a' if success is None else f'{success:.1%}'}
 **Round totals**: {summary['round_verified_pairs']} verified pairs, {summary['round_evaluated_pairs']} labelled.
-
+{hygiene}
 ## Top rejection reasons
 | reason | samples |
 |---|---|
@@ -61,6 +65,101 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 Query the data: `sinq sql "SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{summary['run_id']}'
 GROUP BY 1 ORDER BY 1"`
 """
+
+
+def _hygiene_markdown(summary: dict) -> str:
+    """The audit figure, duplicates and flags, each when the summary has it."""
+    parts = []
+    audit = summary.get("audit")
+    if audit:
+        answers = audit.get("answers", {})
+        reasons = ", ".join(f"`{r}`: {n}" for r, n in audit["by_reason"].items()) or "none"
+        parts.append(f"""
+## Audit (a sample re-verified from scratch: fresh processes, hash seeds {audit['hash_seeds']}, {audit['backend']})
+| figure | pairs | evaluator answers |
+|---|---|---|
+| checked | {audit['checked']} | {answers.get('checked', 0)} |
+| reproduced | {audit['reproduced']} | {answers.get('reproduced', 0)} |
+| not reproduced (left verified_pairs) | {audit['not_reproduced']} | {answers.get('not_reproduced', 0)} |
+
+Not reproduced, by reason: {reasons}
+""")
+    duplicates = summary.get("duplicates")
+    if duplicates:
+        rows = "\n".join(f"| {kind} | {n} |" for kind, n in duplicates.items())
+        parts.append(f"\n## Duplicates (left out of verified_pairs)\n| kind | pairs |\n|---|---|\n{rows}\n")
+    flagged = summary.get("flagged")
+    if flagged:
+        rows = "\n".join(f"| `{flag}` | {n} |" for flag, n in flagged.items())
+        parts.append(f"\n## Flagged pairs (left out of exports by default)\n| flag | pairs |\n|---|---|\n{rows}\n")
+    return "".join(parts)
+
+
+def _fence(text: str, language: str = "") -> str:
+    """A code fence longer than any backtick run inside the text, so a program cannot close it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{language}\n{text.rstrip()}\n{ticks}"
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def outcome_short(raw: str | dict | None) -> str:
+    """An outcome as people read it: `returned 3`, `raised ValueError: bad`, `timeout`."""
+    outcome = json.loads(raw) if isinstance(raw, str) else (raw or {})
+    kind = outcome.get("kind", "?")
+    if kind == "returned":
+        return f"returned {outcome.get('value', '')}"
+    if kind == "raised":
+        message = outcome.get("message")
+        return f"raised {outcome.get('type')}" + (f": {message}" if message else "")
+    detail = outcome.get("limit") or outcome.get("signal") or outcome.get("reason") or ""
+    return f"{kind} {detail}".strip()
+
+
+def unified_diff(original: str, variant: str) -> str:
+    lines = difflib.unified_diff(original.splitlines(), variant.splitlines(), "original", "variant", lineterm="")
+    return "\n".join(lines) or "(no textual change)"
+
+
+def pair_viewer_markdown(run_id: str, pairs: list[dict]) -> str:
+    if not pairs:
+        return f"# Pair viewer `{run_id}`\n\nThis run stored no verified pair.\n"
+    blocks = []
+    for number, pair in enumerate(pairs, start=1):
+        difficulty = "unlabelled" if pair["difficulty"] is None else f"difficulty {pair['difficulty']}"
+        flags = json.loads(pair.get("flags") or "[]")
+        literal = pair["diverging_input"]
+        shown = literal if len(literal) <= 2000 else literal[:2000] + " …"
+        name = pair["source_id"] or pair["source"]
+        blocks.append(f"""## {number}. `{name}` · `{pair['entry_point']}` · {difficulty} ({pair['why']})
+
+pair `{pair['pair_id']}`{' · flags ' + ', '.join(f'`{f}`' for f in flags) if flags else ''}
+
+{_fence(unified_diff(pair['original_code'], pair['variant_code']), 'diff')}
+
+**Diverging input**
+
+{_fence(shown, 'python')}
+
+| side | outcome |
+|---|---|
+| original | {_cell(outcome_short(pair['original_outcome']))} |
+| variant | {_cell(outcome_short(pair['variant_outcome']))} |
+""")
+    hardest = sum(p["why"] == "hardest" for p in pairs)
+    return (f"# Pair viewer `{run_id}`\n\nThe {hardest} hardest and {len(pairs) - hardest} random new verified "
+            "pairs of this run: original → variant, the input they diverge on, and both outcomes.\n\n"
+            + "\n".join(blocks))
+
+
+def publish_pair_viewer(run_id: str, pairs: list[dict]) -> None:
+    create_markdown_artifact(pair_viewer_markdown(run_id, pairs), key="pair-viewer",
+                             description="the hardest and a random handful of this run's verified pairs as diffs")
 
 
 def histogram_png(histogram: dict[str, int], title: str) -> bytes:

@@ -24,6 +24,8 @@ class RunConfig(BaseModel):
                                "(each process also serialises its own batches on its sandbox pool)")
     llm_slots: int = Field(2, ge=1, description="global concurrency limit: LLM batches at once, fleet-wide")
     work_pool: str = Field("sinq-cpu", description="work pool of the nightly deployment")
+    audit_sample: int = Field(20, ge=0, description="verified pairs of the run re-verified from scratch after "
+                              "evaluation (fresh processes, other hash seeds); the figure is in the summary; 0 = off")
 
     @field_validator("timezone")
     @classmethod

@@ -1,6 +1,7 @@
 """The nightly generation flow: source and validate problems → generate and settle samples → evaluator answers and
-difficulty → summary, artifacts and a Parquet snapshot. Batches of problems are the unit of work; everything lands
-in the warehouse as it is made, so a killed run resumes where it stopped when run again."""
+difficulty → an audit of a sample (re-verified from scratch; what fails leaves verified_pairs and so the snapshot) →
+summary, artifacts (with the pair viewer) and a Parquet snapshot. Batches of problems are the unit of work;
+everything lands in the warehouse as it is made, so a killed run resumes where it stopped when run again."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.artifacts import publish, slug
+from flows.artifacts import publish, publish_pair_viewer, slug
 from sinq.settings import Settings, load_settings
 from tasks import nightly, stages
+from warehouse.export import viewer_pairs
 
 
 def _run_name() -> str:
@@ -126,13 +128,25 @@ def nightly_generation(settings: dict | None = None) -> dict:
         if not batches:
             update_progress_artifact(progress, 100.0)
         timings.update(work)
+        audit = None
+        if cfg.run.audit_sample:
+            try:
+                audit = nightly.audit(data, run_id)
+            except Exception as exc:
+                failures.append(f"audit: {type(exc).__name__}: {exc}")
+                logger.error("audit failed: %s", exc)
+            else:
+                timings["audit"] = audit.pop("seconds")
+                logger.info("audit: %d of %d sampled pairs reproduced (%d answers checked); not reproduced: %s",
+                            audit["reproduced"], audit["checked"], audit["answers"]["checked"], audit["by_reason"])
         summary = nightly.summarize(data, run_id)
         timings["summary"] = summary.pop("seconds")
         snapshot = nightly.export_snapshot(data, run_id)
         timings["wall"] = time.perf_counter() - started
         summary.update(problems=source["usable"], problems_loaded=source["loaded"], snapshot=snapshot,
-                       failed_batches=failures, timings={k: round(v, 3) for k, v in timings.items()})
+                       failed_batches=failures, audit=audit, timings={k: round(v, 3) for k, v in timings.items()})
         publish(summary, source, {k: v for k, v in timings.items() if k != "wall"})
+        publish_pair_viewer(run_id, viewer_pairs(warehouse, run_id))
         logger.info("run %s: %d samples, %d verified pairs, %d labelled; snapshot %s", run_id, summary["samples"],
                     summary["verified_pairs"], summary["evaluated_pairs"], snapshot and snapshot["path"])
         if failures:

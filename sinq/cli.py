@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandbox.config import SandboxConfig
+from sinq import audit_cli
 from sinq.settings import SettingsError, load_settings
 
 app = typer.Typer(help="sinq: a data factory for code-reasoning data (the semantic inequivalence game).",
@@ -510,19 +511,26 @@ def export_cmd(
     out_dir: Annotated[Path, typer.Argument(help="output folder")],
     fmt: Annotated[str, typer.Option("--format", help="parquet | jsonl")] = "parquet",
     run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
+    include_flagged: Annotated[bool, typer.Option("--include-flagged", help="keep pairs with degenerate flags")
+                               ] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Export verified pairs (with a dataset card) in a form `datasets.load_dataset` loads."""
+    """Export verified pairs (with a dataset card and its statistics) in a form `datasets.load_dataset` loads;
+    flagged pairs are left out unless --include-flagged."""
     from warehouse.export import export
     from warehouse.store import WarehouseError
 
     try:
-        summary = export(_warehouse(db, config), out_dir, fmt, run)
+        summary = export(_warehouse(db, config), out_dir, fmt, run, include_flagged=include_flagged)
     except WarehouseError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    out.print(f"exported {summary['pairs']} pairs to {summary['file']} (card: {out_dir / 'README.md'})")
+    left_out = f", {summary['flagged_left_out']} flagged left out" if summary["flagged_left_out"] else ""
+    out.print(f"exported {summary['pairs']} pairs to {summary['file']}{left_out} (card: {out_dir / 'README.md'})")
+
+
+app.command("audit")(audit_cli.audit)
 
 
 def _run_settings(config: Path | None, source: str | None, limit: int | None, agents: str | None,

@@ -15,6 +15,7 @@ from prefect.concurrency.sync import concurrency
 
 from sandbox.local import SandboxUnavailable
 from sinq.settings import Settings
+from tasks import audit as audits
 from tasks import stages
 
 SANDBOX_LIMIT = "sinq-sandbox"
@@ -77,6 +78,15 @@ def evaluate(settings: dict, run_id: str, problem_ids: list[str], index: int) ->
     cfg = Settings.model_validate(settings)
     with _slots(cfg, cfg.agents.evaluator.kind == "llm"):
         return _timed(stages.evaluate_batch, cfg, run_id, problem_ids)
+
+
+@task(name="audit", **OPTIONS)
+def audit(settings: dict, run_id: str) -> dict:
+    """A seeded sample of this run's pairs settled again in fresh sandbox processes under other hash seeds (its own
+    pool, closed afterwards: never the per-process pool the batches share); what fails leaves verified_pairs."""
+    cfg = Settings.model_validate(settings)
+    with _slots(cfg, False):
+        return _timed(audits.audit_run_sample, cfg, run_id)
 
 
 @task(name="summarize", **OPTIONS)

@@ -1,32 +1,74 @@
-"""Exports users train on: Parquet or JSONL of ``verified_pairs`` with a dataset card, loadable by ``datasets``."""
+"""Exports users train on: Parquet or JSONL of ``verified_pairs`` with a dataset card that says what is inside
+(counts per round, source and split, difficulty, mutation kinds, edit sizes, what was left out and why), loadable
+by ``datasets``. Pairs with degenerate flags are left out unless asked for; duplicates and pairs an audit could not
+reproduce are never in ``verified_pairs``. Also the rows of the run's pair viewer."""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from warehouse.store import Warehouse, WarehouseError
 
-EXPORT_COLUMNS = """pair_id, problem_id, source, entry_point, original_code, variant_code, diverging_input,
+EXPORT_COLUMNS = """pair_id, problem_id, source, split, entry_point, original_code, variant_code, diverging_input,
     CAST(original_outcome AS VARCHAR) AS original_outcome, CAST(variant_outcome AS VARCHAR) AS variant_outcome,
-    generator, round, difficulty, evaluator, run_id, CAST(created_at AS VARCHAR) AS created_at"""
+    generator, round, difficulty, evaluator, CAST(CAST(flags AS JSON) AS VARCHAR[]) AS flags, run_id,
+    CAST(created_at AS VARCHAR) AS created_at"""
+FLAGGED = "json_array_length(CAST(flags AS JSON)) > 0"
+EDIT_BUCKETS = ((1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (25, "11-25"))
 
 
-def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | None = None) -> dict:
+def changed_lines(original: str, variant: str) -> int:
+    """Lines the edit touches: a rewritten line counts once, a deleted or an inserted line once each; blank lines
+    and trailing whitespace do not count (a generator that reformats the code did not edit it there)."""
+
+    def lines(code: str) -> list[str]:
+        return [line.rstrip() for line in code.splitlines() if line.strip()]
+
+    matcher = difflib.SequenceMatcher(None, lines(original), lines(variant), autojunk=False)
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+
+
+def edit_bucket(lines: int) -> str:
+    if lines == 0:
+        return "0"
+    return next((name for top, name in EDIT_BUCKETS if lines <= top), f">{EDIT_BUCKETS[-1][0]}")
+
+
+def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | None = None,
+           include_flagged: bool = False) -> dict:
     if fmt not in ("parquet", "jsonl"):
         raise WarehouseError(f"unknown export format {fmt!r} (parquet | jsonl)")
     out.mkdir(parents=True, exist_ok=True)
-    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    scope, params = ("run_id = ?", [run_id]) if run_id else ("true", [])
+    kept = scope if include_flagged else f"{scope} AND NOT {FLAGGED}"
     target = out / f"verified_pairs.{fmt}"
     with warehouse.reading() as con:
-        table = con.sql(f"SELECT {EXPORT_COLUMNS} FROM verified_pairs {where} ORDER BY pair_id",
+        def rows(sql: str) -> list[tuple]:
+            return con.execute(sql, params).fetchall()
+
+        table = con.sql(f"SELECT {EXPORT_COLUMNS} FROM verified_pairs WHERE {kept} ORDER BY pair_id",
                         params=params).to_arrow_table()
-        runs = con.execute(f"SELECT DISTINCT run_id FROM verified_pairs {where} ORDER BY 1", params).fetchall()
-        sources = con.execute(
-            f"SELECT v.source, any_value(p.licence), count(*) FROM verified_pairs v LEFT JOIN problems p "
-            f"ON p.problem_id = v.problem_id {where.replace('run_id', 'v.run_id')} GROUP BY 1 ORDER BY 1",
-            params).fetchall()
+        runs = rows(f"SELECT DISTINCT run_id FROM verified_pairs WHERE {kept} ORDER BY 1")
+        sources = rows(f"SELECT v.source, any_value(p.licence), count(*) FROM verified_pairs v LEFT JOIN problems p "
+                       f"ON p.problem_id = v.problem_id WHERE {kept.replace('run_id', 'v.run_id')} GROUP BY 1 "
+                       "ORDER BY 1")
+        per = {name: rows(f"SELECT {column}, count(*) FROM verified_pairs WHERE {kept} GROUP BY 1 ORDER BY 1 "
+                          "NULLS LAST")
+               for name, column in (("round", "round"), ("split", "split"), ("difficulty", "difficulty"))}
+        kinds = rows(f"SELECT coalesce(s.detail, '(unknown)'), count(*) FROM verified_pairs v JOIN pairs p "
+                     f"USING (pair_id) LEFT JOIN samples s ON s.sample_id = p.sample_id "
+                     f"WHERE {kept.replace('run_id', 'v.run_id').replace('flags', 'v.flags')} GROUP BY 1 "
+                     "ORDER BY 2 DESC, 1")
+        flags = rows(f"SELECT flag, count(*) FROM (SELECT unnest(CAST(CAST(flags AS JSON) AS VARCHAR[])) AS flag "
+                     f"FROM verified_pairs WHERE {scope}) GROUP BY 1 ORDER BY 2 DESC, 1")
+        flagged = rows(f"SELECT count(*) FROM verified_pairs WHERE {scope} AND {FLAGGED}")[0][0]
+        left_out = dict(rows(f"SELECT coalesce(duplicate_kind, status), count(*) FROM all_pairs WHERE {scope} "
+                             "AND status IN ('duplicate', 'not_reproduced') GROUP BY 1 ORDER BY 1"))
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -35,20 +77,59 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
         with target.open("w") as handle:
             for row in table.to_pylist():
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    edits = Counter(edit_bucket(changed_lines(o, v)) for o, v in zip(
+        table.column("original_code").to_pylist(), table.column("variant_code").to_pylist(), strict=True))
+    order = ["0"] + [name for _, name in EDIT_BUCKETS] + [f">{EDIT_BUCKETS[-1][0]}"]
     summary = {
         "file": str(target), "format": fmt, "pairs": table.num_rows, "runs": [r[0] for r in runs],
         "sources": [{"source": s, "licence": licence, "pairs": n} for s, licence, n in sources],
+        "flagged_left_out": 0 if include_flagged else flagged, "flagged_included": flagged if include_flagged else 0,
+        "duplicates_left_out": sum(n for k, n in left_out.items() if k != "not_reproduced"),
+        "not_reproduced_left_out": left_out.get("not_reproduced", 0),
+        "statistics": {
+            "per_round": {str(k): n for k, n in per["round"]},
+            "per_split": {str(k): n for k, n in per["split"]},
+            "difficulty": {("unlabelled" if k is None else str(k)): n for k, n in per["difficulty"]},
+            "mutation_kind": dict(kinds),
+            "changed_lines": {name: edits[name] for name in order if edits[name]},
+            "duplicates_left_out": {k: n for k, n in left_out.items() if k != "not_reproduced"},
+            "flags": dict(flags),
+        },
     }
     (out / "README.md").write_text(dataset_card(summary))
     return summary
 
 
+def _table(title: str, column: str, counts: dict) -> str:
+    body = "\n".join(f"| {k} | {n} |" for k, n in counts.items()) or "| (none) | 0 |"
+    return f"### {title}\n\n| {column} | pairs |\n|---|---|\n{body}\n"
+
+
 def dataset_card(summary: dict) -> str:
     licences = sorted({s["licence"] for s in summary["sources"] if s["licence"]}) or ["see sources"]
     sources = "\n".join(f"| {s['source']} | {s['licence'] or 'unknown'} | {s['pairs']} |" for s in summary["sources"])
+    stats = summary["statistics"]
+    flag_note = (f"{summary['flagged_left_out']} flagged pairs were left out (`sinq export --include-flagged` keeps "
+                 "them)" if summary["flagged_left_out"] else
+                 f"{summary['flagged_included']} flagged pairs are included" if summary["flagged_included"] else
+                 "no pair carries a flag")
+    duplicates = ", ".join(f"{n} {k}" for k, n in stats["duplicates_left_out"].items()) or "none"
+    sections = "\n".join([
+        _table("Pairs per round", "round", stats["per_round"]),
+        _table("Pairs per source", "source", {s["source"]: s["pairs"] for s in summary["sources"]}),
+        _table("Pairs per split", "split", stats["per_split"]),
+        _table("Difficulty (0 = every evaluator answer found a divergence, 10 = none did)", "difficulty",
+               stats["difficulty"]),
+        _table("Mutation kind (generator's own label)", "kind", stats["mutation_kind"]),
+        _table("Edit size (lines changed, original → variant)", "changed lines", stats["changed_lines"]),
+        _table("Degenerate flags (over every verified pair in scope, left out or not)", "flag", stats["flags"]),
+    ])
     return f"""---
 license: other
 pretty_name: sinq verified pairs
+tags:
+- code
+- program-equivalence
 configs:
 - config_name: default
   data_files: {Path(summary['file']).name}
@@ -62,12 +143,35 @@ repeated runs and two hash seeds). Exported {datetime.now(UTC).isoformat(timespe
 - pairs: {summary['pairs']}
 - runs: {', '.join(summary['runs']) or 'none'}
 - licences of the source problems: {', '.join(licences)}
+- left out: duplicates {duplicates}; not reproduced by an audit {summary['not_reproduced_left_out']}; {flag_note}
 
 | source | licence | pairs |
 |---|---|---|
 {sources}
 
-Columns: pair_id, problem_id, source, entry_point, original_code, variant_code, diverging_input (a Python literal
-dict of keyword arguments), original_outcome and variant_outcome (JSON), generator, round, difficulty (0-10, empty
-until evaluated), evaluator, run_id, created_at.
+## Statistics
+
+{sections}
+Columns: pair_id, problem_id, source, split, entry_point, original_code, variant_code, diverging_input (a Python
+literal dict of keyword arguments), original_outcome and variant_outcome (JSON), generator, round, difficulty (0-10,
+empty until evaluated), evaluator, flags (degenerate-flag codes, empty for clean pairs), run_id, created_at.
 """
+
+
+def viewer_pairs(warehouse: Warehouse, run_id: str, hardest: int = 3, handful: int = 3) -> list[dict]:
+    """The run's pair viewer: its ``hardest`` verified pairs (highest difficulty) and a ``handful`` more chosen
+    by a hash seeded with the run id (the same run always shows the same ones)."""
+    if not warehouse.path.exists():
+        return []
+    with warehouse.reading() as con:
+        cursor = con.execute(
+            "SELECT v.pair_id, pr.source_id, v.source, v.entry_point, v.original_code, v.variant_code, "
+            "v.diverging_input, CAST(v.original_outcome AS VARCHAR), CAST(v.variant_outcome AS VARCHAR), "
+            "v.difficulty, CAST(v.flags AS VARCHAR) FROM verified_pairs v LEFT JOIN problems pr USING (problem_id) "
+            "WHERE v.run_id = ? ORDER BY v.difficulty DESC NULLS LAST, v.pair_id", [run_id])
+        names = ["pair_id", "source_id", "source", "entry_point", "original_code", "variant_code",
+                 "diverging_input", "original_outcome", "variant_outcome", "difficulty", "flags"]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    top = [{**r, "why": "hardest"} for r in rows[:hardest]]
+    rest = sorted(rows[hardest:], key=lambda r: hashlib.sha256(f"{run_id}:{r['pair_id']}".encode()).hexdigest())
+    return top + [{**r, "why": "random"} for r in rest[:handful]]
