@@ -79,9 +79,13 @@ def _fence(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
 
-def alice_messages(program: str, entry_point: str, difficulty: int) -> list[dict]:
-    if not 0 <= difficulty <= 10:
-        raise ValueError(f"difficulty must be 0..10, got {difficulty}")
+def alice_messages(program: str, entry_point: str, difficulty: int | str | None) -> list[dict]:
+    """``difficulty`` None or "Any" leaves it unspecified (the paper's "Difficulty level: Any"): the prompt of an
+    example whose answer is the difficulty must not already say it."""
+    if difficulty is None or difficulty == "Any":
+        difficulty = "Any"
+    elif isinstance(difficulty, str) or not 0 <= difficulty <= 10:
+        raise ValueError(f"difficulty must be 0..10 or Any, got {difficulty!r}")
     user = f"Difficulty level: {difficulty}\nEntry point function: {entry_point}\n\n{_fence(program)}"
     return [{"role": "system", "content": ALICE_SYSTEM}, {"role": "user", "content": user}]
 

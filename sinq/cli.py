@@ -733,20 +733,30 @@ def train_build(
     kind: Annotated[str, typer.Argument(help="sft | dpo | grpo")],
     role: RoleOpt = "generator",
     rounds: Annotated[str | None, typer.Option(help="comma-separated rounds (default: all)")] = None,
+    include_duplicates: Annotated[bool, typer.Option(help="keep pairs marked as duplicates")] = False,
+    include_flagged: Annotated[bool, typer.Option(help="keep variants flagged degenerate")] = False,
+    include_contaminated: Annotated[bool, typer.Option(help="skip decontamination against evaluation items")] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build a training set from the warehouse (Parquet + dataset card) and register it."""
+    """Build a training set from the warehouse (Parquet + dataset card) and register it. Held-out problems never
+    enter; duplicates, flagged and contaminated pairs only when asked."""
     from training.datasets import HeldOutLeak, snapshot
+    from warehouse.store import WarehouseError
 
     settings, warehouse = _settings_warehouse(config, db)
     build = settings.training.build
     if rounds:
         build = build.model_copy(update={"rounds": [int(r) for r in rounds.split(",")]})
+    build = build.model_copy(update={"include_duplicates": build.include_duplicates or include_duplicates,
+                                     "include_flagged": build.include_flagged or include_flagged})
+    decontamination = settings.training.decontamination
+    if include_contaminated:
+        decontamination = decontamination.model_copy(update={"enabled": False})
     try:
-        result = snapshot(warehouse, kind, role, build)
-    except (ValueError, HeldOutLeak) as exc:
+        result = snapshot(warehouse, kind, role, build, decontamination, settings.sources.split)
+    except (ValueError, HeldOutLeak, WarehouseError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     _figures(result, f"{kind} set for the {role}", json_out)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from agents.config import AgentsConfig
 from flows.config import RunConfig
 from sandbox.config import SandboxConfig
+from sources.splits import SourcesConfig
 from training.config import TrainingConfig
 
 
@@ -29,6 +30,7 @@ class Settings(BaseModel):
     agents: AgentsConfig = AgentsConfig()
     run: RunConfig = RunConfig()
     training: TrainingConfig = TrainingConfig()
+    sources: SourcesConfig = SourcesConfig()
 
     def config_hash(self) -> str:
         """Identifies what a run was asked to do (tagged on every run; stored with it)."""

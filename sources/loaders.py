@@ -1,5 +1,6 @@
 """Problem loaders. A source is named ``humaneval``, ``mbpp:PATH``, ``hf:NAME[:SPLIT]`` or ``file:PATH``; all end
-in the same normalisation (line endings, entry point from code and tests, signature, seed inputs, dedup)."""
+in the same normalisation (line endings, entry point from code and tests, signature, seed inputs, dedup) and the
+same held-out split (``sources.splits``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from sources.problem import Problem, code_key, find_entry_point, seed_inputs, signature_text
+from sources.splits import SplitConfig, assigned_split
 
 
 class SourceError(ValueError):
@@ -38,7 +40,9 @@ SOURCES_HELP = {
 }
 
 
-def load(spec: str, columns: ColumnMap | None = None, limit: int | None = None) -> list[Problem]:
+def load(spec: str, columns: ColumnMap | None = None, limit: int | None = None,
+         splits: SplitConfig | None = None) -> list[Problem]:
+    """The source's problems, each with its split: the one the source named, or the held-out rule's."""
     kind, _, rest = spec.partition(":")
     if kind == "humaneval" and not rest:
         rows: Iterable[Problem] = _humaneval()
@@ -59,6 +63,7 @@ def load(spec: str, columns: ColumnMap | None = None, limit: int | None = None) 
         if problem.reason is None and key in seen:
             problem.reason = "duplicate"
         seen.setdefault(key, problem.source_id)
+        problem.split = assigned_split(problem.split, problem.problem_id, splits, problem.source)
         problems.append(problem)
     return problems
 

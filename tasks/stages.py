@@ -104,7 +104,7 @@ def source_problems(settings: Settings, run_id: str) -> dict:
     """Load the source; validate only problems the warehouse has not validated before (reused across nights)."""
     from sources.loaders import load
 
-    problems = load(settings.run.source, limit=settings.run.limit)
+    problems = load(settings.run.source, limit=settings.run.limit, splits=settings.sources.split)
     warehouse = warehouse_for(settings)
     known: dict[str, tuple[str, str | None]] = {}
     ids = [p.problem_id for p in problems]

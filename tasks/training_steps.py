@@ -20,7 +20,7 @@ def build_set(settings: dict, kind: str, role: str, rounds: list[int] | None = N
     cfg = Settings.model_validate(settings)
     build = cfg.training.build.model_copy(update={"rounds": rounds})
     try:
-        return snapshot(stages.warehouse_for(cfg), kind, role, build)
+        return snapshot(stages.warehouse_for(cfg), kind, role, build, cfg.training.decontamination, cfg.sources.split)
     except ValueError:
         return None
 

@@ -102,3 +102,25 @@ def test_sources_validate_cli(tmp_path: Path, local_backend) -> None:
     result = json.loads(done.stdout)
     assert result == {"loaded": 5, "valid": 2, "invalid": 3,
                       "reasons": {"fails_own_tests:AssertionError": 1, "duplicate": 1, "missing_field": 1}}
+
+
+def test_held_out_split_is_deterministic_near_its_share_and_keeps_named_splits(tmp_path: Path) -> None:
+    from sources.splits import SplitConfig, split_of
+
+    first, again = load("humaneval"), load("humaneval")
+    splits = [p.split for p in first]
+    assert splits == [p.split for p in again] and set(splits) == {"train", "held_out"}
+    assert 0.15 <= splits.count("held_out") / len(splits) <= 0.25  # 39 of 164 with the default salt
+    assert [p.source_id for p in first if p.split == "held_out"][:3] == ["HumanEval/4", "HumanEval/8",
+                                                                         "HumanEval/9"]
+    assert all(split_of(p.problem_id) == p.split for p in first)
+    other = [p.split for p in load("humaneval", splits=SplitConfig(salt="another draw"))]
+    assert other != splits and 0.1 <= other.count("held_out") / len(other) <= 0.3
+    assert {p.split for p in load("humaneval", splits=SplitConfig(shares={"humaneval": 0.0}))} == {"train"}
+    assert {p.split for p in load("humaneval", splits=SplitConfig(held_out_share=1.0))} == {"held_out"}
+
+    named = [{**row, "split": split} for row, split in zip(MBPP_ROWS[:3], ["test", "validation", "train"],
+                                                             strict=True)]
+    path = write_jsonl(tmp_path / "named.jsonl", named)
+    loaded = load(f"mbpp:{path}", ColumnMap(split="split"), splits=SplitConfig(held_out_share=1.0))
+    assert [p.split for p in loaded] == ["test", "validation", "held_out"]

@@ -5,11 +5,13 @@ adapter registered, promoted and loaded by the transformers backend."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from flows.config import RunConfig
 from sinq.settings import Settings, WarehouseConfig
+from sources.splits import split_of
 from tests.conftest import fast_config
 from training.config import BuildConfig, TrainConfig
 from training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
@@ -34,8 +36,14 @@ def filled(local_backend, tmp_path_factory):
     return settings, tmp
 
 
+def _train_id(name: str) -> str:
+    """``name`` with the first suffix that the default held-out rule keeps for training."""
+    return next(f"{name}-{n}" for n in range(100) if split_of(f"{name}-{n}") == "train")
+
+
 def _row(pair: str, problem: str, difficulty: int, split: str = "train", diverged: bool = True) -> dict:
-    return {"pair_id": pair, "problem_id": problem, "split": split, "original": "def f(x):\n    return x\n",
+    return {"pair_id": pair, "problem_id": _train_id(problem), "split": split,
+            "original": "def f(x):\n    return x\n",
             "variant": "def f(x):\n    return x + 1\n", "entry_point": "f", "literal": "{'x': 1}",
             "difficulty": difficulty, "target_difficulty": 5, "round": 0, "run_id": "r", "response": None,
             "detail": "arith", "diverged": diverged}
@@ -53,6 +61,25 @@ def test_generator_sft_relabels_and_rebalances():
     assert aux[0]["completion"][0]["content"].startswith("Difficulty: ")
 
 
+def test_difficulty_examples_do_not_state_their_answer():
+    """The relabelled prompt says the measured difficulty; an example whose answer is that difficulty asks for the
+    generation at difficulty Any, and trains on the difficulty only (the generation turn is prompt)."""
+    rows = [_row(f"p{d}", f"q{d}", d) for d in range(11)]
+    rows[3]["response"] = "# Analysis\nA hard one.\n\n# Generated program\n```python\ndef f(x):\n    return -x\n```\n"
+    examples = generator_sft(rows, BuildConfig(easy_share=0.5, difficulty_examples=True))
+    aux = [e for e in examples if e["kind"] == "difficulty"]
+    assert len(aux) == len(examples) // 2 and {e["difficulty"] for e in aux} >= {3, 5, 10}
+    for example in aux:
+        answer = example["completion"][0]["content"]
+        turns = [turn["content"] for turn in example["prompt"]]
+        assert answer == f"Difficulty: {example['difficulty']}" and len(example["completion"]) == 1
+        assert not any(re.search(r"Difficulty level: \d", turn) or answer in turn for turn in turns), turns
+        assert [t["role"] for t in example["prompt"]] == ["system", "user", "assistant", "user"]
+        assert turns[1].startswith("Difficulty level: Any\n")
+    for example in (e for e in examples if e["kind"] == "generate"):
+        assert example["prompt"][1]["content"].startswith(f"Difficulty level: {example['difficulty']}\n")
+
+
 def test_dpo_builders_prefer_hard_and_verified():
     gen = generator_dpo([_row("a", "p", 8), _row("b", "p", 0), _row("c", "q", 9)], BuildConfig())
     assert len(gen) == 1 and gen[0]["pair_id"] == "a"
@@ -62,6 +89,8 @@ def test_dpo_builders_prefer_hard_and_verified():
 
 
 def test_held_out_problems_never_enter_a_set(filled, tmp_path):
+    """Stored as held out (the loader applied the split: HumanEval/4 is among the first 8), stored as test, or held
+    out by the rule while stored as train: none reaches a set, and the left-out pairs are counted."""
     from warehouse.store import Warehouse
 
     settings, _ = filled
@@ -70,16 +99,29 @@ def test_held_out_problems_never_enter_a_set(filled, tmp_path):
     with pytest.raises(HeldOutLeak):
         write_snapshot(warehouse, "sft", "generator", generator_sft([_row("x", "p", 7, split="test")], config),
                        config)
+    ruled_out = next(f"r-{n}" for n in range(100) if split_of(f"r-{n}") == "held_out")
+    with pytest.raises(HeldOutLeak):
+        write_snapshot(warehouse, "sft", "generator",
+                       generator_sft([{**_row("y", "p", 7), "problem_id": ruled_out}], config), config)
+    with warehouse.reading() as con:
+        rows = con.execute("SELECT p.problem_id, any_value(pr.split), any_value(pr.source_id), count(*) FROM pairs p "
+                           "JOIN problems pr USING (problem_id) GROUP BY ALL ORDER BY 3").fetchall()
+    held = {pid: n for pid, split, _, n in rows if split == "held_out"}
+    train = [pid for pid, split, _, _ in rows if split == "train"]
+    assert [source_id for _, split, source_id, _ in rows if split == "held_out"] == ["HumanEval/4"]
     with warehouse.writing() as con:
-        total = con.execute("SELECT count(DISTINCT problem_id) FROM pairs").fetchall()[0][0]
-        held = con.execute("SELECT problem_id FROM pairs LIMIT 1").fetchall()[0][0]
-        con.execute("UPDATE problems SET split = 'test' WHERE problem_id = ?", [held])
+        con.execute("UPDATE problems SET split = 'test' WHERE problem_id = ?", [train[0]])
     try:
         built = snapshot(warehouse, "sft", "generator", BuildConfig(root=tmp_path, easy_share=1.0))
-        assert built["problems"] == total - 1
+        assert built["problems"] == len(train) - 1
+        assert built["removed"]["held_out"] == sum(held.values()) + dict((r[0], r[3]) for r in rows)[train[0]]
+        import pyarrow.parquet as pq
+
+        touched = set(pq.read_table(f"{built['path']}/train.parquet").column("problem_id").to_pylist())
+        assert not touched & {train[0], *held}
     finally:
         with warehouse.writing() as con:
-            con.execute("UPDATE problems SET split = 'train' WHERE problem_id = ?", [held])
+            con.execute("UPDATE problems SET split = 'train' WHERE problem_id = ?", [train[0]])
 
 
 def test_sft_then_promote_then_the_backend_loads_the_adapter(filled, tiny_model):

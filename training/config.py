@@ -17,9 +17,31 @@ class BuildConfig(BaseModel):
     difficulty_examples: bool = Field(False, description="add 'predict the difficulty' examples (no loss on the "
                                       "generation turn)")
     rounds: list[int] | None = Field(None, description="rounds to draw from (None: all)")
-    held_out_splits: list[str] = Field(["test", "held_out"], description="problem splits that never train")
+    held_out_splits: list[str] = Field(["test", "validation", "held_out"],
+                                       description="stored problem splits that never train (the held-out rule of "
+                                       "[sources.split] applies as well)")
+    include_duplicates: bool = Field(False, description="keep pairs marked as duplicates of an earlier pair")
+    include_flagged: bool = Field(False, description="keep pairs flagged degenerate (environment-dependent, ...)")
     max_examples: int | None = Field(None, ge=1)
     root: Path = Field(Path("training_sets"), description="where snapshots (Parquet + card) are written")
+
+
+class DecontaminationConfig(BaseModel):
+    """``[training.decontamination]``: rows whose original or variant overlaps an evaluation item never train.
+
+    An item is overlapped when its normalised AST hash equals the program's (``ast_match``) or when the share of
+    shared ``ngram``-grams of the normalised token stream (imports and annotations left out), taken both ways (of the
+    program's grams, of the item's grams), reaches ``max_ngram_overlap``. 0.4 is measured on HumanEval under the
+    default split (README, training section): boilerplate between different problems stays at or below 0.30,
+    near-twins (HumanEval/56 and /61) reach 0.50 and copies, renamed copies and embedded copies 1.0."""
+
+    enabled: bool = Field(True, description="False: contaminated rows may train (a user asked for it)")
+    ngram: int = Field(13, ge=1)
+    max_ngram_overlap: float = Field(0.4, gt=0, le=1, description="removed at or above this share")
+    ast_match: bool = True
+    register_held_out: bool = Field(True, description="register the held-out problems as items before each build")
+    benchmark_files: list[Path] = Field([], description="HumanEval/MBPP-format JSONL, CSV with a prompt column, "
+                                        ".py files: registered as items (suite = file stem) before each build")
 
 
 class TrainConfig(BaseModel):
@@ -52,4 +74,5 @@ class TrainConfig(BaseModel):
 class TrainingConfig(BaseModel):
     base_model: str | None = Field(None, description="base model a role trains from when its agent config has none")
     build: BuildConfig = BuildConfig()
+    decontamination: DecontaminationConfig = DecontaminationConfig()
     train: TrainConfig = TrainConfig()

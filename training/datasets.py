@@ -1,23 +1,38 @@
 """Training sets from the warehouse, in TRL's conversational formats (prompt/completion for SFT, prompt/chosen/
 rejected for DPO, prompt + reward columns for GRPO), seeded, saved as Parquet with a dataset card and registered in
-``training_sets`` with the config, runs, rounds and counts that made them. Problems of held-out splits never enter
-a set: they are filtered in SQL and checked again before anything is written."""
+``training_sets`` with the config, runs, rounds, counts, the problems the set touched and what was left out.
+
+What never reaches a set unless a user asks (``include_duplicates``, ``include_flagged``, decontamination
+``enabled = false``): pairs of held-out problems (the stored split or the current rule of ``sources.splits``;
+never, whatever is asked), pairs an audit did not reproduce, duplicates, degenerate (flagged) variants, and pairs
+whose original or variant overlaps an evaluation item (``training.decontam``). Each left-out pair is counted under
+one reason, the first that applies in ``REASONS`` order; held-out problems are checked again before writing."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from game.prompts import alice_messages, bob_messages, render_alice, render_bob
-from training.config import BuildConfig
+from sources.splits import SplitConfig
+from training.config import BuildConfig, DecontaminationConfig
+from training.decontam import EvalIndex, is_held_out, prepare
 from warehouse.records import content_id
+from warehouse.schema import LATEST, current_version
 from warehouse.store import Warehouse
 
 KINDS = {("sft", "generator"), ("dpo", "generator"), ("sft", "evaluator"), ("dpo", "evaluator"),
          ("grpo", "generator"), ("grpo", "evaluator")}
+
+
+REASONS = ("held_out", "not_diverging", "not_reproduced", "duplicate", "flagged", "contaminated_ast",
+           "contaminated_ngram")
+"""Why a pair was left out, in the order they are tested."""
 
 
 class HeldOutLeak(RuntimeError):
@@ -30,17 +45,20 @@ def _where_rounds(config: BuildConfig, column: str) -> tuple[str, list]:
     return f" AND {column} IN (SELECT unnest(?))", [config.rounds]
 
 
+_HYGIENE = ("ap.source, ap.split, ap.duplicate_of, ap.flags, ap.audit_reproduced, ap.status, s.detail, "
+            "ap.difficulty")
+
+
 def _pairs(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
-    rounds, params = _where_rounds(config, "p.round")
+    rounds, params = _where_rounds(config, "ap.round")
     sql = (
-        "SELECT p.pair_id, p.problem_id, coalesce(pr.split, 'train') AS split, o.code AS original, p.entry_point, "
-        "s.target_difficulty, v.code AS variant, i.literal, d.difficulty, p.round, p.run_id, r.text AS response, "
-        "s.detail FROM pairs p JOIN samples s ON s.sample_id = p.sample_id "
-        "JOIN problems pr ON pr.problem_id = p.problem_id JOIN programs o ON o.program_id = p.original_program_id "
-        "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = p.input_id "
-        "JOIN latest_difficulty d ON d.pair_id = p.pair_id LEFT JOIN llm_responses r ON r.response_id = s.response_id "
-        "WHERE coalesce(pr.split, 'train') NOT IN (SELECT unnest(?))" + rounds + " ORDER BY p.pair_id")
-    return _rows(warehouse, sql, [config.held_out_splits, *params])
+        "SELECT ap.pair_id, ap.problem_id, ap.original_code AS original, ap.entry_point, s.target_difficulty, "
+        "ap.variant_code AS variant, ap.diverging_input AS literal, ap.round, ap.run_id, r.text AS response, "
+        f"{_HYGIENE} FROM all_pairs ap JOIN pairs p ON p.pair_id = ap.pair_id "
+        "JOIN problems pr ON pr.problem_id = ap.problem_id JOIN samples s ON s.sample_id = p.sample_id "
+        "LEFT JOIN llm_responses r ON r.response_id = s.response_id "
+        "WHERE ap.difficulty IS NOT NULL" + rounds + " ORDER BY ap.pair_id")
+    return _rows(warehouse, sql, params)
 
 
 def _rows(warehouse: Warehouse, sql: str, params: list) -> list[dict]:
@@ -53,14 +71,58 @@ def _rows(warehouse: Warehouse, sql: str, params: list) -> list[dict]:
 def _answers(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
     rounds, params = _where_rounds(config, "a.round")
     sql = (
-        "SELECT a.pair_id, p.problem_id, coalesce(pr.split, 'train') AS split, o.code AS original, "
-        "v.code AS variant, p.entry_point, i.literal, a.diverged, a.round, a.run_id FROM evaluator_answers a "
-        "JOIN pairs p ON p.pair_id = a.pair_id JOIN problems pr ON pr.problem_id = p.problem_id "
-        "JOIN programs o ON o.program_id = p.original_program_id "
-        "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = a.input_id "
-        "WHERE coalesce(pr.split, 'train') NOT IN (SELECT unnest(?))" + rounds +
-        " ORDER BY a.pair_id, a.answer_index")
-    return _rows(warehouse, sql, [config.held_out_splits, *params])
+        "SELECT a.pair_id, ap.problem_id, ap.original_code AS original, ap.variant_code AS variant, ap.entry_point, "
+        f"i.literal, a.diverged, a.round, a.run_id, {_HYGIENE} FROM evaluator_answers a "
+        "JOIN all_pairs ap ON ap.pair_id = a.pair_id JOIN pairs p ON p.pair_id = a.pair_id "
+        "JOIN problems pr ON pr.problem_id = ap.problem_id "
+        "LEFT JOIN samples s ON s.sample_id = p.sample_id JOIN inputs i ON i.input_id = a.input_id "
+        "WHERE true" + rounds + " ORDER BY a.pair_id, a.answer_index")
+    return _rows(warehouse, sql, params)
+
+
+def _flags(row: dict) -> list[str]:
+    value = row.get("flags")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    return [str(f) for f in value or []]
+
+
+def screen(rows: list[dict], config: BuildConfig, split: SplitConfig, decontamination: DecontaminationConfig,
+           index: EvalIndex | None) -> tuple[list[dict], dict[str, list[str]]]:
+    """The rows that may train, and the pair ids left out, by reason (one reason per pair, ``REASONS`` order)."""
+    reasons: dict[str, str | None] = {}
+    for row in rows:
+        if row["pair_id"] not in reasons:
+            reasons[row["pair_id"]] = _reason(row, config, split, decontamination, index)
+    removed: dict[str, list[str]] = defaultdict(list)
+    for pair_id, reason in reasons.items():
+        if reason is not None:
+            removed[reason].append(pair_id)
+    kept = [r for r in rows if reasons[r["pair_id"]] is None]
+    return kept, {reason: sorted(removed[reason]) for reason in REASONS if removed.get(reason)}
+
+
+def _reason(row: dict, config: BuildConfig, split: SplitConfig, decontamination: DecontaminationConfig,
+            index: EvalIndex | None) -> str | None:
+    if is_held_out(row.get("split"), row["problem_id"], row.get("source"), split, config.held_out_splits):
+        return "held_out"
+    if row.get("status") == "not_diverging":
+        return "not_diverging"
+    if row.get("audit_reproduced") is False:
+        return "not_reproduced"
+    if row.get("duplicate_of") and not config.include_duplicates:
+        return "duplicate"
+    if _flags(row) and not config.include_flagged:
+        return "flagged"
+    if index is not None and decontamination.enabled and len(index):
+        for code in (row["original"], row["variant"]):
+            hit = index.contaminating(code, decontamination)
+            if hit is not None:
+                return f"contaminated_{hit.how}"
+    return None
 
 
 def _alice_answer(row: dict) -> str:
@@ -82,8 +144,13 @@ def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
+DIFFICULTY_QUESTION = {"role": "user", "content": "Which difficulty level (0-10) did this variant reach?"}
+
+
 def generator_sft(pairs: list[dict], config: BuildConfig) -> list[dict]:
-    """Hindsight relabelling (the prompt asks for the measured difficulty) and a hard/easy rebalance."""
+    """Hindsight relabelling (the prompt asks for the measured difficulty) and a hard/easy rebalance. A "predict
+    the difficulty" example asks for the generation at difficulty Any: the relabelled prompt would state the answer.
+    Its generation turn is part of the prompt, so the loss falls on the difficulty only."""
     rng = random.Random(config.seed)
     hard = [p for p in pairs if p["difficulty"] >= config.hard_threshold]
     easy = [p for p in pairs if p["difficulty"] < config.hard_threshold]
@@ -99,8 +166,8 @@ def generator_sft(pairs: list[dict], config: BuildConfig) -> list[dict]:
         answer = _alice_answer(p)
         examples.append({"prompt": prompt, "completion": _assistant(answer), "kind": "generate", **_meta(p)})
         if config.difficulty_examples:
-            question = {"role": "user", "content": "Which difficulty level (0-10) did this variant reach?"}
-            examples.append({"prompt": [*prompt, *_assistant(answer), question],
+            examples.append({"prompt": [*alice_messages(p["original"], p["entry_point"], None), *_assistant(answer),
+                                        DIFFICULTY_QUESTION],
                              "completion": _assistant(f"Difficulty: {p['difficulty']}"), "kind": "difficulty",
                              **_meta(p)})
     return examples
@@ -172,29 +239,145 @@ def grpo_prompts(pairs: list[dict], role: str, config: BuildConfig) -> list[dict
 
 
 def _meta(row: dict) -> dict:
+    """Provenance columns of an example (also what the card's statistics count)."""
     return {"pair_id": row["pair_id"], "problem_id": row["problem_id"], "split": row["split"],
-            "round": row["round"], "run_id": row["run_id"]}
+            "round": row["round"], "run_id": row["run_id"], "source": row.get("source"),
+            "difficulty": row.get("difficulty"), "mutation": None if row.get("response") else row.get("detail"),
+            "edit_lines": edit_lines(row["original"], row["variant"]), "duplicate_of": row.get("duplicate_of"),
+            "flags": json.dumps(_flags(row))}
 
 
-def build(warehouse: Warehouse, kind: str, role: str, config: BuildConfig) -> list[dict]:
+def edit_lines(original: str, variant: str) -> int:
+    """Lines the variant changes (replaced lines count once, on the longer side)."""
+    matcher = difflib.SequenceMatcher(None, original.splitlines(), variant.splitlines(), autojunk=False)
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+
+
+@dataclass
+class Hygiene:
+    """What a build left out and what it checked against: recorded on the snapshot's row and its card."""
+
+    split: SplitConfig = field(default_factory=SplitConfig)
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    eval_items: dict[str, int] = field(default_factory=dict)
+
+
+def select(warehouse: Warehouse, kind: str, role: str, config: BuildConfig,
+           decontamination: DecontaminationConfig | None = None, split: SplitConfig | None = None
+           ) -> tuple[list[dict], Hygiene]:
+    """The examples of a set and what was left out. Evaluation items (held-out problems, benchmark files) are
+    registered first, so a build is also the moment its problems' held-out siblings become items."""
     if (kind, role) not in KINDS:
         raise ValueError(f"no {kind} set for the {role} (sft|dpo|grpo × generator|evaluator)")
-    if role == "generator" or kind == "grpo":
-        rows = _pairs(warehouse, config)
+    hygiene = Hygiene(split=split or SplitConfig(), decontamination=decontamination or DecontaminationConfig())
+    _migrated(warehouse)
+    index = None
+    if hygiene.decontamination.enabled:
+        index = prepare(warehouse, hygiene.decontamination, hygiene.split, config.held_out_splits)
+        hygiene.eval_items = dict(sorted(Counter(i.suite for i in index.items.values()).items()))
+    generator_rows = role == "generator" or kind == "grpo"
+    rows = _pairs(warehouse, config) if generator_rows else _answers(warehouse, config)
+    rows, hygiene.removed = screen(rows, config, hygiene.split, hygiene.decontamination, index)
+    if generator_rows:
         examples = (generator_sft(rows, config) if kind == "sft" else generator_dpo(rows, config) if kind == "dpo"
                     else grpo_prompts(rows, role, config))
     else:
-        rows = _answers(warehouse, config)
         examples = evaluator_sft(rows, config) if kind == "sft" else evaluator_dpo(rows, config)
-    leaked = sorted({e["problem_id"] for e in examples if e["split"] in config.held_out_splits})
+    _refuse_held_out(examples, kind, role, config, hygiene.split)
+    return (examples[: config.max_examples] if config.max_examples else examples), hygiene
+
+
+def _migrated(warehouse: Warehouse) -> None:
+    """An older warehouse is brought to the schema that ``all_pairs`` and ``eval_items`` need; a missing one is an
+    error (never a new empty file)."""
+    with warehouse.reading() as con:
+        version = current_version(con)
+    if version < LATEST:
+        warehouse.store({})
+
+
+def build(warehouse: Warehouse, kind: str, role: str, config: BuildConfig,
+          decontamination: DecontaminationConfig | None = None, split: SplitConfig | None = None) -> list[dict]:
+    return select(warehouse, kind, role, config, decontamination, split)[0]
+
+
+def _refuse_held_out(examples: list[dict], kind: str, role: str, config: BuildConfig, split: SplitConfig) -> None:
+    leaked = sorted({e["problem_id"] for e in examples
+                     if is_held_out(e.get("split"), e["problem_id"], e.get("source"), split, config.held_out_splits)})
     if leaked:
         raise HeldOutLeak(f"{len(leaked)} held-out problem(s) reached the {kind}/{role} set: {leaked[:3]}")
-    return examples[: config.max_examples] if config.max_examples else examples
 
 
-def _card(kind: str, role: str, counts: dict, config: BuildConfig, snapshot_id: str) -> str:
+EDIT_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6-10", 6, 10), (">10", 11, None))
+
+REASON_TEXT = {
+    "held_out": "the problem is held out for evaluation (stored split or the split rule)",
+    "not_diverging": "the stored verdict is not a divergence",
+    "not_reproduced": "the latest audit did not reproduce the pair",
+    "duplicate": "the variant duplicates an earlier pair (exact AST or MinHash near-duplicate)",
+    "flagged": "the variant is flagged degenerate",
+    "contaminated_ast": "the original or the variant has the normalised AST of an evaluation item",
+    "contaminated_ngram": "the original or the variant shares too many 13-grams with an evaluation item",
+}
+
+
+def statistics(examples: list[dict], hygiene: Hygiene | None = None) -> dict:
+    """What the card shows: examples per round and source; per pair the difficulty, mutation operator and edit
+    size; the duplicates and flags a user asked to keep; what was left out, by reason."""
+    first: dict[str, dict] = {}
+    for example in examples:
+        first.setdefault(example["pair_id"], example)
+    pairs = list(first.values())
+
+    def tally(values) -> dict[str, int]:
+        counted = Counter(str(v) for v in values if v is not None)
+        return dict(sorted(counted.items(), key=lambda kv: (len(kv[0]), kv[0])))
+
+    edits = Counter()
+    for pair in pairs:
+        size = pair.get("edit_lines")
+        for label, low, high in EDIT_BUCKETS:
+            if size is not None and size >= low and (high is None or size <= high):
+                edits[label] += 1
+    flags = Counter(flag for pair in pairs for flag in json.loads(pair.get("flags") or "[]"))
+    return {
+        "examples_by_round": tally(e.get("round") for e in examples),
+        "examples_by_source": tally(e.get("source") or "unknown" for e in examples),
+        "pairs_by_difficulty": tally(p.get("difficulty") for p in pairs),
+        "pairs_by_mutation": dict(Counter(p["mutation"] for p in pairs if p.get("mutation")).most_common()),
+        "pairs_by_edit_lines": {label: edits[label] for label, _, _ in EDIT_BUCKETS if edits[label]},
+        "duplicates_included": sum(bool(p.get("duplicate_of")) for p in pairs),
+        "flags_included": dict(flags.most_common()),
+        "removed": {reason: len(ids) for reason, ids in (hygiene.removed if hygiene else {}).items()},
+    }
+
+
+def _table(title: str, head: str, counts: dict, empty: str = "none") -> str:
+    if not counts:
+        return f"**{title}**: {empty}\n"
+    rows = "\n".join(f"| {key} | {value} |" for key, value in counts.items())
+    return f"**{title}**\n\n| {head} | count |\n|---|---|\n{rows}\n"
+
+
+def _card(kind: str, role: str, counts: dict, config: BuildConfig, snapshot_id: str, stats: dict,
+          hygiene: Hygiene) -> str:
+    removed = "\n".join(f"| {reason} | {n} | {REASON_TEXT.get(reason, '')} |" for reason, n in stats["removed"].items())
+    removed_table = ("| reason | pairs | why |\n|---|---|---|\n" + removed) if removed else "nothing was left out"
+    decontam = hygiene.decontamination
+    checked = (f"checked against {sum(hygiene.eval_items.values())} evaluation items "
+               f"({', '.join(f'{suite}: {n}' for suite, n in hygiene.eval_items.items()) or 'none registered'}): "
+               f"normalised AST match {'on' if decontam.ast_match else 'off'}, {decontam.ngram}-gram overlap "
+               f">= {decontam.max_ngram_overlap} removes" if decontam.enabled else
+               "**decontamination was switched off for this set**")
+    split_rule = f"share {hygiene.split.held_out_share}, salt `{hygiene.split.salt}`"
+    kept_or_not = (f"duplicates {'kept (asked for)' if config.include_duplicates else 'left out'}, flagged "
+                   f"variants {'kept (asked for)' if config.include_flagged else 'left out'}")
     return f"""---
 pretty_name: sinq {kind} set for the {role} ({snapshot_id})
+tags:
+- code
+- program-semantics
 configs:
 - config_name: default
   data_files: train.parquet
@@ -207,41 +390,67 @@ if kind == 'dpo' else 'prompt + reward columns'}); load with `datasets.load_data
 
 - counts: `{json.dumps(counts)}`
 - config: `{config.model_dump_json()}`
-- held-out splits excluded: {', '.join(config.held_out_splits)}
+- held out: stored splits {', '.join(config.held_out_splits)}, and the split rule ({split_rule})
+- decontamination: {checked}
+- {kept_or_not}
+
+## Statistics
+
+{_table("Examples per round", "round", stats["examples_by_round"])}
+{_table("Examples per source", "source", stats["examples_by_source"])}
+{_table("Pairs per measured difficulty", "difficulty", stats["pairs_by_difficulty"])}
+{_table("Pairs per mutation operator (baseline pairs)", "operator", stats["pairs_by_mutation"])}
+{_table("Pairs per edit size (changed lines)", "lines", stats["pairs_by_edit_lines"])}
+{_table("Flags among kept pairs", "flag", stats["flags_included"])}
+Duplicates among kept pairs: {stats["duplicates_included"]}
+
+## Left out
+
+{removed_table}
+
+`statistics`: `{json.dumps(stats)}`
 """
 
 
-def snapshot(warehouse: Warehouse, kind: str, role: str, config: BuildConfig) -> dict:
+def snapshot(warehouse: Warehouse, kind: str, role: str, config: BuildConfig,
+             decontamination: DecontaminationConfig | None = None, split: SplitConfig | None = None) -> dict:
     """Build from the warehouse, then write and register (see ``write_snapshot``)."""
-    examples = build(warehouse, kind, role, config)
+    examples, hygiene = select(warehouse, kind, role, config, decontamination, split)
     if not examples:
-        raise ValueError(f"the warehouse has no data for a {kind} set for the {role} yet")
-    return write_snapshot(warehouse, kind, role, examples, config)
+        left_out = f" (left out: {', '.join(f'{r} {len(i)}' for r, i in hygiene.removed.items())})" \
+            if hygiene.removed else ""
+        raise ValueError(f"the warehouse has no data for a {kind} set for the {role} yet{left_out}")
+    return write_snapshot(warehouse, kind, role, examples, config, hygiene)
 
 
-def write_snapshot(warehouse: Warehouse, kind: str, role: str, examples: list[dict], config: BuildConfig) -> dict:
-    """Parquet + card + a ``training_sets`` row; the id is a content hash, so the same data is the same snapshot."""
+def write_snapshot(warehouse: Warehouse, kind: str, role: str, examples: list[dict], config: BuildConfig,
+                   hygiene: Hygiene | None = None) -> dict:
+    """Parquet + card + a ``training_sets`` row (with the problems touched and what was left out); the id is a
+    content hash, so the same data is the same snapshot. Held-out problems are refused here again."""
     from datasets import Dataset
 
-    leaked = sorted({e["problem_id"] for e in examples if e["split"] in config.held_out_splits})
-    if leaked:
-        raise HeldOutLeak(f"{len(leaked)} held-out problem(s) reached the {kind}/{role} set: {leaked[:3]}")
-    digest = content_id(kind, role, config.model_dump(mode="json"),
-                        [json.dumps(e, sort_keys=True, default=str) for e in examples])
+    hygiene = hygiene or Hygiene()
+    _refuse_held_out(examples, kind, role, config, hygiene.split)
+    recorded = {**config.model_dump(mode="json"), "decontamination": hygiene.decontamination.model_dump(mode="json"),
+                "split": hygiene.split.model_dump(mode="json")}
+    digest = content_id(kind, role, recorded, [json.dumps(e, sort_keys=True, default=str) for e in examples])
     snapshot_id = f"{kind}-{role}-{digest[:12]}"
     path = Path(config.root) / snapshot_id
     path.mkdir(parents=True, exist_ok=True)
     Dataset.from_list(examples).to_parquet(str(path / "train.parquet"))
-    counts = {"examples": len(examples), "problems": len({e["problem_id"] for e in examples}),
-              "pairs": len({e["pair_id"] for e in examples})}
+    problem_ids = sorted({e["problem_id"] for e in examples})
+    counts = {"examples": len(examples), "problems": len(problem_ids), "pairs": len({e["pair_id"] for e in examples})}
     if kind == "sft" and role == "generator":
         counts["difficulty_examples"] = sum(e.get("kind") == "difficulty" for e in examples)
-    (path / "README.md").write_text(_card(kind, role, counts, config, snapshot_id))
+    stats = statistics(examples, hygiene)
+    (path / "README.md").write_text(_card(kind, role, counts, config, snapshot_id, stats, hygiene))
     runs = sorted({e["run_id"] for e in examples if e["run_id"]})
     rounds = sorted({e["round"] for e in examples if e["round"] is not None})
     warehouse.store({"training_sets": [{
-        "snapshot_id": snapshot_id, "kind": kind, "role": role, "config": config.model_dump_json(),
-        "config_hash": content_id(config.model_dump(mode="json"))[:16], "source_runs": json.dumps(runs),
-        "source_rounds": json.dumps(rounds), "counts": json.dumps(counts), "path": str(path.resolve()),
+        "snapshot_id": snapshot_id, "kind": kind, "role": role, "config": json.dumps(recorded),
+        "config_hash": content_id(recorded)[:16], "source_runs": json.dumps(runs),
+        "source_rounds": json.dumps(rounds), "counts": json.dumps({**counts, "statistics": stats}),
+        "path": str(path.resolve()), "problem_ids": json.dumps(problem_ids), "removed": json.dumps(hygiene.removed),
         "created_at": datetime.now(UTC)}]})
-    return {"snapshot_id": snapshot_id, "kind": kind, "role": role, "path": str(path.resolve()), **counts}
+    return {"snapshot_id": snapshot_id, "kind": kind, "role": role, "path": str(path.resolve()), **counts,
+            "removed": stats["removed"]}
