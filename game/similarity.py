@@ -3,16 +3,20 @@
 Pure functions, no I/O. Two programs that differ only in the names of their locals, their formatting, comments or
 docstrings have the same **normalised AST hash**. Near-duplicates are found by **MinHash** (``datasketch``) over
 shingles of the normalised token stream, and benchmark overlap by **n-gram** (13 by default) overlap of the same
-stream, so renaming every local does not hide a copy.
+stream, so renaming every local does not hide a copy. **Edit spans** say where a variant changes its original
+(difflib over the two token streams), so two variants of one original can be told apart when they change it in
+different places even though they are nearly the same text.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import io
 import tokenize
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from datasketch import MinHash
 
@@ -187,3 +191,70 @@ def overlap(grams: set[tuple[str, ...]], index: Iterable[tuple[str, ...]] | set[
         return 0.0
     known = index if isinstance(index, (set, frozenset)) else set(index)
     return sum(gram in known for gram in grams) / len(grams)
+
+
+Span = tuple[int, int]
+
+
+def edit_spans(base: Sequence[str], other: Sequence[str]) -> list[Span]:
+    """Where ``other`` changes ``base`` (difflib over the two token streams), as closed ranges of *slots*: slot 2k
+    is the gap before base token k, slot 2k + 1 is token k. A replaced or deleted token covers its own slot; an
+    insertion covers its gap and the tokens on either side (``1`` → ``2 + 1`` is as much a change of that ``1`` as
+    ``1`` → ``2``); an insertion or deletion that could equally sit a few tokens earlier or later (``x + 1`` →
+    ``x + 1 + 1``: which ``+ 1`` is new?) covers every place it could sit. So two edits of one place meet however
+    difflib happened to align them."""
+    spans: list[Span] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base, other, autojunk=False).get_opcodes():
+        if tag == "replace":
+            spans.append((2 * i1 + 1, 2 * i2 - 1))
+        elif tag in ("insert", "delete"):
+            moved, start, end = (other, j1, j2) if tag == "insert" else (base, i1, i2)
+            left = right = 0
+            while start - left > 0 and moved[start - left - 1] == moved[end - left - 1]:
+                left += 1
+            while end + right < len(moved) and moved[start + right] == moved[end + right]:
+                right += 1
+            if tag == "insert":
+                spans.append((2 * (i1 - left) - 1, 2 * (i1 + right) + 1))
+            else:
+                spans.append((2 * (i1 - left) + 1, 2 * (i2 + right) - 1))
+    return spans
+
+
+def spans_overlap(first: Iterable[Span], second: Iterable[Span]) -> bool:
+    """Whether two variants' edits of one original (``edit_spans`` against the same base) touch a common place."""
+    others = list(second)
+    return any(a <= d and c <= b for a, b in first for c, d in others)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What deduplication compares of one variant of one original: its normalised AST hash, a MinHash of its token
+    shingles and where it edits the original."""
+
+    ast_hash: str | None
+    signature: MinHash
+    spans: tuple[Span, ...]
+
+
+def fingerprint(original_tokens: Sequence[str], variant: str, shingle: int = 3, num_perm: int = 128,
+                seed: int = 1) -> Fingerprint:
+    tokens = code_tokens(variant)
+    return Fingerprint(ast_hash(variant), minhash(tokens, shingle, num_perm, seed),
+                       tuple(edit_spans(original_tokens, tokens)))
+
+
+def near_duplicate(earlier: Fingerprint, later: Fingerprint, threshold: float,
+                   same_original: bool = True) -> float | None:
+    """The estimated Jaccard when ``later`` is a near duplicate of ``earlier``, else None.
+
+    All mutants of one original are within a few tokens of each other, so similarity alone cannot tell a one-token
+    change of an earlier variant (a near duplicate) from a change at another place of the original (a distinct
+    pair). Two variants of the same original are near duplicates only if they are similar *and* their edits of the
+    original touch one place; variants of different originals, by similarity alone."""
+    similarity = earlier.signature.jaccard(later.signature)
+    if similarity < threshold:
+        return None
+    if same_original and not spans_overlap(earlier.spans, later.spans):
+        return None
+    return similarity

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from game.config import QualityConfig
 from sandbox.config import SandboxConfig
 from sinq import audit_cli
 from sinq.settings import SettingsError, load_settings
@@ -119,7 +120,7 @@ def verify(
     from sandbox.verify import verify_many
 
     cfg = _sandbox_config(config, backend, compare=compare, timeout_s=timeout)
-    recorder = _Recorder(_warehouse(db, config), cfg, str(file)) if db is not None else None
+    recorder = _Recorder(_warehouse(db, config), cfg, str(file), load_settings(config).quality) if db else None
     counts: Counter = Counter()
     rows: list[Verdict] = []
 
@@ -190,9 +191,11 @@ def _warehouse(db: Path | None, config: Path | None):
 
 
 class _Recorder:
-    """Stores what `sinq verify --db` settles: a run row, then verdicts and executions batch by batch."""
+    """Stores what `sinq verify --db` settles: a run row, then verdicts and executions batch by batch. Its pairs
+    have no problem: a pair that repeats an earlier pair of the same original (this run or any before) is stored as
+    its duplicate."""
 
-    def __init__(self, warehouse, config: SandboxConfig, source: str) -> None:
+    def __init__(self, warehouse, config: SandboxConfig, source: str, quality: QualityConfig | None = None) -> None:
         import uuid
         from datetime import UTC, datetime
 
@@ -200,6 +203,7 @@ class _Recorder:
 
         self.warehouse = warehouse
         self.config = config
+        self.quality = quality or QualityConfig()
         self.run_id = f"verify-{uuid.uuid4().hex[:12]}"
         snapshot = config.model_dump(mode="json")
         self.run_row = {"run_id": self.run_id, "kind": "verify", "status": "running", "config": json.dumps(snapshot),
@@ -207,22 +211,23 @@ class _Recorder:
                         "tags": json.dumps({"source": source}), "started_at": datetime.now(UTC)}
         self._store({"runs": [self.run_row]})
 
-    def _store(self, batch: dict) -> None:
+    def _store(self, batch: dict, prepare=None) -> None:
         from warehouse.store import WarehouseError
 
         try:
-            self.warehouse.store(batch)
+            self.warehouse.store(batch, prepare=prepare)
         except WarehouseError as exc:
             err.print(f"[red]warehouse:[/red] {exc}")
             raise typer.Exit(4) from exc
 
     def store(self, pairs: list, verdicts: list) -> None:
+        from tasks.hygiene import preparer
         from warehouse.records import merge, pair_rows, verdict_rows
 
         batch = merge(*[verdict_rows(p, v, self.run_id, self.config.compare)
                         for p, v in zip(pairs, verdicts, strict=True)])
         batch["pairs"] = pair_rows(batch, generator="external")
-        self._store(batch)
+        self._store(batch, prepare=preparer(self.quality))
 
     def finish(self) -> None:
         from datetime import UTC, datetime

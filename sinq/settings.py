@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.config import AgentsConfig
 from flows.config import RunConfig
+from game.config import QualityConfig
 from sandbox.config import SandboxConfig
 from sources.splits import SourcesConfig
 from training.config import TrainingConfig
@@ -31,6 +32,7 @@ class Settings(BaseModel):
     run: RunConfig = RunConfig()
     training: TrainingConfig = TrainingConfig()
     sources: SourcesConfig = SourcesConfig()
+    quality: QualityConfig = QualityConfig()
 
     def config_hash(self) -> str:
         """Identifies what a run was asked to do (tagged on every run; stored with it)."""

@@ -21,6 +21,7 @@ from sandbox.pool import WorkerPool
 from sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
 from sources.problem import Problem
+from tasks.hygiene import preparer
 from tasks.validation import validate
 from warehouse.records import content_id, input_row, merge, pair_rows, program_row, verdict_rows
 from warehouse.store import Warehouse
@@ -189,7 +190,8 @@ def pending_generation(warehouse: Warehouse, ids: list[str], generator: str, rou
 
 
 def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> dict:
-    """Samples for the problems of this batch not yet generated, settled in the sandbox, stored in one write."""
+    """Samples for the problems of this batch not yet generated, settled in the sandbox, stored in one write; each
+    pair marked there (AST hash, flags, duplicate of an earlier pair of its problem: ``tasks.hygiene``)."""
     from agents.backends import make_generator
 
     warehouse = warehouse_for(settings)
@@ -197,7 +199,7 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
     todo = pending_generation(warehouse, problem_ids, generator, settings.run.round,
                               settings.agents.target_difficulty)
     counts = {"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo), "samples": 0, "valid": 0,
-              "verified_pairs": 0, "reasons": {}}
+              "verified_pairs": 0, "duplicates": 0, "reasons": {}}
     if not todo:
         return counts
     problems = _problems(warehouse, todo)
@@ -209,16 +211,19 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
     now = datetime.now(UTC)
     batch = merge(*(_sample_rows(p, g, generator, settings, run_id, now)
                     for p, g in zip(problems, groups, strict=True)))
-    warehouse.store(batch)
+    warehouse.store(batch, prepare=preparer(settings.quality))
     samples = batch.get("samples", [])
+    pairs = batch.get("pairs", [])
     counts.update(samples=len(samples), valid=sum(s["status"] == "valid" for s in samples),
-                  verified_pairs=len(batch.get("pairs", [])),
+                  verified_pairs=sum(p["duplicate_of"] is None for p in pairs),
+                  duplicates=sum(p["duplicate_of"] is not None for p in pairs),
                   reasons=dict(Counter(s["reason"] for s in samples if s["reason"]).most_common()))
     return counts
 
 
 # ---- evaluation
 def pending_pairs(warehouse: Warehouse, ids: list[str], generator: str, round_: int, evaluator: str) -> list[tuple]:
+    """This round's unlabelled pairs of these problems; duplicates never cost the evaluator anything."""
     with warehouse.reading() as con:
         return con.execute(
             "SELECT p.pair_id, o.code, v.code, p.entry_point, pr.seed_inputs FROM pairs p "
@@ -226,7 +231,7 @@ def pending_pairs(warehouse: Warehouse, ids: list[str], generator: str, round_: 
             "JOIN programs v ON v.program_id = p.variant_program_id "
             "JOIN problems pr ON pr.problem_id = p.problem_id "
             "WHERE p.generator_agent_id = ? AND p.round = ? AND p.problem_id IN (SELECT unnest(?)) "
-            "AND NOT EXISTS (SELECT 1 FROM difficulty_labels d WHERE d.pair_id = p.pair_id "
+            "AND p.duplicate_of IS NULL AND NOT EXISTS (SELECT 1 FROM difficulty_labels d WHERE d.pair_id = p.pair_id "
             "AND d.evaluator_agent_id = ? AND d.round = p.round) ORDER BY p.pair_id",
             [generator, round_, ids, evaluator]).fetchall()
 
@@ -295,7 +300,10 @@ def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
 
 # ---- summary and snapshot
 def run_summary(settings: Settings, run_id: str) -> dict:
-    """What this run added (and the round's totals), read back from the warehouse: the figures users see."""
+    """What this run added (and the round's totals), read back from the warehouse: the figures users see.
+    ``verified_pairs`` leaves out duplicates of earlier pairs (``stored_pairs`` has them all, ``duplicates`` counts
+    them by kind); ``flagged`` counts the degenerate flags of the non-duplicates; ``verification_rate`` is stored
+    pairs per sample (a duplicate still verified)."""
     warehouse = warehouse_for(settings)
     generator = agent_id("generator", settings.agents.generator, settings)
     evaluator = agent_id("evaluator", settings.agents.evaluator, settings)
@@ -306,7 +314,13 @@ def run_summary(settings: Settings, run_id: str) -> dict:
 
         samples, valid = one("SELECT count(*), count(*) FILTER (WHERE status = 'valid') FROM samples "
                              "WHERE run_id = ?", [run_id])
-        pairs = one("SELECT count(*) FROM pairs WHERE run_id = ?", [run_id])[0]
+        stored, pairs, exact, near = one(
+            "SELECT count(*), count(*) FILTER (WHERE duplicate_of IS NULL), "
+            "count(*) FILTER (WHERE duplicate_kind = 'exact'), count(*) FILTER (WHERE duplicate_kind = 'near') "
+            "FROM pairs WHERE run_id = ?", [run_id])
+        flagged = con.execute(
+            "SELECT flag, count(*) FROM (SELECT unnest(from_json(flags, '[\"VARCHAR\"]')) AS flag FROM pairs "
+            "WHERE run_id = ? AND duplicate_of IS NULL) GROUP BY 1 ORDER BY 2 DESC, 1", [run_id]).fetchall()
         labelled, answers, successes = one(
             "SELECT (SELECT count(*) FROM difficulty_labels WHERE run_id = ?), count(*), "
             "count(*) FILTER (WHERE diverged) FROM evaluator_answers WHERE run_id = ?", [run_id, run_id])
@@ -317,15 +331,17 @@ def run_summary(settings: Settings, run_id: str) -> dict:
         total_pairs, total_labelled = one(
             "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM difficulty_labels d WHERE "
             "d.pair_id = p.pair_id AND d.evaluator_agent_id = ? AND d.round = p.round)) FROM pairs p "
-            "WHERE generator_agent_id = ? AND round = ?", [evaluator, generator, round_])
+            "WHERE generator_agent_id = ? AND round = ? AND duplicate_of IS NULL", [evaluator, generator, round_])
         sources = con.execute(
             "SELECT pr.source, count(DISTINCT s.problem_id), count(*), count(*) FILTER (WHERE s.status = 'valid'), "
-            "count(DISTINCT p.pair_id) FROM samples s JOIN problems pr USING (problem_id) "
+            "count(DISTINCT p.pair_id) FILTER (WHERE p.duplicate_of IS NULL) FROM samples s JOIN problems pr "
+            "USING (problem_id) "
             "LEFT JOIN pairs p ON p.sample_id = s.sample_id WHERE s.run_id = ? GROUP BY 1 ORDER BY 1",
             [run_id]).fetchall()
     return {
         "run_id": run_id, "samples": samples, "valid_samples": valid, "verified_pairs": pairs,
-        "verification_rate": round(pairs / samples, 4) if samples else 0.0,
+        "stored_pairs": stored, "verification_rate": round(stored / samples, 4) if samples else 0.0,
+        "duplicates": {"exact": exact, "near": near}, "flagged": dict(flagged),
         "evaluated_pairs": labelled, "answers": answers,
         "evaluator_success_rate": round(successes / answers, 4) if answers else None,
         "difficulty_histogram": {str(k): v for k, v in histogram.items()},

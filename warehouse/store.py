@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,10 +116,18 @@ class Warehouse:
             con.close()
 
     # ---- writes
-    def store(self, batch: dict[str, list[dict]]) -> dict[str, int]:
-        """Insert rows per table in one transaction; rows whose key exists are skipped. Returns rows inserted."""
+    def store(self, batch: dict[str, list[dict]],
+              prepare: Callable[[duckdb.DuckDBPyConnection, dict[str, list[dict]]], None] | None = None
+              ) -> dict[str, int]:
+        """Insert rows per table in one transaction; rows whose key exists are skipped. Returns rows inserted.
+
+        ``prepare(con, batch)`` runs inside that transaction before the inserts and may fill in the batch's rows
+        from what is stored (duplicate marks): no other writer can store in between, so two writers never both miss
+        each other's rows."""
         inserted: dict[str, int] = {}
         with self.writing() as con:
+            if prepare is not None:
+                prepare(con, batch)
             for table, rows in batch.items():
                 if not rows:
                     inserted[table] = 0

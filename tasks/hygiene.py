@@ -1,0 +1,143 @@
+"""Data hygiene when pairs are stored: each new pair gets its variant's AST hash, its degenerate flags and, when it
+repeats an earlier pair of the same problem (any round, any run, or earlier in the same batch), ``duplicate_of``.
+
+The rules are game/'s (``game.similarity``, ``game.degenerate``); this module feeds them what is stored. It runs as
+``Warehouse.store``'s ``prepare`` hook, inside the write transaction: the warehouse is insert-only, so the marks
+must be on the row when it is inserted, and looking up earlier pairs in the same transaction means two writers can
+never both miss each other.
+
+"Same problem" is the problem id; a pair without one (``sinq verify --db``) is keyed by its original program.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+
+import duckdb
+
+from game.config import DedupConfig, QualityConfig
+from game.degenerate import flags
+from game.similarity import Fingerprint, code_tokens, fingerprint, near_duplicate
+
+MARKS = ("variant_ast_hash", "duplicate_of", "duplicate_kind", "similarity", "flags")
+
+
+@lru_cache(maxsize=1024)
+def _tokens(original: str) -> tuple[str, ...]:
+    return tuple(code_tokens(original))
+
+
+@lru_cache(maxsize=16384)
+def _fingerprint(original: str, variant: str, shingle: int, num_perm: int, seed: int) -> Fingerprint:
+    """Stored pairs are compared batch after batch: their fingerprints are computed once per process."""
+    return fingerprint(_tokens(original), variant, shingle, num_perm, seed)
+
+
+@dataclass
+class _Group:
+    """What one problem (or one original, for pairs without a problem) already holds."""
+
+    by_hash: dict[str, str] = field(default_factory=dict)
+    canonical: list[tuple[str, str, Fingerprint]] = field(default_factory=list)
+
+
+def _key(row: dict) -> tuple[str, str]:
+    return ("problem", row["problem_id"]) if row.get("problem_id") else ("original", row["original_program_id"])
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, sql: str, ids: set[str]) -> dict[str, tuple]:
+    if not ids:
+        return {}
+    return {r[0]: r[1:] for r in con.execute(sql, [sorted(ids)]).fetchall()}
+
+
+def _stored_groups(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]],
+                   dedup: DedupConfig) -> dict[tuple[str, str], _Group]:
+    """Every stored pair of these problems/originals; canonical (non-duplicate) ones first, then oldest first, so
+    that an AST hash points at the pair it first belonged to."""
+    problems = sorted(k for kind, k in keys if kind == "problem")
+    originals = sorted(k for kind, k in keys if kind == "original")
+    rows = con.execute(
+        "SELECT p.pair_id, p.problem_id, p.original_program_id, p.variant_ast_hash, p.duplicate_of IS NULL, "
+        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN o.code END, "
+        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN v.code END "
+        "FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
+        "JOIN programs v ON v.program_id = p.variant_program_id "
+        "WHERE p.problem_id IN (SELECT unnest(?)) "
+        "OR (p.problem_id IS NULL AND p.original_program_id IN (SELECT unnest(?))) "
+        "ORDER BY p.duplicate_of IS NOT NULL, p.created_at, p.pair_id", [problems, originals]).fetchall()
+    groups: dict[tuple[str, str], _Group] = {key: _Group() for key in keys}
+    for pair_id, problem_id, original_id, stored_hash, canonical, original, variant in rows:
+        group = groups[("problem", problem_id) if problem_id else ("original", original_id)]
+        fp = None
+        if original is not None and variant is not None:
+            fp = _fingerprint(original, variant, dedup.shingle, dedup.num_perm, dedup.seed)
+        digest = stored_hash or (fp.ast_hash if fp else None)
+        if digest:
+            group.by_hash.setdefault(digest, pair_id)
+        if canonical and fp is not None:
+            group.canonical.append((pair_id, original_id, fp))
+    return groups
+
+
+def mark_pairs(con: duckdb.DuckDBPyConnection, batch: dict[str, list[dict]], quality: QualityConfig) -> None:
+    """Fill in the hygiene marks (``MARKS``) of every pair row of ``batch``, in batch order; a pair already stored
+    keeps (and shows) its stored marks, so a re-stored pair is never its own duplicate."""
+    pairs = batch.get("pairs") or []
+    if not pairs:
+        return
+    dedup = quality.dedup
+    codes = {r["program_id"]: r["code"] for r in batch.get("programs", [])}
+    literals = {r["input_id"]: r["literal"] for r in batch.get("inputs", [])}
+    wanted_programs = {p[k] for p in pairs for k in ("original_program_id", "variant_program_id")} - set(codes)
+    codes |= {k: v[0] for k, v in _lookup(
+        con, "SELECT program_id, code FROM programs WHERE program_id IN (SELECT unnest(?))", wanted_programs).items()}
+    literals |= {k: v[0] for k, v in _lookup(
+        con, "SELECT input_id, literal FROM inputs WHERE input_id IN (SELECT unnest(?))",
+        {p["input_id"] for p in pairs} - set(literals)).items()}
+    seeds = {k: json.loads(v[0] or "[]") for k, v in _lookup(
+        con, "SELECT problem_id, seed_inputs FROM problems WHERE problem_id IN (SELECT unnest(?))",
+        {p["problem_id"] for p in pairs if p.get("problem_id")}).items()}
+    stored = _lookup(con, f"SELECT pair_id, {', '.join(MARKS)} FROM pairs WHERE pair_id IN (SELECT unnest(?))",
+                     {p["pair_id"] for p in pairs})
+    groups = _stored_groups(con, {_key(p) for p in pairs}, dedup)
+    done: dict[str, dict] = {}
+    for row in pairs:
+        if row["pair_id"] in stored:
+            row.update(zip(MARKS, stored[row["pair_id"]], strict=True))
+            continue
+        if row["pair_id"] in done:
+            row.update({k: done[row["pair_id"]][k] for k in MARKS})
+            continue
+        original, variant = codes[row["original_program_id"]], codes[row["variant_program_id"]]
+        fp = _fingerprint(original, variant, dedup.shingle, dedup.num_perm, dedup.seed)
+        row["variant_ast_hash"] = fp.ast_hash
+        row["flags"] = json.dumps(flags(original, variant, literals.get(row["input_id"], ""),
+                                        seeds.get(row.get("problem_id") or "", []), quality.flags))
+        group = groups[_key(row)]
+        row["duplicate_of"] = row["duplicate_kind"] = row["similarity"] = None
+        exact = group.by_hash.get(fp.ast_hash) if fp.ast_hash else None
+        if exact is not None:
+            row.update(duplicate_of=exact, duplicate_kind="exact", similarity=1.0)
+        elif dedup.near:
+            best: tuple[float, str] | None = None
+            for pair_id, original_id, earlier in group.canonical:
+                similarity = near_duplicate(earlier, fp, dedup.near_threshold,
+                                            same_original=original_id == row["original_program_id"])
+                if similarity is not None and (best is None or similarity > best[0]):
+                    best = (similarity, pair_id)
+            if best is not None:
+                row.update(duplicate_of=best[1], duplicate_kind="near", similarity=round(best[0], 4))
+        if fp.ast_hash:
+            group.by_hash.setdefault(fp.ast_hash, row["pair_id"])
+        if row["duplicate_of"] is None:
+            group.canonical.append((row["pair_id"], row["original_program_id"], fp))
+        done[row["pair_id"]] = row
+
+
+def preparer(quality: QualityConfig) -> Callable[[duckdb.DuckDBPyConnection, dict[str, list[dict]]], None]:
+    """The ``prepare`` hook for ``Warehouse.store`` that marks a batch's pairs."""
+    return partial(mark_pairs, quality=quality)
