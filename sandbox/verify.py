@@ -86,8 +86,9 @@ def _prepare(pair: Pair, config: SandboxConfig) -> _State:
     return state
 
 
-INFRASTRUCTURE_REASONS = {"sandbox_worker_died", "malformed_outcome"}
-"""Outcomes that describe the sandbox, not the program: never one half of a verdict."""
+INFRASTRUCTURE_REASONS = {"sandbox_worker_died"}
+"""Outcomes that describe the sandbox, not the program: never one half of a verdict. (A malformed outcome is what a
+hostile child wrote on its result fd: the program's own doing, so it stays an outcome.)"""
 
 
 def _infrastructure(*outcomes: Outcome) -> Outcome | None:
