@@ -73,8 +73,10 @@ class _Normaliser(ast.NodeTransformer):
     def _scope(self, node: ast.AST) -> ast.AST:
         outer = self.stack[-1] if self.stack else {}
         mapping = dict(outer)
-        for name in self._locals(node):
-            mapping[name] = f"v{len(mapping)}"
+        depth = len(self.stack)
+        for index, name in enumerate(self._locals(node)):
+            # numbered within this scope, so one helper nested in two different functions normalises alike
+            mapping[name] = f"v{index}" if depth == 0 else f"v{depth}_{index}"
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             node.body = _strip_docstring(node.body)
             node.decorator_list = [self.visit(d) for d in node.decorator_list]
