@@ -565,6 +565,13 @@ def _run_settings(config: Path | None, source: str | None, limit: int | None, ag
         raise typer.Exit(2) from exc
 
 
+def _audit_figure(audit: dict | None) -> dict | None:
+    """The nightly audit in the run's figures: what was re-checked and what reproduced."""
+    if not audit:
+        return None
+    return {k: audit[k] for k in ("checked", "reproduced", "not_reproduced", "by_reason") if k in audit}
+
+
 @app.command()
 def run(
     source: Annotated[str | None, typer.Option("--source", help="problem source, as in `sinq sources validate`")
@@ -623,7 +630,9 @@ def run(
               "verification_rate": summary["verification_rate"],
               "evaluator_success_rate": summary["evaluator_success_rate"],
               "difficulty_histogram": summary["difficulty_histogram"],
-              "round_verified_pairs": summary["round_verified_pairs"], "db": str(settings.warehouse.path),
+              "round_verified_pairs": summary["round_verified_pairs"],
+              "duplicates": summary.get("duplicates"), "flagged": summary.get("flagged"),
+              "audit": _audit_figure(summary.get("audit")), "db": str(settings.warehouse.path),
               "snapshot": (summary["snapshot"] or {}).get("path"), "ui": ui, "timings": summary["timings"]}
     if json_out:
         print(json.dumps(result))

@@ -301,7 +301,8 @@ def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
 # ---- summary and snapshot
 def run_summary(settings: Settings, run_id: str) -> dict:
     """What this run added (and the round's totals), read back from the warehouse: the figures users see.
-    ``verified_pairs`` leaves out duplicates of earlier pairs (``stored_pairs`` has them all, ``duplicates`` counts
+    ``verified_pairs`` is what the public view holds for the run: no duplicates of earlier pairs, nothing an audit
+    could not reproduce (``stored_pairs`` has them all, ``duplicates`` counts
     them by kind); ``flagged`` counts the degenerate flags of the non-duplicates; ``verification_rate`` is stored
     pairs per sample (a duplicate still verified)."""
     warehouse = warehouse_for(settings)
@@ -315,9 +316,9 @@ def run_summary(settings: Settings, run_id: str) -> dict:
         samples, valid = one("SELECT count(*), count(*) FILTER (WHERE status = 'valid') FROM samples "
                              "WHERE run_id = ?", [run_id])
         stored, pairs, exact, near = one(
-            "SELECT count(*), count(*) FILTER (WHERE duplicate_of IS NULL), "
+            "SELECT count(*), (SELECT count(*) FROM verified_pairs v WHERE v.run_id = ?), "
             "count(*) FILTER (WHERE duplicate_kind = 'exact'), count(*) FILTER (WHERE duplicate_kind = 'near') "
-            "FROM pairs WHERE run_id = ?", [run_id])
+            "FROM pairs WHERE run_id = ?", [run_id, run_id])
         flagged = con.execute(
             "SELECT flag, count(*) FROM (SELECT unnest(from_json(flags, '[\"VARCHAR\"]')) AS flag FROM pairs "
             "WHERE run_id = ? AND duplicate_of IS NULL) GROUP BY 1 ORDER BY 2 DESC, 1", [run_id]).fetchall()
