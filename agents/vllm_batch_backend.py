@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from agents.llm import LLMRequest, LLMResult, chat_body
+from game.errors import SinqError
 
 
 def default_vllm_python() -> str:
@@ -19,7 +20,9 @@ def default_vllm_python() -> str:
     return os.environ.get("SINQ_VLLM_PYTHON") or str(Path(__file__).resolve().parent.parent / ".vllm-env/bin/python")
 
 
-class VLLMError(RuntimeError):
+class VLLMError(SinqError, RuntimeError):
+
+    exit_code = 6
     pass
 
 

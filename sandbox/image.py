@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from game.errors import SinqError
 from sandbox.local import RUNNER
 
 DOCKERFILE_DIR = Path(__file__).with_name("docker")
@@ -19,7 +20,9 @@ RUNNER_PATH_IN_IMAGE = "/opt/sinq/runner.py"
 ENTRYPOINT = ["python3", "-S", "-B", "-u", RUNNER_PATH_IN_IMAGE]
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(SinqError, RuntimeError):
+
+    exit_code = 3
     pass
 
 

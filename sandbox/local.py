@@ -13,6 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from game.errors import SinqError
 from sandbox.config import SandboxConfig
 from sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
@@ -50,8 +51,10 @@ def claim_uid_block(first_uid: int) -> UidBlock:
     raise RuntimeError(f"all uid blocks under {UID_LOCKS} are held")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(SinqError, RuntimeError):
     """The isolation the configuration requires is missing on this machine."""
+
+    exit_code = 3
 
 
 def base_interpreter(python: str | None = None) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from agents.config import AgentsConfig
 from flows.config import RunConfig
 from game.config import QualityConfig
+from game.errors import SinqError
 from sandbox.config import SandboxConfig
 from sources.splits import SourcesConfig
 from training.config import TrainingConfig
@@ -40,7 +41,9 @@ class Settings(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class SettingsError(ValueError):
+class SettingsError(SinqError, ValueError):
+
+    exit_code = 2
     pass
 
 

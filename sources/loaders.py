@@ -10,12 +10,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from game.errors import SinqError
 from sources.problem import Problem, code_key, find_entry_point, seed_inputs, signature_text
 from sources.splits import SplitConfig, assigned_split
 
 
-class SourceError(ValueError):
+class SourceError(SinqError, ValueError):
     """The source spec or its data cannot be used at all (rows that are merely bad get a reason instead)."""
+
+    exit_code = 2
 
 
 class ColumnMap(BaseModel):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from game.errors import SinqError
 from game.prompts import alice_messages, bob_messages, render_alice, render_bob
 from sources.splits import SplitConfig
 from training.config import BuildConfig, DecontaminationConfig
@@ -35,8 +36,10 @@ REASONS = ("held_out", "not_diverging", "not_reproduced", "duplicate", "flagged"
 """Why a pair was left out, in the order they are tested."""
 
 
-class HeldOutLeak(RuntimeError):
+class HeldOutLeak(SinqError, RuntimeError):
     """A held-out problem reached a training set: refused, nothing written."""
+
+    exit_code = 4
 
 
 def _where_rounds(config: BuildConfig, column: str) -> tuple[str, list]:

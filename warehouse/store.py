@@ -22,13 +22,16 @@ import duckdb
 import pyarrow as pa
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from game.errors import SinqError
 from warehouse.schema import LATEST, SchemaError, current_version, migrate
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(SinqError, RuntimeError):
     """A clear, user-facing problem with the database file (locked, corrupt, missing, newer schema)."""
+
+    exit_code = 4
 
 
 def default_db_path() -> Path:
