@@ -17,6 +17,7 @@ from sandbox.local import SandboxUnavailable
 from sinq.settings import Settings
 from tasks import audit as audits
 from tasks import stages
+from warehouse.store import WarehouseBusy
 
 SANDBOX_LIMIT = "sinq-sandbox"
 LLM_LIMIT = "sinq-llm"
@@ -24,7 +25,8 @@ SLOT_LEASE_S = 60.0
 """Slots are leased and renewed while held: a killed run's slots come back within a minute."""
 SLOT_WAIT_S = 1800.0
 """Past this wait for a slot the task fails as infrastructure (TimeoutError) and is retried, never hangs."""
-INFRASTRUCTURE = (SandboxUnavailable, duckdb.IOException, httpx.TransportError, ConnectionError, TimeoutError)
+INFRASTRUCTURE = (SandboxUnavailable, WarehouseBusy, duckdb.IOException, httpx.TransportError, ConnectionError,
+                  TimeoutError)
 
 
 def infrastructure_failure(task, task_run, state) -> bool:

@@ -34,6 +34,10 @@ class WarehouseError(SinqError, RuntimeError):
     exit_code = 4
 
 
+class WarehouseBusy(WarehouseError):
+    """Another process held the file past ``lock_timeout_s``: infrastructure (retried), never a data problem."""
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("SINQ_DB", "sinq.duckdb"))
 
@@ -70,7 +74,7 @@ class Warehouse:
             return con
         except duckdb.IOException as exc:
             if _is_lock_error(exc):
-                raise WarehouseError(f"{self.path} stayed locked by another process for {self.lock_timeout_s:.0f} s "
+                raise WarehouseBusy(f"{self.path} stayed locked by another process for {self.lock_timeout_s:.0f} s "
                                      "(a writer that never lets go?): retry later or stop that process") from exc
             raise WarehouseError(f"cannot open {self.path}: {exc}") from exc
         except duckdb.Error as exc:
