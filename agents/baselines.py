@@ -4,7 +4,7 @@ and said so (it may be equivalent), never passed off as a pair."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
 from agents.mutation import DIFFICULTY_ORDER, mutants
@@ -16,6 +16,8 @@ from sandbox.verify import Pair, verify_many
 
 class BaselineConfig(BaseModel):
     """The model-free agents' budgets (``[agents.baseline]`` in the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     search_budget: int = Field(24, ge=1, description="candidate inputs tried per mutant")
     max_mutants: int = Field(12, ge=1, description="mutants tried per problem")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.baselines import BaselineConfig
 
 
 class Sampling(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(2048, ge=1)
@@ -17,6 +19,8 @@ class Sampling(BaseModel):
 
 
 class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["baseline", "llm"] = "baseline"
     backend: Literal["openai", "transformers", "vllm-batch"] | None = None
     model: str | None = Field(None, description="a local path or a served model name; nothing is downloaded")
@@ -48,6 +52,8 @@ class AgentConfig(BaseModel):
 
 
 class AgentsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     generator: AgentConfig = AgentConfig()
     evaluator: AgentConfig = AgentConfig()
     baseline: BaselineConfig = BaselineConfig()

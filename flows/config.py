@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     source: str = Field("humaneval", description="problem source spec, as in `sinq sources validate`")
     limit: int | None = Field(None, ge=1, description="at most this many problems (None: all)")
     round: int = Field(0, ge=0, description="self-play round the samples belong to; bump it for fresh samples")
@@ -34,4 +36,18 @@ class RunConfig(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        """Checked with the config, not first at `sinq deploy`, by the parser Prefect schedules with (imported only
+        when a config sets cron: Prefect is slow to import)."""
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=value)
+        except ValidationError as exc:
+            raise ValueError(f"not a cron schedule: {value!r} (five fields: minute hour day month weekday, e.g. "
+                             "'0 2 * * *')") from exc
         return value

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.schedules import Cron
 
+from flows.server import PrefectUnavailable
 from sinq.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +36,16 @@ def ensure_pools(names: list[str]) -> list[str]:
 
 
 def deploy_nightly(settings: Settings, name: str = NIGHTLY) -> dict:
-    """The nightly deployment with the settings baked into its parameters (what ran is what was deployed)."""
+    """The nightly deployment with the settings baked into its parameters (what ran is what was deployed). A server
+    whose /health answers while its API fails is PrefectUnavailable (one line, exit 5), not an httpx traceback."""
+    try:
+        return _deploy_nightly(settings, name)
+    except httpx.HTTPError as exc:
+        raise PrefectUnavailable(f"the Prefect API failed while deploying: {type(exc).__name__}: {exc}",
+                                 hint="sinq server status; the server log names the cause") from exc
+
+
+def _deploy_nightly(settings: Settings, name: str) -> dict:
     from flows.nightly import nightly_generation, run_tags
 
     created = ensure_pools([settings.run.work_pool, GPU_POOL])

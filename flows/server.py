@@ -12,7 +12,15 @@ from pathlib import Path
 
 import httpx
 
+from game.errors import SinqError
+
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
+
+
+class PrefectUnavailable(SinqError, RuntimeError):
+    """No Prefect API answers (or it answers with errors): the control plane, not the data; exit 5."""
+
+    exit_code = 5
 
 
 def state_dir() -> Path:
@@ -45,6 +53,18 @@ def _pid() -> int | None:
         return None
 
 
+def _started_at() -> tuple[str, int]:
+    """Where the server sinq started listens (recorded at start), so that status and runs find it on any port;
+    the defaults when none is recorded or it is no longer running."""
+    try:
+        host, _, port = (state_dir() / "server.address").read_text().strip().rpartition(":")
+        if _pid() is not None and host:
+            return host, int(port)
+    except (OSError, ValueError):
+        pass
+    return DEFAULT_HOST, DEFAULT_PORT
+
+
 def start(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, wait_s: float = 120.0) -> dict:
     """Start `prefect server start` detached unless one already answers; returns status()."""
     api = local_api(host, port)
@@ -58,12 +78,15 @@ def start(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, wait_s: float = 12
     process = subprocess.Popen([*command, "server", "start", "--host", host, "--port", str(port)], stdout=log,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     (state_dir() / "server.pid").write_text(str(process.pid))
+    (state_dir() / "server.address").write_text(f"{host}:{port}")
     deadline = time.monotonic() + wait_s
     while not healthy(api):
         if process.poll() is not None:
-            raise RuntimeError(f"prefect server exited {process.returncode}; see {state_dir() / 'server.log'}")
+            raise PrefectUnavailable(f"prefect server exited {process.returncode}",
+                                     hint=f"see {state_dir() / 'server.log'}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"prefect server did not answer within {wait_s:.0f} s; see {state_dir()}/server.log")
+            raise PrefectUnavailable(f"prefect server did not answer within {wait_s:.0f} s",
+                                     hint=f"see {state_dir() / 'server.log'}")
         time.sleep(0.5)
     return status(host, port)
 
@@ -82,11 +105,14 @@ def stop() -> bool:
     else:
         os.killpg(pid, signal.SIGKILL)
     (state_dir() / "server.pid").unlink(missing_ok=True)
+    (state_dir() / "server.address").unlink(missing_ok=True)
     return True
 
 
-def status(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> dict:
-    api = local_api(host, port)
+def status(host: str | None = None, port: int | None = None) -> dict:
+    """The server at host:port; by default the one sinq started (on the port it was started on)."""
+    started_host, started_port = _started_at()
+    api = local_api(host or started_host, port or started_port)
     return {"api_url": api, "ui_url": ui_url(api), "healthy": healthy(api), "pid": _pid(),
             "log": str(state_dir() / "server.log")}
 
@@ -96,12 +122,13 @@ def ensure_api(start_if_missing: bool = True) -> str:
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         if not healthy(configured):
-            raise RuntimeError(f"PREFECT_API_URL={configured} does not answer")
+            raise PrefectUnavailable(f"PREFECT_API_URL={configured} does not answer",
+                                     hint="start that server, or unset PREFECT_API_URL to use a local one")
         return configured
-    api = local_api()
+    api = local_api(*_started_at())
     if not healthy(api):
         if not start_if_missing:
-            raise RuntimeError(f"no Prefect server at {api} (sinq server start)")
+            raise PrefectUnavailable(f"no Prefect server at {api}", hint="start one: sinq server start")
         start()
     os.environ["PREFECT_API_URL"] = api
     return api

@@ -11,12 +11,14 @@ token moves the Jaccard below 0.7). The baseline's diverging inputs are at most 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class DedupConfig(BaseModel):
     """Duplicates leave ``verified_pairs`` and training sets: a pair that repeats an earlier one (same problem, any
     round or run) teaches nothing new and skews what a model sees."""
+
+    model_config = ConfigDict(extra="forbid")
 
     near: bool = Field(True, description="look for near duplicates as well as exact ones (same normalised AST)")
     near_threshold: float = Field(0.7, ge=0.0, le=1.0, description="MinHash Jaccard of the variants' token "
@@ -30,6 +32,8 @@ class DedupConfig(BaseModel):
 class FlagsConfig(BaseModel):
     """Degenerate variants stay stored and visible, flagged, and are left out of training sets by default."""
 
+    model_config = ConfigDict(extra="forbid")
+
     max_input_factor: float = Field(10.0, gt=0, description="a diverging input longer than this many times the "
                                     "largest seed input is oversized")
     min_input_chars: int = Field(256, ge=0, description="and longer than this many characters (short inputs are "
@@ -38,6 +42,8 @@ class FlagsConfig(BaseModel):
 
 class QualityConfig(BaseModel):
     """Data hygiene applied when a pair is stored (set once on its row: the warehouse is insert-only)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     dedup: DedupConfig = DedupConfig()
     flags: FlagsConfig = FlagsConfig()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Limits(BaseModel):
     """Per-execution resource limits, enforced in every child (rlimits) and, for Docker, per container too."""
+
+    model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(2.0, ge=0.05, le=3600, description="CPU-time budget of one execution (s); outside "
                              "[0.05, 3600] outcomes would reflect the machine, not the program")
@@ -25,6 +27,8 @@ class Limits(BaseModel):
 
 
 class DockerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     image: str = "sinq-sandbox:latest"
     containers_per_seed: int = Field(0, ge=0, description="single-slot containers per hash seed; 0 = one per core")
     memory_mb: int = Field(1024, ge=128, description="container memory (= memory-swap)")
@@ -36,6 +40,8 @@ class DockerSettings(BaseModel):
 
 class SandboxConfig(BaseModel):
     """How programs are executed and how their outcomes are compared (DESIGN.md §3-4)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     backend: Literal["local", "docker"] = "local"
     python: str | None = Field(

@@ -70,7 +70,9 @@ def _prepare(pair: Pair, config: SandboxConfig) -> _State:
         return invalid("no_entry_point", f"entry point {pair.entry_point!r} is not an identifier")
     for side in SIDES:
         raw = getattr(pair, side)
-        if not isinstance(raw, (str, bytes)) or not raw.strip():
+        if not isinstance(raw, (str, bytes)):
+            return invalid(f"{side}_no_program", f"{side} program is not a string (got {type(raw).__name__})")
+        if not raw.strip():
             return invalid(f"{side}_no_program", f"{side} program is empty")
         try:
             source = _decode(raw)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,16 +13,56 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from game.config import QualityConfig
+from game.errors import SinqError
 from sandbox.config import SandboxConfig
 from sinq import audit_cli
-from sinq.settings import SettingsError, load_settings
+from sinq.settings import SettingsError, load_settings, settings_error
 
-app = typer.Typer(help="sinq: a data factory for code-reasoning data (the semantic inequivalence game).",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+_debug = False
+
+
+class UsageError(SinqError):
+    """An argument the command cannot use (a kind, role or id that does not exist): exit 2, like a bad config."""
+
+    exit_code = 2
+
+
+def _debugging() -> bool:
+    return _debug or os.environ.get("SINQ_DEBUG") == "1"
+
+
+class _App(typer.Typer):
+    """The one exit path: a SinqError is one red line (and its hint) with its class's exit code; anything else one
+    line and exit 1; the traceback only with --debug or SINQ_DEBUG=1. Click's own usage errors stay as they are."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        try:
+            return super().__call__(*args, **kwargs)
+        except SinqError as exc:
+            if _debugging():
+                traceback.print_exc()
+            message = " ".join(str(exc.message).splitlines())  # one line, whatever the message holds
+            Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+            if exc.hint:
+                Console(stderr=True).print(f"  {escape(exc.hint)}", soft_wrap=True, style="dim")
+            sys.exit(exc.exit_code)
+        except Exception as exc:
+            if _debugging():
+                traceback.print_exc()
+            what = str(exc).splitlines()[0] if str(exc).strip() else ""
+            hint = "" if _debugging() else " (run with --debug for the traceback)"
+            Console(stderr=True).print(f"[red]internal error:[/red] {escape(type(exc).__name__)}"
+                                       f"{': ' + escape(what) if what else ''}{hint}", soft_wrap=True)
+            sys.exit(1)
+
+
+app = _App(help="sinq: a data factory for code-reasoning data (the semantic inequivalence game).",
+           no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown")
 sandbox_app = typer.Typer(help="Sandbox: benchmark, self-test, image.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 db_app = typer.Typer(help="Warehouse: info, benchmark.", no_args_is_help=True)
@@ -32,6 +74,15 @@ app.add_typer(agents_app, name="agents")
 out = Console()
 err = Console(stderr=True)
 
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error (or SINQ_DEBUG=1)")
+                           ] = False) -> None:
+    """sinq: a data factory for code-reasoning data (the semantic inequivalence game)."""
+    global _debug
+    _debug = debug
+
+
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -39,17 +90,16 @@ DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: 
 PAIR_FIELDS = ("id", "original", "variant", "entry_point", "input")
 
 
+def _check_backend(backend: str | None) -> None:
+    if backend is not None and backend not in ("local", "docker"):
+        raise SettingsError(f"unknown backend {backend!r} (local | docker)")
+
+
 def _sandbox_config(config: Path | None, backend: str | None, **overrides: object) -> SandboxConfig:
-    try:
-        settings = load_settings(config)
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    settings = load_settings(config)
     sandbox = settings.sandbox
+    _check_backend(backend)
     if backend is not None:
-        if backend not in ("local", "docker"):
-            err.print(f"[red]unknown backend {backend!r} (local | docker)[/red]")
-            raise typer.Exit(2)
         sandbox = sandbox.model_copy(update={"backend": backend})
     limits = {k: v for k, v in overrides.items() if k in ("timeout_s", "memory_mb") and v is not None}
     if limits:
@@ -60,20 +110,14 @@ def _sandbox_config(config: Path | None, backend: str | None, **overrides: objec
     try:
         return SandboxConfig.model_validate({**sandbox.model_dump(), "limits": sandbox.limits.model_dump(), **rest})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        err.print(f"[red]invalid sandbox settings: {problems}[/red]")
-        raise typer.Exit(2) from exc
+        raise settings_error(exc, "sandbox settings (config and flags)", SandboxConfig) from exc
 
 
 def _open(config: SandboxConfig):
+    """The configured backend (SandboxUnavailable, exit 3, says why not)."""
     from sandbox import open_backend
-    from sandbox.local import SandboxUnavailable
 
-    try:
-        return open_backend(config)
-    except SandboxUnavailable as exc:
-        err.print(f"[red]sandbox unavailable:[/red] {exc}")
-        raise typer.Exit(3) from exc
+    return open_backend(config)
 
 
 def read_pairs(path: Path) -> Iterator[tuple[object, str | None]]:
@@ -97,6 +141,14 @@ def read_pairs(path: Path) -> Iterator[tuple[object, str | None]]:
             missing = [f for f in PAIR_FIELDS[1:] if f not in record]
             if missing:
                 yield pair_id, f"missing_field: {', '.join(missing)}"
+                continue
+            wrong = next((side for side in ("original", "variant") if not isinstance(record[side], str)), None)
+            if wrong is not None:  # settled here, as _prepare would: such a line never reaches the warehouse
+                yield pair_id, (f"{wrong}_no_program: {wrong} program is not a string "
+                                f"(got {type(record[wrong]).__name__})")
+                continue
+            if not isinstance(record["entry_point"], str):
+                yield pair_id, f"no_entry_point: entry point {record['entry_point']!r} is not an identifier"
                 continue
             yield Pair(id=pair_id, original=record["original"], variant=record["variant"],
                        entry_point=record["entry_point"], input=record["input"]), None
@@ -182,11 +234,7 @@ def verify(
 def _warehouse(db: Path | None, config: Path | None):
     from warehouse.store import Warehouse
 
-    try:
-        settings = load_settings(config)
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    settings = load_settings(config)
     return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
 
 
@@ -303,18 +351,13 @@ def sandbox_build_image(
 ) -> None:
     """Build the Docker sandbox image (Dockerfile, or offline from Debian packages)."""
     from sandbox.docker_backend import docker_client
-    from sandbox.image import ImageBuildError, build_from_dockerfile, build_offline
-    from sandbox.local import SandboxUnavailable
+    from sandbox.image import build_from_dockerfile, build_offline
 
     cfg = _sandbox_config(config, "docker")
-    try:
-        client = docker_client(cfg)
-        name = tag or cfg.docker.image
-        image_id = (build_offline(client, name, log=err.print) if offline
-                    else build_from_dockerfile(client, name, log=err.print))
-    except (SandboxUnavailable, ImageBuildError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    client = docker_client(cfg)  # SandboxUnavailable, ImageBuildError: exit 3
+    name = tag or cfg.docker.image
+    image_id = (build_offline(client, name, log=err.print) if offline
+                else build_from_dockerfile(client, name, log=err.print))
     out.print(f"built {name} {image_id}")
 
 
@@ -327,13 +370,10 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
 
 
 def _load_problems(source: str, limit: int | None) -> list:
-    from sources.loaders import SourceError, load
+    """The source's problems (SourceError, exit 2, says why not)."""
+    from sources.loaders import load
 
-    try:
-        return load(source, limit=limit)
-    except SourceError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    return load(source, limit=limit)
 
 
 def _figures(result: dict, title: str, json_out: bool) -> None:
@@ -427,8 +467,7 @@ def parse(
     from game.transcripts import parse_line
 
     if role not in ("alice", "bob"):
-        err.print(f"[red]unknown role {role!r} (alice | bob)[/red]")
-        raise typer.Exit(2)
+        raise UsageError(f"unknown role {role!r} (alice | bob)")
     rows = []
     with file.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -447,7 +486,7 @@ def parse(
     out.print(", ".join(f"{reason}: {n}" for reason, n in counts.most_common()))
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # a query may begin with "-- a comment"
 def sql(
     query: Annotated[str, typer.Argument(help="a SELECT statement")],
     db: DbOpt = None,
@@ -560,9 +599,65 @@ def _run_settings(config: Path | None, source: str | None, limit: int | None, ag
             for role in ("generator", "evaluator"):
                 data["agents"][role]["kind"] = agents
         return type(settings).model_validate(data)
-    except (SettingsError, ValidationError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        raise settings_error(exc, "settings (config and flags)") from exc
+
+
+def _preflight(settings) -> None:
+    """What `sinq run` needs, checked before a flow run exists: a bad source, database path or sandbox is one line
+    here instead of a failed run in the UI, a new empty database and a Prefect traceback."""
+    _check_source(settings.run.source, settings)
+    _check_db(settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    _open(settings.sandbox).close()  # docker: engine reachable, image current; local: bwrap when required
+
+
+def _check_source(spec: str, settings) -> None:
+    """The spec names a source that loads (one problem is read; an hf: dataset only needs `datasets`)."""
+    import importlib.util
+
+    from sources.loaders import SourceError, load
+
+    kind, _, rest = spec.partition(":")
+    if kind == "hf" and rest:
+        if importlib.util.find_spec("datasets") is None:
+            raise SourceError("the datasets package is needed for hf: sources", hint="pip install datasets")
+        return
+    try:
+        load(spec, limit=1, splits=settings.sources.split)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise SourceError(f"cannot load source {spec!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_db(path: Path, lock_timeout_s: float) -> None:
+    """The database can be created or opened for writing, and an existing file is a DuckDB file of a schema this
+    sinq understands (and undamaged, where the warehouse can check that). Nothing is created here."""
+    import duckdb
+
+    from warehouse.store import Warehouse, WarehouseError
+
+    hint = "choose another --db (or [warehouse] path, SINQ_DB)"
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise WarehouseError(f"cannot create the database {path}: folder {folder} does not exist",
+                             hint=f"create it, or {hint}")
+    if path.is_dir():
+        raise WarehouseError(f"the database {path} is a folder, not a DuckDB file", hint=hint)
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        raise WarehouseError(f"cannot write the database {path}: permission denied", hint=hint)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    warehouse = Warehouse(path, lock_timeout_s)
+    try:
+        with warehouse.reading():  # not DuckDB, or a newer schema: WarehouseError
+            pass
+        check = getattr(warehouse, "check", None)  # the integrity check, where the warehouse has one
+        if check is not None:
+            check()
+    except duckdb.Error as exc:
+        raise WarehouseError(f"{path} is not a usable DuckDB database ({type(exc).__name__})",
+                             hint="restore it from an export or move it away") from exc
 
 
 def _audit_figure(audit: dict | None) -> dict | None:
@@ -589,15 +684,14 @@ def run(
     import logging
     import os
 
+    import httpx
+
     from flows import server
 
     settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner)
+    _preflight(settings)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        api = server.ensure_api()
-    except RuntimeError as exc:
-        err.print(f"[red]Prefect: {exc}[/red]")
-        raise typer.Exit(4) from exc
+    api = server.ensure_api()
     if json_out:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.nightly import for_settings, progress_hooks
@@ -617,13 +711,15 @@ def run(
     try:
         with bars:
             state = for_settings(settings)(settings.model_dump(mode="json"), return_state=True)
+    except httpx.HTTPError as exc:  # the API vanished or answers with errors: the control plane, not the data
+        raise server.PrefectUnavailable(f"the Prefect API at {api} failed: {type(exc).__name__}: {exc}",
+                                        hint="sinq server status; what was stored stays stored") from exc
     finally:
         progress_hooks.remove(hook)
     run_id = str(state.state_details.flow_run_id)
     ui = f"{server.ui_url(api)}/runs/flow-run/{run_id}"
     if not state.is_completed():
-        err.print(f"[red]run {run_id} {state.name}: {state.message}[/red]\nsee {ui}")
-        raise typer.Exit(1)
+        raise SinqError(f"run {run_id} {state.name}: {state.message}", hint=f"see {ui}", exit_code=1)
     summary = state.result()
     result = {"run_id": summary["run_id"], "problems": summary["problems"], "samples": summary["samples"],
               "verified_pairs": summary["verified_pairs"], "evaluated_pairs": summary["evaluated_pairs"],
@@ -656,11 +752,7 @@ def deploy(
 
     settings = _run_settings(config, None, None, None, None, None, None, None)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        api = server.ensure_api(start_if_missing=False)
-    except RuntimeError as exc:
-        err.print(f"[red]Prefect: {exc}[/red]")
-        raise typer.Exit(4) from exc
+    api = server.ensure_api(start_if_missing=False)
     from flows.deploy import deploy_nightly
 
     result = deploy_nightly(settings, name)
@@ -688,11 +780,7 @@ def worker_start(
     from flows import server
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        server.ensure_api(start_if_missing=False)
-    except RuntimeError as exc:
-        err.print(f"[red]Prefect: {exc}[/red]")
-        raise typer.Exit(4) from exc
+    server.ensure_api(start_if_missing=False)
     prefect = Path(sys.executable).parent / "prefect"
     command = [str(prefect) if prefect.exists() else "prefect", "worker", "start", "--pool", pool, "--type",
                "process"] + (["--run-once"] if run_once else [])
@@ -720,11 +808,7 @@ def pipeline_bench(
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.getLogger("prefect").setLevel(logging.WARNING)
-    try:
-        result = bench(problems, samples, batch_size, _sandbox_config(config, backend))
-    except RuntimeError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    result = bench(problems, samples, batch_size, _sandbox_config(config, backend))
     _figures(result, f"pipeline bench: {problems} problems x {samples} samples", json_out)
 
 
@@ -756,8 +840,7 @@ def train_build(
 ) -> None:
     """Build a training set from the warehouse (Parquet + dataset card) and register it. Held-out problems never
     enter; duplicates, flagged and contaminated pairs only when asked."""
-    from training.datasets import HeldOutLeak, snapshot
-    from warehouse.store import WarehouseError
+    from training.datasets import snapshot
 
     settings, warehouse = _settings_warehouse(config, db)
     build = settings.training.build
@@ -770,9 +853,10 @@ def train_build(
         decontamination = decontamination.model_copy(update={"enabled": False})
     try:
         result = snapshot(warehouse, kind, role, build, decontamination, settings.sources.split)
-    except (ValueError, HeldOutLeak, WarehouseError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        if isinstance(exc, SinqError):
+            raise
+        raise UsageError(str(exc)) from exc
     _figures(result, f"{kind} set for the {role}", json_out)
 
 
@@ -790,8 +874,9 @@ def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps:
             sandbox.start()
         result = train(warehouse, kind, role, base, dataset, train_config, sandbox)
     except (KeyError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        if isinstance(exc, SinqError):
+            raise
+        raise UsageError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)) from exc
     finally:
         if sandbox is not None:
             sandbox.close()
@@ -811,8 +896,7 @@ def _train_command(kind: str):
         json_out: JsonOpt = False,
     ) -> None:
         if not base or not dataset:
-            err.print("[red]--base and --dataset are required[/red]")
-            raise typer.Exit(2)
+            raise UsageError("--base and --dataset are required")
         _train(kind, role, base, dataset, lora, max_steps, db, config, json_out)
 
     command.__doc__ = f"{kind.upper()} with TRL; registers the adapter (promote it with `sinq models promote`)."
@@ -840,11 +924,7 @@ def train_finetune(
 
     settings = _run_settings(config, None, None, None, None, db, None, None)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        server.ensure_api()
-    except RuntimeError as exc:
-        err.print(f"[red]Prefect: {exc}[/red]")
-        raise typer.Exit(4) from exc
+    server.ensure_api()
     from flows.finetuning import finetune
 
     result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
@@ -902,8 +982,7 @@ def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluat
     try:
         promote(warehouse, role, adapter)
     except KeyError as exc:
-        err.print(f"[red]{exc.args[0]}[/red]")
-        raise typer.Exit(2) from exc
+        raise UsageError(str(exc.args[0])) from exc
     out.print(f"{role} now uses {adapter}")
 
 
@@ -916,11 +995,7 @@ def server_start(port: Annotated[int, typer.Option(help="port")] = 4200) -> None
     """Start it in the background (kept running after this command); prints where the UI is."""
     from flows import server
 
-    try:
-        info = server.start(port=port)
-    except RuntimeError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    info = server.start(port=port)
     out.print(f"Prefect server up: UI {info['ui_url']} (pid {info['pid']}); export PREFECT_API_URL={info['api_url']}")
 
 
@@ -944,10 +1019,6 @@ def server_status(json_out: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":
-    app()
-
-
 @agents_app.command("bench")
 def agents_bench(
     backend: Annotated[str, typer.Option("--backend", help="LLM backend to measure: vllm-batch")] = "vllm-batch",
@@ -964,15 +1035,13 @@ def agents_bench(
     import shlex
 
     from agents.bench import bench_vllm_batch
-    from agents.vllm_batch_backend import VLLMError
 
     if backend != "vllm-batch":
-        err.print(f"[red]only the vllm-batch backend has a bench (got {backend!r})[/red]")
-        raise typer.Exit(2)
-    try:
-        result = bench_vllm_batch(model, python, requests, max_tokens, repeats,
-                                  shlex.split(vllm_args) if vllm_args is not None else None)
-    except (VLLMError, RuntimeError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise UsageError(f"only the vllm-batch backend has a bench (got {backend!r})")
+    result = bench_vllm_batch(model, python, requests, max_tokens, repeats,  # VLLMError: exit 6
+                              shlex.split(vllm_args) if vllm_args is not None else None)
     _figures(result, "vllm-batch: pipeline vs raw run-batch", json_out)
+
+
+if __name__ == "__main__":
+    app()

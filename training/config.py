@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class BuildConfig(BaseModel):
     """How training sets are made from the warehouse."""
+
+    model_config = ConfigDict(extra="forbid")
 
     seed: int = 0
     hard_threshold: int = Field(5, ge=0, le=10, description="hard = measured difficulty >= this")
@@ -35,6 +37,8 @@ class DecontaminationConfig(BaseModel):
     default split (README, training section): boilerplate between different problems stays at or below 0.30,
     near-twins (HumanEval/56 and /61) reach 0.50 and copies, renamed copies and embedded copies 1.0."""
 
+    model_config = ConfigDict(extra="forbid")
+
     enabled: bool = Field(True, description="False: contaminated rows may train (a user asked for it)")
     ngram: int = Field(13, ge=1)
     max_ngram_overlap: float = Field(0.4, gt=0, le=1, description="removed at or above this share")
@@ -46,6 +50,8 @@ class DecontaminationConfig(BaseModel):
 
 class TrainConfig(BaseModel):
     """One fine-tuning job (TRL); LoRA through PEFT by default."""
+
+    model_config = ConfigDict(extra="forbid")
 
     output_root: Path = Path("adapters")
     learning_rate: float = Field(2e-4, gt=0)
@@ -72,6 +78,8 @@ class TrainConfig(BaseModel):
 
 
 class TrainingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     base_model: str | None = Field(None, description="base model a role trains from when its agent config has none")
     build: BuildConfig = BuildConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
