@@ -40,6 +40,17 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def api_problem(api_url: str, timeout: float = 10.0) -> str | None:
+    """What is wrong with an API whose /health answers, or None: Prefect's client asks /admin/version first, and a
+    server whose database is broken answers /health but fails there (a 500), which Prefect reports only as
+    "Failed to reach API" deep in a flow run."""
+    try:
+        response = httpx.get(f"{api_url.rstrip('/')}/admin/version", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if response.status_code == 200 else f"/admin/version answers {response.status_code}"
+
+
 def ui_url(api_url: str) -> str:
     return api_url.rstrip("/").removesuffix("/api")
 
@@ -124,11 +135,20 @@ def ensure_api(start_if_missing: bool = True) -> str:
         if not healthy(configured):
             raise PrefectUnavailable(f"PREFECT_API_URL={configured} does not answer",
                                      hint="start that server, or unset PREFECT_API_URL to use a local one")
+        _raise_for_api(configured)
         return configured
     api = local_api(*_started_at())
     if not healthy(api):
         if not start_if_missing:
             raise PrefectUnavailable(f"no Prefect server at {api}", hint="start one: sinq server start")
         start()
+    _raise_for_api(api)
     os.environ["PREFECT_API_URL"] = api
     return api
+
+
+def _raise_for_api(api: str) -> None:
+    problem = api_problem(api)
+    if problem is not None:
+        raise PrefectUnavailable(f"the Prefect API at {api} answers /health but fails ({problem})",
+                                 hint=f"restart the server; its log: {state_dir() / 'server.log'}")

@@ -711,8 +711,11 @@ def run(
     try:
         with bars:
             state = for_settings(settings)(settings.model_dump(mode="json"), return_state=True)
-    except httpx.HTTPError as exc:  # the API vanished or answers with errors: the control plane, not the data
-        raise server.PrefectUnavailable(f"the Prefect API at {api} failed: {type(exc).__name__}: {exc}",
+    except (httpx.HTTPError, RuntimeError) as exc:  # the API vanished or fails: the control plane, not the data
+        cause = exc if isinstance(exc, httpx.HTTPError) else exc.__cause__
+        if isinstance(exc, SinqError) or not isinstance(cause, httpx.HTTPError):
+            raise
+        raise server.PrefectUnavailable(f"the Prefect API at {api} failed: {type(cause).__name__}: {cause}",
                                         hint="sinq server status; what was stored stays stored") from exc
     finally:
         progress_hooks.remove(hook)

@@ -158,6 +158,43 @@ def test_prefect_unreachable_has_its_own_exit_code(home: Path) -> None:
     one_line(sinq("deploy", home=home), 5, "does not answer")
 
 
+@pytest.fixture
+def failing_api():
+    """A real HTTP server that answers /health and fails everything else with a 500 (a server whose database
+    broke): its API URL."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            ok = self.path.rstrip("/").endswith("/health")
+            body = b"true" if ok else b'{"detail": "database is broken"}'
+            self.send_response(200 if ok else 500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/api"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("command", [["deploy"], ["run", "--limit", "1", "--db", "x.duckdb"]])
+def test_an_api_that_answers_health_but_fails_is_prefect_unavailable(home: Path, failing_api: str,
+                                                                       command: list[str]) -> None:
+    one_line(sinq(*command, home=home, PREFECT_API_URL=failing_api), 5, failing_api, "500")
+    assert not (home / "x.duckdb").exists()
+
+
 # ---- finding 9: typos are refused with the closest known key
 
 
