@@ -491,44 +491,59 @@ def sql(
     query: Annotated[str, typer.Argument(help="a SELECT statement")],
     db: DbOpt = None,
     config: ConfigOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json (csv and json stream every row)")
+                   ] = "table",
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="rows the table view shows")] = 1000,
+    allow_files: Annotated[bool, typer.Option("--allow-files", help="let the query read files (read_csv, glob, ...)")
+                           ] = False,
 ) -> None:
-    """Query the warehouse (read-only; works while a run is writing)."""
+    """Query the warehouse, read-only, on a snapshot (a query of any length never holds up a run's writes); file
+    access and extension loading are off unless --allow-files."""
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="--format table | csv | json")
+    with _warehouse(db, config).stream(query, allow_files=allow_files) as (columns, batches):
+        if fmt in ("csv", "json"):
+            try:
+                _write_rows(fmt, columns, batches)
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            table, shown, left_out = Table(*columns), 0, 0
+            for rows in batches:
+                for row in rows[:max(0, max_rows - shown)]:
+                    table.add_row(*["" if v is None else str(v) for v in row])
+                taken = min(len(rows), max(0, max_rows - shown))
+                shown += taken
+                left_out += len(rows) - taken
+            out.print(table)
+            if left_out:
+                out.print(f"{shown} rows shown, {left_out} more left out (--max-rows, or --format csv|json for all)")
+
+
+def _write_rows(fmt: str, columns: list[str], batches) -> None:
+    """CSV or a JSON array, written batch by batch as the query produces them."""
     import csv
 
-    from warehouse.store import WarehouseError
-
-    if fmt not in ("table", "csv", "json"):
-        err.print(f"[red]unknown format {fmt!r} (table | csv | json)[/red]")
-        raise typer.Exit(2)
-    try:
-        columns, rows = _warehouse(db, config).query(query)
-    except WarehouseError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
-    if fmt == "json":
-        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
-    elif fmt == "csv":
+    if fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows(rows)
-    else:
-        table = Table(*columns)
+        for rows in batches:
+            writer.writerows(rows)
+        return
+    first = True
+    sys.stdout.write("[")
+    for rows in batches:
         for row in rows:
-            table.add_row(*["" if v is None else str(v) for v in row])
-        out.print(table)
+            sys.stdout.write(("" if first else ",\n") + json.dumps(dict(zip(columns, row, strict=True)), default=str))
+            first = False
+    sys.stdout.write("]\n")
+    sys.stdout.flush()
 
 
 @db_app.command("info")
 def db_info(db: DbOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """Path, schema version and row counts."""
-    from warehouse.store import WarehouseError
-
-    try:
-        info = _warehouse(db, config).info()
-    except WarehouseError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    """Path, schema version and row counts (after an integrity check of the file)."""
+    info = _warehouse(db, config).info()
     if json_out:
         print(json.dumps(info))
         return
@@ -557,19 +572,15 @@ def export_cmd(
     run: Annotated[str | None, typer.Option("--run", help="only this run")] = None,
     include_flagged: Annotated[bool, typer.Option("--include-flagged", help="keep pairs with degenerate flags")
                                ] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace a previous sinq export in that folder")] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Export verified pairs (with a dataset card and its statistics) in a form `datasets.load_dataset` loads;
-    flagged pairs are left out unless --include-flagged."""
+    flagged pairs are left out unless --include-flagged. Written atomically; a folder sinq did not write is refused."""
     from warehouse.export import export
-    from warehouse.store import WarehouseError
 
-    try:
-        summary = export(_warehouse(db, config), out_dir, fmt, run, include_flagged=include_flagged)
-    except WarehouseError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    summary = export(_warehouse(db, config), out_dir, fmt, run, include_flagged=include_flagged, force=force)
     left_out = f", {summary['flagged_left_out']} flagged left out" if summary["flagged_left_out"] else ""
     out.print(f"exported {summary['pairs']} pairs to {summary['file']}{left_out} (card: {out_dir / 'README.md'})")
 

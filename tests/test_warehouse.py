@@ -108,7 +108,7 @@ def test_corrupt_file_gives_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.duckdb"
     path.write_bytes(b"this is not a database" * 100)
     done = sinq("db", "info", "--db", str(path))
-    assert done.returncode == 1
+    assert done.returncode == 4  # a warehouse problem (README: exit codes)
     assert "broken.duckdb" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -122,7 +122,7 @@ def test_a_file_locked_for_too_long_gives_a_clear_error(tmp_path: Path) -> None:
         config = tmp_path / "sinq.toml"
         config.write_text("[warehouse]\nlock_timeout_s = 1.0\n")
         done = sinq("sql", "SELECT 1", "--db", str(path), "--config", str(config))
-        assert done.returncode == 1
+        assert done.returncode == 4
         assert "locked" in done.stderr and "Traceback" not in done.stderr
     finally:
         holder.kill()
@@ -144,7 +144,7 @@ def test_sql_refuses_writes(tmp_path: Path) -> None:
     for statement in ("DELETE FROM runs", "DROP TABLE runs", "ATTACH 'x.duckdb'", "COPY runs TO 'x.csv'",
                       "SELECT 1; DELETE FROM runs"):
         done = sinq("sql", statement, "--db", str(path))
-        assert done.returncode == 1 and "read-only" in done.stderr, statement
+        assert done.returncode == 2 and "read-only" in done.stderr, statement  # a bad argument
     done = sinq("sql", "SELECT count(*) AS n FROM runs", "--db", str(path), "--format", "json")
     assert json.loads(done.stdout) == [{"n": 0}]
 

@@ -1,14 +1,25 @@
 """Exports users train on: Parquet or JSONL of ``verified_pairs`` with a dataset card that says what is inside
 (counts per round, source and split, difficulty, mutation kinds, edit sizes, what was left out and why), loadable
 by ``datasets``. Pairs with degenerate flags are left out unless asked for; duplicates and pairs an audit could not
-reproduce are never in ``verified_pairs``. Also the rows of the run's pair viewer."""
+reproduce are never in ``verified_pairs``. Also the rows of the run's pair viewer.
+
+An export is written into a fresh folder next to the target and renamed into place, so a full disk or any error
+leaves the previous export and its card as they were; nothing is ever written through a link. sinq marks its
+exports with a manifest and replaces only those (and only with ``force``): a folder it did not write, a project
+with its own README.md, is refused untouched."""
 
 from __future__ import annotations
 
+import ctypes
 import difflib
+import errno
 import hashlib
 import json
+import os
+import secrets
+import shutil
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +31,9 @@ EXPORT_COLUMNS = """pair_id, problem_id, source, split, entry_point, original_co
     CAST(created_at AS VARCHAR) AS created_at"""
 FLAGGED = "json_array_length(CAST(flags AS JSON)) > 0"
 EDIT_BUCKETS = ((1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (25, "11-25"))
+MANIFEST = ".sinq-export.json"
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
 
 
 def changed_lines(original: str, variant: str) -> int:
@@ -40,10 +54,13 @@ def edit_bucket(lines: int) -> str:
 
 
 def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | None = None,
-           include_flagged: bool = False) -> dict:
+           include_flagged: bool = False, force: bool = False) -> dict:
+    """Write the export (data file, dataset card, manifest) to ``out``; ``force`` replaces a previous sinq export
+    there. Returns the summary the card describes."""
     if fmt not in ("parquet", "jsonl"):
         raise WarehouseError(f"unknown export format {fmt!r} (parquet | jsonl)")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    check_target(out, force)
     scope, params = ("run_id = ?", [run_id]) if run_id else ("true", [])
     kept = scope if include_flagged else f"{scope} AND NOT {FLAGGED}"
     target = out / f"verified_pairs.{fmt}"
@@ -69,14 +86,6 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
         flagged = rows(f"SELECT count(*) FROM verified_pairs WHERE {scope} AND {FLAGGED}")[0][0]
         left_out = dict(rows(f"SELECT coalesce(duplicate_kind, status), count(*) FROM all_pairs WHERE {scope} "
                              "AND status IN ('duplicate', 'not_reproduced') GROUP BY 1 ORDER BY 1"))
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, target)
-    else:
-        with target.open("w") as handle:
-            for row in table.to_pylist():
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     edits = Counter(edit_bucket(changed_lines(o, v)) for o, v in zip(
         table.column("original_code").to_pylist(), table.column("variant_code").to_pylist(), strict=True))
     order = ["0"] + [name for _, name in EDIT_BUCKETS] + [f">{EDIT_BUCKETS[-1][0]}"]
@@ -96,8 +105,127 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
             "flags": dict(flags),
         },
     }
-    (out / "README.md").write_text(dataset_card(summary))
+
+    def write(folder: Path) -> list[str]:
+        data = folder / target.name
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, str(data))
+        else:
+            with data.open("x") as handle:
+                for row in table.to_pylist():
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with (folder / "README.md").open("x") as handle:
+            handle.write(dataset_card(summary))
+        return [target.name, "README.md"]
+
+    publish(out, write, force, {"pairs": summary["pairs"], "format": fmt, "runs": summary["runs"]})
     return summary
+
+
+def _manifest(folder: Path) -> dict | None:
+    """The manifest of a sinq export in ``folder`` (a regular file, never a link), or None."""
+    path = folder / MANIFEST
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "sinq" and isinstance(data.get("files"), list) \
+        else None
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Refuse, before any work, a target sinq must not replace: a link, a file, a folder it did not write (or one
+    holding files beyond its own), a previous export without ``force``."""
+    if out.is_symlink():
+        raise WarehouseError(f"{out} is a symbolic link: sinq export never writes through links",
+                             hint="export into the folder it points to by its real path")
+    if out.exists() and not out.is_dir():
+        raise WarehouseError(f"{out} is a file, not a folder", hint="name a new or empty folder (sinq creates it)")
+    if not out.is_dir():
+        return
+    try:
+        names = sorted(entry.name for entry in out.iterdir())
+    except OSError as exc:
+        raise WarehouseError(f"cannot read {out}: {exc.strerror or exc}") from exc
+    if not names:
+        return
+    manifest = _manifest(out)
+    if manifest is None:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise WarehouseError(f"{out} is not empty and is not a sinq export ({shown}): refusing to overwrite it",
+                             hint="export into a new or empty folder")
+    extra = sorted(set(names) - set(manifest["files"]) - {MANIFEST})
+    if extra:
+        raise WarehouseError(f"{out} holds files the sinq export there did not write ({', '.join(extra[:3])})",
+                             hint="move them away or export into a new folder")
+    if not force:
+        raise WarehouseError(f"{out} holds a previous sinq export", hint="--force replaces it")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux renameat2); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(out: Path, write: Callable[[Path], list[str]], force: bool, about: dict) -> None:
+    """Let ``write`` fill a fresh folder next to ``out``, add the manifest, and rename it into place; on any error
+    the folder is removed and ``out`` is as it was."""
+    out = Path(os.path.abspath(out))  # "." has a name and a parent; links are not resolved
+    check_target(out, force)
+    parent = out.parent
+    work = parent / f".{out.name}.sinq-tmp-{secrets.token_hex(4)}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir()
+        files = write(work)
+        manifest = {"tool": "sinq", "version": 1, "files": files,
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"), **about}
+        with (work / MANIFEST).open("x") as handle:
+            handle.write(json.dumps(manifest, indent=1) + "\n")
+        for name in [*files, MANIFEST]:
+            _sync(work / name)
+        _sync(work)
+        if out.is_dir() and any(out.iterdir()):
+            if not _exchange(work, out):
+                old = parent / f".{out.name}.sinq-old-{secrets.token_hex(4)}"
+                out.rename(old)
+                try:
+                    work.rename(out)
+                except OSError:
+                    old.rename(out)
+                    raise
+                work = old
+        else:
+            work.rename(out)  # over an empty folder, or a new name
+        _sync(parent)
+    except OSError as exc:
+        raise WarehouseError(f"cannot write the export to {out}: {exc.strerror or exc}",
+                             hint="check the folder is writable and has room; a previous export there is unchanged"
+                             ) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the half-written new export, or the replaced old one
 
 
 def _table(title: str, column: str, counts: dict) -> str:

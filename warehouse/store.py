@@ -2,16 +2,27 @@
 
 One writer, many readers: DuckDB lets one process hold the file for writing and then refuses every other opener,
 read-only ones included. So nobody holds it long. A write opens the file, stores one batch in one transaction and
-closes it (milliseconds); a reader (``sinq sql``) opens read-only, answers, closes. Both retry with jittered
-exponential backoff while the other holds the lock, so user SQL works during a nightly run: it waits at most one
-batch write. A process killed mid-write leaves the last committed state (DuckDB's WAL), and the content-hash keys
+closes it (milliseconds); an internal reader opens read-only, answers, closes. Both retry with jittered
+exponential backoff while the other holds the lock. A user's query (``sinq sql``) may run for hours, so it never
+reads the live file: it holds the lock only while it copies the file (a snapshot, reflinked where the filesystem
+can), then queries the copy with file access and extension loading off; a writer never waits for it longer than
+that copy. A process killed mid-write leaves the last committed state (DuckDB's WAL), and the content-hash keys
 make the rerun of that batch complete it without duplicates.
+
+Before the first write of a process to an existing file, the file is checked (its size against the blocks its own
+header describes, then every column of every table read once), so a damaged database is refused untouched instead
+of growing around the damage. A failed write reports its cause (disk full, permission denied), not the ROLLBACK
+that follows it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
+import struct
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +37,12 @@ from game.errors import SinqError
 from warehouse.schema import LATEST, SchemaError, current_version, migrate
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers precede block 0
+FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone of a whole file (btrfs, xfs, ...)
+USER_QUERY_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+DAMAGE_HINT = ("restore it from an export (sinq export) or move it away: sinq then starts a fresh database; "
+               "nothing was written to it")
+WRITE_HINT = "free disk space or make the folder writable, then rerun: the batch was not stored, nothing else changed"
 
 
 class WarehouseError(SinqError, RuntimeError):
@@ -49,6 +66,136 @@ def _is_lock_error(exc: BaseException) -> bool:
 
 _path_locks: dict[str, threading.RLock] = {}
 _path_locks_guard = threading.Lock()
+# integrity checks done in this process: resolved path -> the file's (inode, size, mtime, WAL) when last seen good
+_checked: dict[str, tuple] = {}
+_scanned: set[str] = set()
+
+
+def _signature(path: Path) -> tuple:
+    def stat(p: Path) -> tuple:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return ()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    return stat(path), stat(path.with_name(path.name + ".wal"))
+
+
+def _cause(exc: BaseException) -> str:
+    """DuckDB's own words for why a write failed, without the transaction noise around them."""
+    text = str(exc).strip()
+    for marker in ("Original error:", "Failed to commit:"):
+        if marker in text:
+            text = text.split(marker, 1)[1].strip().strip('"')
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """After a failed COMMIT DuckDB has already ended the transaction: its ROLLBACK error would hide the cause."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _described_bytes(path: Path) -> int | None:
+    """The bytes a DuckDB file must hold: its three headers and every block its newer database header counts (the
+    header is written after the blocks, so a sound file is never shorter; a WAL only adds blocks). None where the
+    header is not one this code knows."""
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_BYTES)
+    if len(head) < HEADER_BYTES or head[8:12] != b"DUCK":
+        return None
+    headers = [struct.unpack_from("<6Q", head, offset) for offset in (4096, 8192)]
+    _, _, _, _, blocks, block_size = max(headers, key=lambda h: h[1])  # the newer iteration is the live one
+    if block_size < 4096 or block_size & (block_size - 1) or block_size > 1 << 26 or blocks > 1 << 40:
+        return None
+    return HEADER_BYTES + blocks * block_size
+
+
+def _truncation(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """DuckDB notices a truncated file only when it reads a missing block, often after it has written around the
+    hole. A file may end before the blocks its header counts only where those are free (a checkpoint drops a free
+    tail), so when it does: every block a table or the metadata uses must lie inside the file, and (no WAL to
+    replay) the missing blocks must be no more than the free ones."""
+    described, actual = _described_bytes(path), path.stat().st_size
+    if described is None or actual >= described:
+        return None
+    block_size = struct.unpack_from("<6Q", path.open("rb").read(HEADER_BYTES), 4096)[5]
+    present = (actual - HEADER_BYTES) // block_size
+    problem = f"truncated: {actual} bytes where its header describes {described}"
+    used = [r[0] for r in con.execute("SELECT block_id FROM pragma_metadata_info()").fetchall()]
+    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_type = 'BASE TABLE' AND table_catalog = current_database()"
+                                        ).fetchall()]
+    for table in tables:
+        used += [r[0] for r in con.execute("SELECT max(block_id) FROM pragma_storage_info(?) "
+                                           "WHERE block_id >= 0 AND block_id < 4611686018427387904", [table]
+                                           ).fetchall() if r[0] is not None]
+    if used and max(used) >= present:
+        return f"{problem}; block {max(used)} is missing"
+    missing = _unreadable_index(con, tables)
+    if missing:
+        return f"{problem}; {missing}"
+    if not path.with_name(path.name + ".wal").exists():
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        for database, _, _, total_blocks, _, free_blocks, *_ in con.execute("PRAGMA database_size").fetchall():
+            if database == name and int(total_blocks) - present > int(free_blocks):
+                return f"{problem}; {int(total_blocks) - present} blocks are missing, {free_blocks} were free"
+    return None
+
+
+def _unreadable_index(con: duckdb.DuckDBPyConnection, tables: list[str], lookups: int = 256) -> str | None:
+    """Primary-key indexes live in blocks no catalog function lists; point lookups (which walk the index) of keys
+    spread over each table find a hole in them."""
+    for table in tables:
+        keys = [r[0] for r in con.execute(
+            "SELECT unnest(constraint_column_names) FROM duckdb_constraints() WHERE table_name = ? "
+            "AND constraint_type = 'PRIMARY KEY' AND database_name = current_database()", [table]).fetchall()]
+        if not keys:
+            continue
+        names = ", ".join(f'"{k}"' for k in keys)
+        rows = con.execute(f'SELECT {names} FROM (SELECT {names}, row_number() OVER () AS n, count(*) OVER () AS '
+                           f'total FROM "{table}") WHERE n % greatest(1, total // {lookups}) = 0').fetchall()
+        match = " AND ".join(f'"{k}" = ?' for k in keys)
+        for row in rows:
+            try:
+                con.execute(f'SELECT count(*) FROM "{table}" WHERE {match}', list(row)).fetchall()
+            except duckdb.Error as exc:
+                return f"the index of {table} does not read back: {_cause(exc)}"
+    return None
+
+
+def _damage(con: duckdb.DuckDBPyConnection, full: bool) -> str | None:
+    """What is wrong with the open file, or None: (``full``) every column of every table must read back (a bad
+    checksum shows only when its block is read)."""
+    if not full:
+        return None
+    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_type = 'BASE TABLE' AND table_catalog = current_database()"
+                                        ).fetchall()]
+    for table in tables:
+        columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_name = ? AND table_catalog = current_database()",
+                                             [table]).fetchall()]
+        reads = ", ".join(f'sum(hash("{c}"))' for c in columns) or "0"
+        try:
+            con.execute(f'SELECT count(*), {reads} FROM "{table}"').fetchall()
+        except duckdb.Error as exc:
+            return f"table {table} does not read back: {_cause(exc)}"
+    return None
+
+
+def _clone(source: Path, target: Path) -> None:
+    """A copy-on-write clone where the filesystem offers one (instant), else a plain copy."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+            return
+        except OSError:
+            pass
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _process_lock(path: Path) -> threading.RLock:
@@ -64,13 +211,16 @@ class Warehouse:
         self.path = Path(path) if path is not None else default_db_path()
         self.lock_timeout_s = lock_timeout_s
 
-    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _connect(self, read_only: bool, path: Path | None = None,
+                 config: dict | None = None) -> duckdb.DuckDBPyConnection:
         retrying = Retrying(retry=retry_if_exception(_is_lock_error), reraise=True,
                             wait=wait_random_exponential(multiplier=0.02, max=0.5),
                             stop=stop_after_delay(self.lock_timeout_s))
         try:
-            con = retrying(duckdb.connect, str(self.path), read_only=read_only)
+            con = retrying(duckdb.connect, str(path or self.path), read_only=read_only, config=config or {})
             con.execute("SET enable_progress_bar = false")
+            if config:
+                con.execute("SET lock_configuration = true")  # a user's query cannot turn the safety off
             return con
         except duckdb.IOException as exc:
             if _is_lock_error(exc):
@@ -78,8 +228,32 @@ class Warehouse:
                                      "(a writer that never lets go?): retry later or stop that process") from exc
             raise WarehouseError(f"cannot open {self.path}: {exc}") from exc
         except duckdb.Error as exc:
-            raise WarehouseError(f"{self.path} is not a usable DuckDB database ({exc}); restore it from an "
-                                 "export or move it away") from exc
+            raise WarehouseError(f"{self.path} is not a usable DuckDB database ({_cause(exc)})",
+                                 hint=DAMAGE_HINT) from exc
+
+    def check(self, full: bool = True) -> None:
+        """Refuse a damaged file before anything is written to it. Cheap once done: the size check runs when the
+        file changed behind this process's back, the full read once per process and file."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        key = str(self.path.resolve())
+        if _checked.get(key) == _signature(self.path):
+            return
+        con = self._connect(read_only=True)
+        try:
+            problem = _truncation(con, self.path) or _damage(con, full=full and key not in _scanned)
+            signature = _signature(self.path)
+        except duckdb.Error as exc:
+            problem = _cause(exc)
+        finally:
+            con.close()
+        if problem:
+            raise WarehouseError(f"{self.path} is damaged ({problem})", hint=DAMAGE_HINT)
+        _scanned.add(key)
+        _checked[key] = signature
+
+    def _write_failure(self, exc: BaseException) -> WarehouseError:
+        return WarehouseError(f"could not write {self.path}: {_cause(exc)}", hint=WRITE_HINT)
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -88,21 +262,43 @@ class Warehouse:
             yield from self._write_window()
 
     def _write_window(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.check()
+        created = not self.path.exists()
         con = self._connect(read_only=False)
+        committed = False
         try:
             try:
                 migrate(con)
             except SchemaError as exc:
                 raise WarehouseError(str(exc)) from exc
+            except duckdb.Error as exc:
+                raise self._write_failure(exc) from exc
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-                con.execute("COMMIT")
+            except duckdb.IOException as exc:
+                _rollback_quietly(con)
+                raise self._write_failure(exc) from exc
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback_quietly(con)
                 raise
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback_quietly(con)
+                raise self._write_failure(exc) from exc
+            committed = True
         finally:
-            con.close()
+            try:
+                con.close()
+            except duckdb.Error as exc:
+                if committed:
+                    raise self._write_failure(exc) from exc
+        key = str(self.path.resolve())
+        if created or key in _checked:
+            # our own committed write: the file is as good as it was (no need to re-read it)
+            _scanned.add(key)
+            _checked[key] = _signature(self.path)
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -114,13 +310,17 @@ class Warehouse:
     def _read_window(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connect(read_only=True)
         try:
-            version = current_version(con)
-            if version > LATEST:
-                raise WarehouseError(f"database schema version {version} is newer than this sinq understands "
-                                     f"({LATEST}); upgrade sinq")
+            self._refuse_newer(con)
             yield con
         finally:
             con.close()
+
+    @staticmethod
+    def _refuse_newer(con: duckdb.DuckDBPyConnection) -> None:
+        version = current_version(con)
+        if version > LATEST:
+            raise WarehouseError(f"database schema version {version} is newer than this sinq understands "
+                                 f"({LATEST}); upgrade sinq")
 
     # ---- writes
     def store(self, batch: dict[str, list[dict]],
@@ -180,25 +380,89 @@ class Warehouse:
         return int(result[0][0]) if result else 0
 
     # ---- reads
-    def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-        """Run read-only SQL; anything but SELECT/EXPLAIN is refused before it reaches the database."""
-        with self.reading() as con:
+    @contextmanager
+    def snapshot(self, allow_files: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A user's read connection: on a copy of the file taken under the lock, so a writer waits for the copy,
+        never for the query (which may run, or stream into a slow pipe, for hours). Extension install and autoload
+        are off; so is every file and network access unless ``allow_files``."""
+        if not self.path.exists():
+            raise WarehouseError(f"no warehouse at {self.path} (set --db or SINQ_DB)")
+        folder = Path(tempfile.mkdtemp(prefix="sinq-sql-"))
+        try:
+            copy = folder / "snapshot.duckdb"
+            with _process_lock(self.path):
+                con = self._connect(read_only=True)
+                try:
+                    self._refuse_newer(con)
+                    wal = self.path.with_name(self.path.name + ".wal")
+                    try:
+                        _clone(self.path, copy)
+                        if wal.exists():
+                            _clone(wal, copy.with_name(copy.name + ".wal"))
+                    except OSError as exc:
+                        raise WarehouseError(f"cannot copy {self.path} into {folder} for the query: "
+                                             f"{exc.strerror or exc}",
+                                             hint="set TMPDIR to a folder with room for a copy of the database"
+                                             ) from exc
+                finally:
+                    con.close()
+            config = {**USER_QUERY_CONFIG, "enable_external_access": allow_files}
+            con = self._connect(read_only=True, path=copy, config=config)
             try:
-                statements = con.extract_statements(sql)
-            except duckdb.Error as exc:
-                raise WarehouseError(f"SQL does not parse: {exc}") from exc
-            kinds = {s.type.name for s in statements}
-            if not statements or not kinds <= READ_ONLY_STATEMENTS:
-                raise WarehouseError(f"sinq sql is read-only: {', '.join(sorted(kinds - READ_ONLY_STATEMENTS)) or 'no'}"
-                                     " statements are refused")
+                yield con
+            finally:
+                con.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextmanager
+    def stream(self, sql: str, params: list | None = None, allow_files: bool = False, batch: int = 2048
+               ) -> Iterator[tuple[list[str], Iterator[list[tuple]]]]:
+        """A user's read-only SQL: (columns, batches of rows as DuckDB produces them): never the whole result in
+        memory. Anything but SELECT/EXPLAIN is refused before it reaches the database."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"SQL does not parse: {_cause(exc)}", exit_code=2) from exc
+        if not statements:
+            raise WarehouseError("no SQL statement given (only blanks or comments)",
+                                 hint='try: sinq sql "SELECT * FROM verified_pairs LIMIT 5"', exit_code=2)
+        kinds = {s.type.name for s in statements}
+        if not kinds <= READ_ONLY_STATEMENTS:
+            raise WarehouseError(f"sinq sql is read-only: {', '.join(sorted(kinds - READ_ONLY_STATEMENTS))} "
+                                 "statements are refused", hint="only SELECT and EXPLAIN run here", exit_code=2)
+        with self.snapshot(allow_files=allow_files) as con:
             try:
                 cursor = con.execute(sql, params or [])
+            except duckdb.PermissionException as exc:
+                raise WarehouseError(f"query refused: {_cause(exc)}",
+                                     hint="sinq sql reads the warehouse only; --allow-files lets it read files",
+                                     exit_code=2) from exc
             except duckdb.Error as exc:
-                raise WarehouseError(f"query failed: {exc}") from exc
+                raise WarehouseError(f"query failed: {_cause(exc)}") from exc
             columns = [d[0] for d in cursor.description or []]
-            return columns, cursor.fetchall()
+
+            def batches() -> Iterator[list[tuple]]:
+                while True:
+                    try:
+                        rows = cursor.fetchmany(batch)
+                    except duckdb.Error as exc:
+                        raise WarehouseError(f"query failed: {_cause(exc)}") from exc
+                    if not rows:
+                        return
+                    yield rows
+
+            yield columns, batches()
+
+    def query(self, sql: str, params: list | None = None, allow_files: bool = False
+              ) -> tuple[list[str], list[tuple]]:
+        """``stream`` collected: for small answers (tests, scripts)."""
+        with self.stream(sql, params, allow_files=allow_files) as (columns, batches):
+            return columns, [row for rows in batches for row in rows]
 
     def info(self) -> dict:
+        """Path, schema version, row counts, and whether the file passed the integrity check."""
+        self.check()
         with self.reading() as con:
             tables = [r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
