@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,15 @@ def tiny_disk(where: Path, size: str = "3m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+def file_size_limit(limit: int):
+    """A real write failure without root: the kernel refuses to grow any file past ``limit`` bytes (EFBIG)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
 def fill(disk: Path) -> Path:
     """Take every free byte of ``disk``."""
     filler = disk / "filler"
@@ -169,6 +180,17 @@ def test_export_on_a_full_disk_keeps_the_previous_export_and_its_card(tmp_path: 
             assert sorted(p.name for p in out.parent.iterdir()) == ["latest"]
 
 
+def test_an_export_that_cannot_be_written_keeps_the_previous_one(tmp_path: Path, pairs_db: Path) -> None:
+    out = tmp_path / "out"
+    assert sinq("export", str(out), "--db", str(pairs_db)).returncode == 0
+    previous = tree(out)
+    done = sinq("export", str(out), "--db", str(pairs_db), "--force", "--format", "jsonl",
+                preexec_fn=file_size_limit(1024))  # the card is larger
+    assert "File too large" in one_line_error(done) and done.returncode == 4
+    assert tree(out) == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_export_into_a_read_only_folder_is_one_line(tmp_path: Path, pairs_db: Path) -> None:
     need_root("a read-only mount")
     folder = tmp_path / "ro"
@@ -230,6 +252,21 @@ def test_a_full_disk_shows_and_stores_the_real_cause(tmp_path: Path) -> None:
         assert rows_of(path, "SELECT execution_id, value FROM executions ORDER BY 1") == before
         [(status, error)] = rows_of(path, "SELECT status, error FROM runs")
         assert status == "failed" and "No space left on device" in error
+
+
+def test_a_write_the_kernel_refuses_shows_its_cause(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).store({"runs": [run_row("r")], "executions": execution_rows("kept", 10)})
+    before = rows_of(path, "SELECT execution_id, value FROM executions ORDER BY 1")
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\nfrom tests.test_warehouse_safety import "
+              f"execution_rows\nfrom warehouse.store import Warehouse, WarehouseError\ntry:\n"
+              f"    Warehouse({str(path)!r}).store({{'executions': execution_rows('lost', 5000)}})\n"
+              "except WarehouseError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          preexec_fn=file_size_limit(65536))
+    assert "File too large" in done.stdout, done.stdout + done.stderr
+    assert "rollback" not in done.stdout.lower()
+    assert rows_of(path, "SELECT execution_id, value FROM executions ORDER BY 1") == before
 
 
 def test_an_unwritable_folder_shows_permission_denied() -> None:

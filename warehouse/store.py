@@ -226,7 +226,9 @@ class Warehouse:
             if _is_lock_error(exc):
                 raise WarehouseBusy(f"{self.path} stayed locked by another process for {self.lock_timeout_s:.0f} s "
                                      "(a writer that never lets go?): retry later or stop that process") from exc
-            raise WarehouseError(f"cannot open {self.path}: {exc}") from exc
+            raise WarehouseError(f"cannot open {path or self.path}: {_cause(exc)}",
+                                 hint="check the path and its permissions; a file that is not whole: " + DAMAGE_HINT
+                                 ) from exc
         except duckdb.Error as exc:
             raise WarehouseError(f"{self.path} is not a usable DuckDB database ({_cause(exc)})",
                                  hint=DAMAGE_HINT) from exc
@@ -471,4 +473,4 @@ class Warehouse:
             views = [r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY 1").fetchall()]
             return {"path": str(self.path), "schema_version": current_version(con), "tables": counts, "views": views,
-                    "bytes": self.path.stat().st_size}
+                    "bytes": self.path.stat().st_size, "integrity": "ok"}
