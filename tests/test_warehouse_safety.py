@@ -225,6 +225,29 @@ def test_a_truncated_database_is_refused_untouched(tmp_path: Path) -> None:
     assert not path.with_name("w.duckdb.wal").exists()
 
 
+def test_a_database_with_a_bad_checksum_is_refused_untouched(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).store({"runs": [run_row("first")], "executions": execution_rows("b", 50_000)})
+    con = duckdb.connect(str(path), read_only=True)
+    [(block, size)] = con.execute("SELECT min(block_id), get_block_size(current_database()) FROM "
+                                  "pragma_storage_info('executions') WHERE column_name = 'value' "
+                                  "AND persistent AND block_id >= 0").fetchall()
+    con.close()
+    with path.open("r+b") as handle:  # a few flipped bytes inside a block of the `value` column
+        handle.seek(3 * 4096 + block * size + 5000)
+        handle.write(b"\xff" * 16)
+    before = path.read_bytes()
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\nfrom tests.test_warehouse_safety import run_row\n"
+              "from warehouse.store import Warehouse, WarehouseError\ntry:\n"
+              f"    Warehouse({str(path)!r}).store({{'runs': [run_row('second')]}})\n"
+              "except WarehouseError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "is damaged" in done.stdout and "checksum" in done.stdout, done.stdout + done.stderr
+    assert path.read_bytes() == before
+
+
 def test_a_sound_database_is_checked_once_and_then_written_normally(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse(path).store({"runs": [run_row("r")]})
