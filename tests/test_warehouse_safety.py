@@ -161,6 +161,11 @@ def test_export_replaces_only_its_own_export_and_never_writes_through_a_link(tmp
     assert pq.read_table(out / "verified_pairs.parquet").num_rows == 2
     assert "pairs: 2" in (out / "README.md").read_text()
 
+    (out / ".sinq-export.json").unlink()  # an export from before manifests: recognised by its own card
+    done = sinq("export", str(out), "--db", str(pairs_db), "--force", "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".sinq-export.json", "README.md", "verified_pairs.jsonl"]
+
     (tmp_path / "link").symlink_to(out)
     done = sinq("export", str(tmp_path / "link"), "--db", str(pairs_db), "--force")
     assert "symbolic link" in one_line_error(done)

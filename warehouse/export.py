@@ -137,6 +137,21 @@ def _manifest(folder: Path) -> dict | None:
         else None
 
 
+def _legacy_export(folder: Path, names: list[str]) -> bool:
+    """An export sinq wrote before it left manifests: its data file and its own card, plain files, nothing else."""
+    data = {"verified_pairs.parquet", "verified_pairs.jsonl"}
+    if "README.md" not in names or not set(names) - {"README.md"} or not set(names) <= data | {"README.md"}:
+        return False
+    if any((folder / name).is_symlink() or not (folder / name).is_file() for name in names):
+        return False
+    try:
+        with (folder / "README.md").open() as handle:
+            head = handle.read(400)
+    except OSError:
+        return False
+    return head.startswith("---\n") and "pretty_name: sinq verified pairs" in head
+
+
 def check_target(out: Path, force: bool) -> None:
     """Refuse, before any work, a target sinq must not replace: a link, a file, a folder it did not write (or one
     holding files beyond its own), a previous export without ``force``."""
@@ -153,7 +168,7 @@ def check_target(out: Path, force: bool) -> None:
         raise WarehouseError(f"cannot read {out}: {exc.strerror or exc}") from exc
     if not names:
         return
-    manifest = _manifest(out)
+    manifest = _manifest(out) or ({"files": names} if _legacy_export(out, names) else None)
     if manifest is None:
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise WarehouseError(f"{out} is not empty and is not a sinq export ({shown}): refusing to overwrite it",
