@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import publish, publish_pair_viewer, slug
+from game.errors import SinqError
 from sinq.settings import Settings, load_settings
 from tasks import nightly, stages
 from warehouse.export import viewer_pairs
@@ -36,9 +37,10 @@ def run_tags(settings: Settings) -> list[str]:
             f"sandbox:{settings.sandbox.backend}", f"config:{settings.config_hash()}"]
 
 
-def _label_run(settings: Settings) -> None:
+def _label_run(settings: Settings) -> dict[str, int]:
     """Tags (source, agents, round, config hash) on the run itself, however it was started (CLI or deployment);
-    the fleet-wide concurrency limits exist before any task asks for a slot."""
+    the fleet-wide concurrency limits exist before any task asks for a slot, and slots no live run holds (leaked by
+    a restarted server or a lost client) are released. Returns what was released."""
     run_id = flow_run.id
     with get_client(sync_client=True) as client:
         if run_id:
@@ -46,6 +48,35 @@ def _label_run(settings: Settings) -> None:
             client.update_flow_run(uuid.UUID(run_id), tags=sorted(set(current) | set(run_tags(settings))))
         client.upsert_global_concurrency_limit_by_name(nightly.SANDBOX_LIMIT, settings.run.sandbox_slots)
         client.upsert_global_concurrency_limit_by_name(nightly.LLM_LIMIT, settings.run.llm_slots)
+    return nightly.release_leaked_slots(run_id)
+
+
+API_GONE = "Prefect API {url} went away during the run; stored work is intact, rerun to resume"
+
+
+class PrefectGone(SinqError, RuntimeError):
+    """The control plane went away mid-run: what was stored stays, a rerun resumes (exit 5, as Prefect down)."""
+
+    exit_code = 5
+
+
+def _api_gone(exc: BaseException) -> bool:
+    """Whether the control plane, not the work, broke: a transport error anywhere in the cause chain."""
+    import httpx
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (httpx.TransportError, PrefectGone)) or type(exc).__name__ == "PrefectUnavailable":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or "(ephemeral)"
 
 
 ProgressHook = Callable[[str, int, int], None]
@@ -87,14 +118,23 @@ def nightly_generation(settings: dict | None = None) -> dict:
     data = cfg.model_dump(mode="json")
     logger = get_run_logger()
     run_id = flow_run.id or str(uuid.uuid4())
-    _label_run(cfg)
+    nightly.ABANDONED.clear()
     warehouse = stages.warehouse_for(cfg)
+    stale = [d["run_id"] for d in stages.reap_stale_runs(warehouse, exclude=run_id)]
+    if stale:
+        crashed = stages.crash_in_prefect(stale)
+        logger.warning("marked %d dead run(s) crashed (%d in Prefect too): %s", len(stale), len(crashed), stale)
+    released = _label_run(cfg)
+    if released:
+        logger.warning("released concurrency slots no live run held (a restarted server or a lost client): %s",
+                       released)
     warehouse.store({"runs": [{
         "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round, "config": cfg
         .model_dump_json(), "config_hash": cfg.config_hash(), "tags": json.dumps(run_tags(cfg)),
-        "started_at": datetime.now(UTC)}]})
+        "started_at": datetime.now(UTC), **stages.run_identity()}]})
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    beat = time.monotonic()
     try:
         source = nightly.source_problems(data, run_id)
         timings["source"] = source.pop("seconds")
@@ -112,15 +152,28 @@ def nightly_generation(settings: dict | None = None) -> dict:
         finished = {"generate": 0, "evaluate": 0}
         _report("generate", 0, len(batches))
         _report("evaluate", 0, len(batches))
+        broken: set[int] = set()
         for done, future in enumerate(as_completed(generated + evaluated), start=1):
             stage = "generate" if future in generated else "evaluate"
+            index = (generated if stage == "generate" else evaluated).index(future)
             finished[stage] += 1
             _report(stage, finished[stage], len(batches))
+            if time.monotonic() - beat > stages.HEARTBEAT_EVERY_S:
+                stages.heartbeat(warehouse, run_id)
+                beat = time.monotonic()
             try:
                 counts = future.result()
             except Exception as exc:
-                failures.append(f"{stage}: {type(exc).__name__}: {exc}")
-                logger.error("%s batch failed: %s", stage, exc)
+                if _api_gone(exc):
+                    raise
+                if stage == "generate":
+                    broken.add(index)
+                if stage == "evaluate" and (index in broken or generated[index].state.is_failed()):
+                    failures.append(f"evaluate-{index}: skipped because generate-{index} failed")
+                    logger.error("evaluate batch %d skipped: its generate batch failed", index)
+                else:
+                    failures.append(f"{stage}-{index}: {type(exc).__name__}: {exc}")
+                    logger.error("%s batch %d failed: %s", stage, index, exc)
             else:
                 work[stage] += counts.pop("seconds")
                 logger.info("%s batch: %s", stage, counts)
@@ -154,6 +207,13 @@ def nightly_generation(settings: dict | None = None) -> dict:
         warehouse.finish_run(run_id, "completed", summary["timings"])
         return summary
     except BaseException as exc:
+        if _api_gone(exc):
+            nightly.ABANDONED.set()
+            message = API_GONE.format(url=_api_url())
+            warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, message)
+            logger.error(message)
+            raise PrefectGone(message, hint="start the server again (`sinq server start`) and rerun") \
+                from None
         warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, str(exc)[:2000])
         raise
     finally:

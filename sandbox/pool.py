@@ -217,7 +217,12 @@ class WorkerPool:
                 self.replace(seed, index)
         return outcomes
 
+    lost = 0
+    """Executions this pool could not run (a worker lost even after replacement), ever: a caller compares it before
+    and after a batch to tell an infrastructure failure from the programs' outcomes (``tasks.stages``)."""
+
     def _lost(self, seed: int, why: str) -> Outcome:
+        self.lost += 1
         return Outcome(kind="crashed", reason="sandbox_worker_died", message=why[:500], hash_seed=seed,
                        backend=self.backend)
 

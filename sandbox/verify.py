@@ -97,6 +97,19 @@ def _infrastructure(*outcomes: Outcome) -> Outcome | None:
     return next((o for o in outcomes if o.kind == "crashed" and o.reason in INFRASTRUCTURE_REASONS), None)
 
 
+def raise_for_sandbox(verdicts: Sequence[Verdict], what: str = "checks") -> None:
+    """A ``sandbox_error`` verdict stays a per-line report where nothing is stored (``sinq verify``), but where
+    verdicts become data it is infrastructure: ``SandboxUnavailable`` (retried as such), never a stored verdict.
+    Raised rather than dropped so that the whole batch is redone: a dropped verdict would leave a sample or an
+    answer without its check, and the content ids make the redo store each row once."""
+    from sandbox.local import SandboxUnavailable
+
+    broken = [v for v in verdicts if v.reason == "sandbox_error"]
+    if broken:
+        raise SandboxUnavailable(f"the sandbox failed to run {len(broken)} of {len(verdicts)} {what} "
+                                 f"({broken[0].detail}); nothing of this batch was stored")
+
+
 def _invalid_reason(original: Outcome, variant: Outcome) -> str | None:
     """A side that is not a callable function taking the input (``…_fails_to_load``, ``…_no_entry_point``,
     ``…_syntax_error``, ``signature_changed``) makes the pair invalid, never one half of a divergence; so does a

@@ -238,15 +238,32 @@ def _warehouse(db: Path | None, config: Path | None):
     return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
 
 
+def _mark_dead_runs(warehouse) -> list[str]:
+    """Runs left ``running`` by a killed process become ``crashed`` (and Crashed in Prefect when an API is
+    configured); the rows they stored stay as they are."""
+    from tasks.stages import crash_in_prefect, reap_stale_runs
+
+    dead = [d["run_id"] for d in reap_stale_runs(warehouse)]
+    if dead:
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():  # never an ephemeral server just for this
+            crash_in_prefect(dead)
+    return dead
+
+
 class _Recorder:
-    """Stores what `sinq verify --db` settles: a run row, then verdicts and executions batch by batch. Its pairs
-    have no problem: a pair that repeats an earlier pair of the same original (this run or any before) is stored as
-    its duplicate."""
+    """Stores what `sinq verify --db` settles: a run row, then verdicts and executions batch by batch. Ids are
+    content (programs, entry point, input, the verdict rules), so verifying a file again stores nothing new; a pair
+    that repeats an earlier pair of the same original under another input is stored as its duplicate. A
+    ``sandbox_error`` (the sandbox failed to run a side) is reported, never stored: it is not a fact about the
+    programs."""
 
     def __init__(self, warehouse, config: SandboxConfig, source: str, quality: QualityConfig | None = None) -> None:
         import uuid
         from datetime import UTC, datetime
 
+        from tasks.stages import run_identity
         from warehouse.records import content_id
 
         self.warehouse = warehouse
@@ -256,7 +273,7 @@ class _Recorder:
         snapshot = config.model_dump(mode="json")
         self.run_row = {"run_id": self.run_id, "kind": "verify", "status": "running", "config": json.dumps(snapshot),
                         "config_hash": content_id(snapshot), "code_version": _code_version(),
-                        "tags": json.dumps({"source": source}), "started_at": datetime.now(UTC)}
+                        "tags": json.dumps({"source": source}), "started_at": datetime.now(UTC), **run_identity()}
         self._store({"runs": [self.run_row]})
 
     def _store(self, batch: dict, prepare=None) -> None:
@@ -269,13 +286,24 @@ class _Recorder:
             raise typer.Exit(4) from exc
 
     def store(self, pairs: list, verdicts: list) -> None:
+        from datetime import UTC, datetime
+
         from tasks.hygiene import preparer
         from warehouse.records import merge, pair_rows, verdict_rows
 
-        batch = merge(*[verdict_rows(p, v, self.run_id, self.config.compare)
-                        for p, v in zip(pairs, verdicts, strict=True)])
+        settled = [(p, v) for p, v in zip(pairs, verdicts, strict=True) if v.reason != "sandbox_error"]
+        if len(settled) < len(pairs):
+            err.print(f"[yellow]{len(pairs) - len(settled)} pair(s) not stored: the sandbox failed to run them "
+                      "(sandbox_error); verify them again[/yellow]")
+        batch = merge(*[verdict_rows(p, v, self.run_id, self.config.compare, config=self.config) for p, v in settled])
         batch["pairs"] = pair_rows(batch, generator="external")
-        self._store(batch, prepare=preparer(self.quality))
+        mark = preparer(self.quality)
+
+        def prepare(con, rows: dict) -> None:
+            mark(con, rows)
+            con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [datetime.now(UTC), self.run_id])
+
+        self._store(batch, prepare=prepare)
 
     def finish(self) -> None:
         from datetime import UTC, datetime
@@ -543,10 +571,15 @@ def _write_rows(fmt: str, columns: list[str], batches) -> None:
 @db_app.command("info")
 def db_info(db: DbOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Path, schema version and row counts (after an integrity check of the file)."""
-    info = _warehouse(db, config).info()
+    warehouse = _warehouse(db, config)
+    crashed = _mark_dead_runs(warehouse)
+    info = warehouse.info()
+    info["marked_crashed"] = crashed
     if json_out:
         print(json.dumps(info))
         return
+    if crashed:
+        err.print(f"marked {len(crashed)} dead run(s) crashed: {', '.join(crashed)}")
     table = Table("table", "rows", title=f"{info['path']} (schema v{info['schema_version']})")
     for name, count in info["tables"].items():
         table.add_row(name, str(count))

@@ -4,15 +4,19 @@ failures, never for data outcomes; Prefect's per-run result cache is off: resump
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from contextlib import ExitStack
 
 import duckdb
 import httpx
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
+from game.errors import SinqError
 from sandbox.local import SandboxUnavailable
 from sinq.settings import Settings
 from tasks import audit as audits
@@ -23,10 +27,22 @@ SANDBOX_LIMIT = "sinq-sandbox"
 LLM_LIMIT = "sinq-llm"
 SLOT_LEASE_S = 60.0
 """Slots are leased and renewed while held: a killed run's slots come back within a minute."""
-SLOT_WAIT_S = 1800.0
-"""Past this wait for a slot the task fails as infrastructure (TimeoutError) and is retried, never hangs."""
+SLOT_WAIT_S = float(os.environ.get("SINQ_SLOT_WAIT_S", 1800.0))
+"""Past this wait for a slot the task fails with ``SlotTimeout`` (not retried: it already waited), never hangs."""
+SLOT_NOTICE_S = 5.0
+"""A slot not granted within this is said in the log (who holds what) before the long wait."""
+
+
+class SlotTimeout(SinqError):
+    """No fleet-wide slot came free within the bound: other runs hold them, or a lost server leaked them."""
+
+    exit_code = 5
+try:  # raised when the API cannot grant a slot (lost server, lost connection): the control plane
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+except ImportError:  # pragma: no cover - another Prefect layout
+    ConcurrencySlotAcquisitionError = ConnectionError
 INFRASTRUCTURE = (SandboxUnavailable, WarehouseBusy, duckdb.IOException, httpx.TransportError, ConnectionError,
-                  TimeoutError)
+                  TimeoutError, ConcurrencySlotAcquisitionError)
 
 
 def infrastructure_failure(task, task_run, state) -> bool:
@@ -44,13 +60,97 @@ OPTIONS = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_jitter_factor": 
            "retry_condition_fn": infrastructure_failure, "cache_policy": NO_CACHE, "persist_result": False}
 
 
+def _held(name: str) -> str:
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        return f"{limit.active_slots}/{limit.limit} held"
+    except Exception:
+        return "holders unknown"
+
+
+def _acquire(stack: ExitStack, name: str) -> None:
+    """Take one slot; a wait is said in the log (and so in the UI), bounded by ``SLOT_WAIT_S``, then a clear
+    failure instead of a silent hang."""
+    try:
+        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
+                                        timeout_seconds=min(SLOT_NOTICE_S, SLOT_WAIT_S)))
+        return
+    except TimeoutError:
+        if SLOT_WAIT_S <= SLOT_NOTICE_S:
+            raise SlotTimeout(f"no {name!r} slot within {SLOT_WAIT_S:.0f} s ({_held(name)})") from None
+    get_run_logger().warning("waiting up to %.0f s for a %r slot (%s by other runs; slots leaked by a lost server "
+                             "come back when the next run starts)", SLOT_WAIT_S, name, _held(name))
+    try:
+        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
+                                        timeout_seconds=SLOT_WAIT_S - SLOT_NOTICE_S))
+    except TimeoutError:
+        raise SlotTimeout(f"no {name!r} slot came free within {SLOT_WAIT_S:.0f} s ({_held(name)})",
+                          hint="another run holds them: wait for it, or stop it; `sinq run` releases slots no "
+                               "live run holds") from None
+
+
 def _slots(settings: Settings, llm: bool) -> ExitStack:
     """Fleet-wide guards: the sandbox limit always, the LLM limit when an LLM agent plays this stage."""
     stack = ExitStack()
-    for name in (SANDBOX_LIMIT, LLM_LIMIT) if llm else (SANDBOX_LIMIT,):
-        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
-                                        timeout_seconds=SLOT_WAIT_S))
+    try:
+        for name in (SANDBOX_LIMIT, LLM_LIMIT) if llm else (SANDBOX_LIMIT,):
+            _acquire(stack, name)
+    except BaseException:
+        stack.close()
+        raise
     return stack
+
+
+def release_leaked_slots(own_flow_run: str | None) -> dict[str, int]:
+    """Slots held while no other nightly run is live are leaked (a restarted server forgets its leases but keeps the
+    counters; a lost client never releases): give them back at run start. Returns what was released, per limit."""
+    import uuid
+
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    released: dict[str, int] = {}
+    with get_client(sync_client=True) as client:
+        live = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["nightly-generation"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.RUNNING, StateType.CANCELLING]))), limit=50)
+        own = uuid.UUID(own_flow_run) if own_flow_run else None
+        if any(run.id != own for run in live):
+            return released
+        for name in (SANDBOX_LIMIT, LLM_LIMIT):
+            try:
+                limit = client.read_global_concurrency_limit_by_name(name)
+            except Exception:
+                continue
+            if limit.active_slots:
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+                released[name] = limit.active_slots
+    return released
+
+
+ABANDONED = threading.Event()
+"""Set by the flow when its Prefect API went away: batches not started yet end at once instead of each waiting out
+its retries against a dead API (the run already failed; its stored work is intact)."""
+
+
+class RunAbandoned(SinqError):
+    """This batch did not start: its run lost the Prefect API (see the run's message)."""
+
+    exit_code = 5
+
+
+def _not_abandoned() -> None:
+    if ABANDONED.is_set():
+        raise RunAbandoned("not started: the run lost its Prefect API")
 
 
 def _timed(function, *args) -> dict:
@@ -63,6 +163,7 @@ def _timed(function, *args) -> dict:
 
 @task(name="source-problems", **OPTIONS)
 def source_problems(settings: dict, run_id: str) -> dict:
+    _not_abandoned()
     cfg = Settings.model_validate(settings)
     with _slots(cfg, False):
         return _timed(stages.source_problems, cfg, run_id)
@@ -70,6 +171,7 @@ def source_problems(settings: dict, run_id: str) -> dict:
 
 @task(name="generate", task_run_name="generate-{index}", **OPTIONS)
 def generate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+    _not_abandoned()
     cfg = Settings.model_validate(settings)
     with _slots(cfg, cfg.agents.generator.kind == "llm"):
         return _timed(stages.generate_batch, cfg, run_id, problem_ids)
@@ -77,6 +179,7 @@ def generate(settings: dict, run_id: str, problem_ids: list[str], index: int) ->
 
 @task(name="evaluate", task_run_name="evaluate-{index}", **OPTIONS)
 def evaluate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+    _not_abandoned()
     cfg = Settings.model_validate(settings)
     with _slots(cfg, cfg.agents.evaluator.kind == "llm"):
         return _timed(stages.evaluate_batch, cfg, run_id, problem_ids)
@@ -86,6 +189,7 @@ def evaluate(settings: dict, run_id: str, problem_ids: list[str], index: int) ->
 def audit(settings: dict, run_id: str) -> dict:
     """A seeded sample of this run's pairs settled again in fresh sandbox processes under other hash seeds (its own
     pool, closed afterwards: never the per-process pool the batches share); what fails leaves verified_pairs."""
+    _not_abandoned()
     cfg = Settings.model_validate(settings)
     with _slots(cfg, False):
         return _timed(audits.audit_run_sample, cfg, run_id)

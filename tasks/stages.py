@@ -5,24 +5,28 @@ them). Heavy data moves through the warehouse by id; every stage first asks the 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agents.base import EvaluatorRequest, GeneratorRequest, GeneratorSample
 from agents.config import AgentConfig
 from game.difficulty import label
 from game.parsing import normalize_input
 from sandbox import open_backend
+from sandbox.image import runner_sha
+from sandbox.local import SandboxUnavailable
 from sandbox.pool import WorkerPool
-from sandbox.verify import Pair, verify_many
+from sandbox.verify import Pair, raise_for_sandbox, verify_many
 from sinq.settings import Settings
 from sources.problem import Problem
 from tasks.hygiene import preparer
-from tasks.validation import validate
+from tasks.validation import needs_recheck, validate, validation_key
 from warehouse.records import content_id, input_row, merge, pair_rows, program_row, verdict_rows
 from warehouse.store import Warehouse
 
@@ -52,6 +56,19 @@ def holding(lock: threading.Lock) -> Iterator[None]:
     with lock:
         _waits.seconds = getattr(_waits, "seconds", 0.0) + time.perf_counter() - started
         yield
+
+
+@contextmanager
+def no_lost_executions(pool: WorkerPool, what: str) -> Iterator[None]:
+    """Around a batch's sandbox work (under the pool's lock, so the batch is alone on it): an execution the pool
+    lost, wherever it happened (the generator's input search, a verdict, the evaluator's checks), makes the batch an
+    infrastructure failure before anything is stored, so a lost worker never becomes a sample, a verdict or an
+    answer."""
+    before = pool.lost
+    yield
+    if pool.lost > before:
+        raise SandboxUnavailable(f"the sandbox lost {pool.lost - before} execution(s) of this {what} batch (its "
+                                 "workers died even after replacement); nothing of this batch was stored")
 
 
 def take_lock_wait() -> float:
@@ -102,28 +119,45 @@ def problem_row(problem: Problem, run_id: str, now: datetime) -> dict:
 
 
 def source_problems(settings: Settings, run_id: str) -> dict:
-    """Load the source; validate only problems the warehouse has not validated before (reused across nights)."""
+    """Load the source; validate only problems without a trusted validation under this run's ``validation_key``
+    (limits, runner version, backend): other limits validate again, and an ``invalid`` that may be the machine's
+    doing (timeout, crash, resource limit) is re-checked by every later run before it is believed."""
     from sources.loaders import load
 
     problems = load(settings.run.source, limit=settings.run.limit, splits=settings.sources.split)
     warehouse = warehouse_for(settings)
-    known: dict[str, tuple[str, str | None]] = {}
+    key = validation_key(settings.sandbox)
+    stored: set[str] = set()
+    known: dict[str, tuple[str, str | None, str]] = {}
     ids = [p.problem_id for p in problems]
     if warehouse.path.exists() and ids:
         with warehouse.reading() as con:
-            known = {r[0]: (r[1], r[2]) for r in con.execute(
-                "SELECT problem_id, validation_status, validation_reason FROM problems "
-                "WHERE problem_id IN (SELECT unnest(?))", [ids]).fetchall()}
-    fresh = [p for p in problems if p.problem_id not in known]
+            stored = {r[0] for r in con.execute(
+                "SELECT problem_id FROM problems WHERE problem_id IN (SELECT unnest(?))", [ids]).fetchall()}
+            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'validations'"
+                           ).fetchall()[0][0]:
+                known = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
+                    "SELECT problem_id, status, reason, run_id FROM validations WHERE validation_key = ? "
+                    "AND problem_id IN (SELECT unnest(?)) QUALIFY row_number() OVER (PARTITION BY problem_id "
+                    "ORDER BY created_at DESC, run_id) = 1", [key, ids]).fetchall()}
+    trusted = {pid: (status, reason) for pid, (status, reason, by) in known.items()
+               if status == "valid" or by == run_id or not needs_recheck(reason)}
+    fresh = [p for p in problems if p.problem_id not in trusted]
     if any(p.reason is None for p in fresh):
         pool, lock = sandbox_for(settings)
-        with holding(lock):
+        with holding(lock), no_lost_executions(pool, "validation"):
             validate(fresh, pool)
     now = datetime.now(UTC)
-    warehouse.store({"problems": [problem_row(p, run_id, now) for p in fresh], "agents": agent_rows(settings, now)})
+    limits, sha = settings.sandbox.limits.model_dump_json(), runner_sha()
+    warehouse.store({
+        "problems": [problem_row(p, run_id, now) for p in fresh if p.problem_id not in stored],
+        "validations": [{"problem_id": p.problem_id, "validation_key": key,
+                         "status": "valid" if p.reason is None else "invalid", "reason": p.reason,
+                         "limits": limits, "runner_sha": sha, "run_id": run_id, "created_at": now} for p in fresh],
+        "agents": agent_rows(settings, now)})
     for problem in problems:
-        if problem.problem_id in known:
-            status, reason = known[problem.problem_id]
+        if problem.problem_id in trusted:
+            status, reason = trusted[problem.problem_id]
             problem.reason = None if status == "valid" else reason
     usable = [p.problem_id for p in problems if p.reason is None]
     reasons = Counter(p.reason for p in problems if p.reason is not None)
@@ -174,7 +208,7 @@ def _sample_rows(problem: Problem, group: list[GeneratorSample], generator: str,
             "run_id": run_id, "created_at": now})
         if sample.verdict is not None and sample.program is not None:
             pair = Pair(sample_id, problem.program, sample.program, problem.entry_point or "", sample.input)
-            rows = verdict_rows(pair, sample.verdict, run_id, settings.sandbox.compare, now)
+            rows = verdict_rows(pair, sample.verdict, run_id, settings.sandbox.compare, now, settings.sandbox)
             rows["pairs"] = pair_rows(rows, generator, round_, problem.problem_id, sample_id)
             batch = merge(batch, rows)
     return batch
@@ -204,10 +238,11 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
         return counts
     problems = _problems(warehouse, todo)
     pool, lock = sandbox_for(settings)
-    with holding(lock):
+    with holding(lock), no_lost_executions(pool, "generate"):
         agent = make_generator(settings.agents.generator, settings.agents.baseline, pool, warehouse, run_id)
         groups = agent.generate([GeneratorRequest(p, settings.agents.target_difficulty,
                                                   settings.agents.pairs_per_problem) for p in problems])
+    raise_for_sandbox([s.verdict for g in groups for s in g if s.verdict is not None], "sample checks")
     now = datetime.now(UTC)
     batch = merge(*(_sample_rows(p, g, generator, settings, run_id, now)
                     for p, g in zip(problems, groups, strict=True)))
@@ -251,7 +286,7 @@ def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
     requests = [EvaluatorRequest(pid, original, variant, entry, n, json.loads(seeds or "[]"))
                 for pid, original, variant, entry, seeds in pairs]
     pool, lock = sandbox_for(settings)
-    with holding(lock):
+    with holding(lock), no_lost_executions(pool, "evaluate"):
         agent = make_evaluator(settings.agents.evaluator, settings.agents.baseline, pool, warehouse, run_id)
         answers = agent.evaluate(requests)
         checks: dict[tuple[str, str], Pair] = {}
@@ -263,11 +298,12 @@ def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
                         f"{request.pair_id}:{literal}", request.original, request.variant, request.entry_point,
                         literal))
         verdicts = dict(zip(checks, verify_many(list(checks.values()), pool), strict=True)) if checks else {}
+    raise_for_sandbox(list(verdicts.values()), "answer checks")
     now = datetime.now(UTC)
     batch: dict[str, list[dict]] = {"evaluator_answers": [], "difficulty_labels": []}
     verdict_ids: dict[tuple[str, str], tuple[str, bool]] = {}
     for key, pair in checks.items():
-        rows = verdict_rows(pair, verdicts[key], run_id, settings.sandbox.compare, now)
+        rows = verdict_rows(pair, verdicts[key], run_id, settings.sandbox.compare, now, settings.sandbox)
         verdict_ids[key] = (rows["verdicts"][0]["verdict_id"], verdicts[key].verdict == "diverges")
         batch = merge(batch, rows)
     histogram: Counter = Counter()
@@ -363,3 +399,90 @@ def export_snapshot(settings: Settings, run_id: str) -> dict | None:
     target = settings.run.export_dir / run_id
     result = export(warehouse_for(settings), target, "parquet", run_id)
     return {"path": str(target), **{k: v for k, v in result.items() if isinstance(v, (int, str))}}
+
+
+# ---- liveness: a run says where it lives and that it is alive, so that a SIGKILLed one is found dead
+STALE_AFTER_S = 6 * 3600.0
+"""A running run whose heartbeat is older than this is dead wherever it ran (its host may not be this one)."""
+HEARTBEAT_EVERY_S = 30.0
+CRASHED = "crashed: its process is gone (killed or lost) — found by a later run or `sinq db info`"
+
+
+def run_identity() -> dict:
+    """The ``runs`` columns that let a later process tell whether this run is still alive."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat_at": datetime.now(UTC)}
+
+
+def heartbeat(warehouse: Warehouse, run_id: str) -> None:
+    """One short write: the run is alive (the stale-run check trusts a recent heartbeat from another host). A busy
+    database skips a beat rather than fail the run: the bound is hours, the beats are seconds apart."""
+    from warehouse.store import WarehouseBusy
+
+    try:
+        with warehouse.writing() as con:
+            con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
+                        [datetime.now(UTC), run_id])
+    except WarehouseBusy:
+        return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_runs(warehouse: Warehouse, exclude: str | None = None) -> list[dict]:
+    """Mark ``crashed`` every ``running`` run that is dead: on this host with its pid gone, or silent for longer than
+    ``STALE_AFTER_S`` (any host). Only ``runs.status``/``finished_at``/``error`` change; every row the run stored
+    stays. Returns the runs marked (run_id, kind)."""
+    if not warehouse.path.exists():
+        return []
+    cutoff = datetime.now(UTC) - timedelta(seconds=STALE_AFTER_S)
+    with warehouse.reading() as con:
+        has_identity = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'runs' "
+                                   "AND column_name = 'pid'").fetchall()[0][0]
+        identity = "host, pid, coalesce(heartbeat_at, started_at) < ?" if has_identity else \
+            "NULL, NULL, started_at < ?"
+        rows = con.execute(f"SELECT run_id, kind, {identity} FROM runs WHERE status = 'running'",
+                           [cutoff]).fetchall()
+    here = socket.gethostname()
+    dead = [{"run_id": run_id, "kind": kind} for run_id, kind, host, pid, silent in rows
+            if run_id != exclude and (silent or (host == here and pid is not None and not _alive(int(pid))))]
+    if dead:
+        with warehouse.writing() as con:
+            con.execute("UPDATE runs SET status = 'crashed', finished_at = ?, error = ? WHERE status = 'running' "
+                        "AND run_id IN (SELECT unnest(?))", [datetime.now(UTC), CRASHED, [d["run_id"] for d in dead]])
+    return dead
+
+
+def crash_in_prefect(run_ids: list[str], message: str = CRASHED) -> list[str]:
+    """Set the Prefect flow runs of these (dead) runs to Crashed where they are not final yet; best effort (the API
+    may be down or the run unknown to it). Returns those it set."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    marked = []
+    try:
+        with get_client(sync_client=True) as client:
+            for run_id in run_ids:
+                try:
+                    flow_run_id = uuid.UUID(run_id)
+                except ValueError:
+                    continue  # a `sinq verify` run: not a Prefect flow run
+                try:
+                    state = client.read_flow_run(flow_run_id).state
+                    if state is None or not state.is_final():
+                        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+                        marked.append(run_id)
+                except Exception:  # unknown to this server: nothing to mark there
+                    continue
+    except Exception:
+        return marked
+    return marked

@@ -268,3 +268,50 @@ def test_readme_sql_cookbook_runs_on_a_real_run(first_run):
         assert columns
     night = warehouse.query(queries[0].rstrip(";"))[1]
     assert sum(n for _, n in night) == _count(settings.warehouse.path, "SELECT count(*) FROM verified_pairs")
+
+
+def test_kill_9_during_evaluation_then_rerun_stores_row_by_row_what_one_run_stores(prefect_server, local_backend,
+                                                                                  tmp_path):
+    """Issue 12: killed once the evaluate stage has stored something, the rerun completes the night and every
+    table holds, row by row, what an uninterrupted run holds (run ids, times and measured seconds aside); the killed
+    run is marked crashed. The audit is off: it re-checks a sample of the pairs *its own run* made, by design."""
+    from tests.test_infrastructure import _rows
+
+    config = tmp_path / "sinq.toml"
+    config.write_text(f"""
+[sandbox]
+workers_per_seed = 1
+[sandbox.limits]
+timeout_s = 0.5
+[run]
+limit = 16
+batch_size = 2
+audit_sample = 0
+export_dir = "{tmp_path / 'exports'}"
+""")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_LOGGING_LEVEL": "WARNING", "SINQ_CONFIG": ""}
+    killed_db, clean_db = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
+    victim = _sinq("run", "--config", str(config), "--db", str(killed_db), "--json", env=env)
+    deadline = time.monotonic() + 240
+    while True:
+        assert victim.poll() is None, f"the run ended before it could be killed: {victim.communicate()}"
+        assert time.monotonic() < deadline, "no evaluation was stored within 240 s"
+        try:
+            if killed_db.exists() and _count(killed_db, "SELECT count(*) FROM difficulty_labels") >= 1:
+                break
+        except duckdb.Error:
+            pass
+        time.sleep(0.1)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    labelled = _count(killed_db, "SELECT count(*) FROM difficulty_labels")
+    pairs = _count(killed_db, "SELECT count(*) FROM pairs WHERE duplicate_of IS NULL")
+    assert 1 <= labelled < 16 and labelled <= pairs
+    for db in (killed_db, clean_db):
+        done = subprocess.run([sys.executable, "-m", "sinq.cli", "run", "--config", str(config), "--db", str(db),
+                               "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert _rows(killed_db) == _rows(clean_db)
+    statuses = [r[0] for r in duckdb.connect(str(killed_db), read_only=True).execute(
+        "SELECT status FROM runs ORDER BY started_at").fetchall()]
+    assert statuses == ["crashed", "completed"]

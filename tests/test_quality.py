@@ -128,15 +128,15 @@ def _store_prepared(path: str, batch: dict) -> None:
 
 
 def test_concurrent_writers_never_both_miss_each_other(warehouse: Warehouse, local_backend):
-    """Four processes store the same variant at once (four runs): the lookup runs inside each write transaction,
-    so exactly one pair is canonical whatever the interleaving."""
+    """Four processes store the same variant at once (four samples of four runs): the lookup runs inside each write
+    transaction, so exactly one pair is canonical whatever the interleaving."""
     import multiprocessing
 
     batches = []
     for run in range(4):
         pair = Pair(f"r{run}", ORIGINAL, SITE_A, "score", INPUT_A)
         batch = verdict_rows(pair, verify_many([pair], local_backend)[0], f"run-{run}", "strict")
-        batch["pairs"] = pair_rows(batch, "test", 0, "p1")
+        batch["pairs"] = pair_rows(batch, "test", 0, "p1", sample_id=f"sample-{run}")
         batches.append(batch)
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.starmap(_store_prepared, [(str(warehouse.path), b) for b in batches])
@@ -226,7 +226,9 @@ def test_flags_are_stored_on_the_pair_and_it_stays_visible(tmp_path: Path, local
 
 
 # ---- the two ways pairs are stored
-def test_verify_with_db_twice_stores_the_second_as_a_duplicate(tmp_path: Path, local_backend):
+def test_verify_with_db_twice_stores_one_pair(tmp_path: Path, local_backend):
+    """Ids are content (issue 12): the same claim verified twice is the same pair_id, stored once; the run that
+    stored it first stays its provenance."""
     source = tmp_path / "pairs.jsonl"
     source.write_text(json.dumps({"id": "a", "original": ORIGINAL, "variant": SITE_A, "entry_point": "score",
                                   "input": INPUT_A}) + "\n")
@@ -237,11 +239,13 @@ def test_verify_with_db_twice_stores_the_second_as_a_duplicate(tmp_path: Path, l
         assert done.returncode == 0, done.stderr
     warehouse = Warehouse(db)
     _, pairs = warehouse.query("SELECT pair_id, run_id, variant_ast_hash FROM pairs ORDER BY created_at")
-    assert len(pairs) == 2 and pairs[0][1] != pairs[1][1] and pairs[0][2] == pairs[1][2] is not None
+    _, runs = warehouse.query("SELECT run_id FROM runs ORDER BY started_at")
+    assert len(pairs) == 1 and pairs[0][2] is not None and len(runs) == 2 and pairs[0][1] == runs[0][0]
     _, verified = warehouse.query("SELECT pair_id FROM verified_pairs")
-    _, duplicates = warehouse.query("SELECT pair_id, duplicate_of, duplicate_kind FROM duplicate_pairs")
-    assert verified == [(pairs[0][0],)]
-    assert duplicates == [(pairs[1][0], pairs[0][0], "exact")]
+    _, duplicates = warehouse.query("SELECT pair_id FROM duplicate_pairs")
+    assert verified == [(pairs[0][0],)] and duplicates == []
+    _, counts = warehouse.query("SELECT (SELECT count(*) FROM verdicts), (SELECT count(*) FROM executions)")
+    assert counts[0][0] == 1 and counts[0][1] > 0
 
 
 def test_a_second_round_of_the_baseline_stores_duplicates_and_evaluates_none(local_backend, tmp_path: Path):

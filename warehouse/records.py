@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from game.inputs import parse_input
+from sandbox.config import SandboxConfig
 from sandbox.outcome import Outcome, Verdict
 from sandbox.verify import Pair
 
@@ -68,10 +69,23 @@ def _execution_row(outcome: Outcome, verdict_id: str, side: str, index: int, pro
     }
 
 
+def verdict_rules(config: SandboxConfig) -> str:
+    """What a verdict depends on besides its programs and input: the comparison, the limits, the stability rules
+    (hash seeds, repeats, the longer budget). Not the backend, worker counts or the run: those do not change what
+    the rules decide, so a verdict stored by any run under the same rules is the same row."""
+    return content_id("rules", config.compare, config.limits.model_dump(mode="json"), list(config.hash_seeds),
+                      config.repeats, config.longer_budget_factor)
+
+
 def verdict_rows(pair: Pair, verdict: Verdict, run_id: str, compare_mode: str,
-                 now: datetime | None = None) -> dict[str, list[dict]]:
-    """programs, inputs, the verdict and every execution behind it."""
+                 now: datetime | None = None, config: SandboxConfig | None = None) -> dict[str, list[dict]]:
+    """programs, inputs, the verdict and every execution behind it. Ids are content: the programs, entry point,
+    input, compare mode and (given ``config``) the verdict rules; ``run_id`` is provenance of the first store only,
+    so a repeated or resumed run stores the same rows again, i.e. nothing."""
     now = now or datetime.now(UTC)
+    if config is not None:
+        compare_mode = config.compare
+    rules = verdict_rules(config) if config is not None else None
     batch: dict[str, list[dict]] = {"programs": [], "inputs": [], "verdicts": [], "executions": []}
     sources = {}
     for side in ("original", "variant"):
@@ -87,8 +101,8 @@ def verdict_rows(pair: Pair, verdict: Verdict, run_id: str, compare_mode: str,
     row = input_row(literal, now)
     input_id = row["input_id"]
     batch["inputs"].append(row)
-    verdict_id = content_id("verdict", run_id, sources["original"], sources["variant"], pair.entry_point, input_id,
-                            compare_mode)
+    verdict_id = content_id("verdict", sources["original"], sources["variant"], pair.entry_point, input_id,
+                            compare_mode, rules)
     reference = verdict.original or verdict.variant
     batch["verdicts"].append({
         "verdict_id": verdict_id, "original_program_id": sources["original"],
@@ -110,13 +124,16 @@ def verdict_rows(pair: Pair, verdict: Verdict, run_id: str, compare_mode: str,
 
 def pair_rows(batch: dict[str, list[dict]], generator: str, round_: int | None = None,
               problem_id: str | None = None, sample_id: str | None = None) -> list[dict]:
-    """A verified pair for every diverging verdict of a batch built by ``verdict_rows``."""
+    """A verified pair for every diverging verdict of a batch built by ``verdict_rows``. Its id is the verdict's
+    (content) plus, on the nightly path, the sample it settles (itself content: problem, generator, round, index), so
+    the same claim stored twice is one row, while two samples that happen to agree stay two (one marked duplicate)."""
     rows = []
     for verdict in batch.get("verdicts", []):
         if verdict["verdict"] != "diverges":
             continue
         rows.append({
-            "pair_id": content_id("pair", verdict["verdict_id"]), "problem_id": problem_id, "sample_id": sample_id,
+            "pair_id": content_id("pair", verdict["verdict_id"], *([sample_id] if sample_id else [])),
+            "problem_id": problem_id, "sample_id": sample_id,
             "verdict_id": verdict["verdict_id"], "original_program_id": verdict["original_program_id"],
             "variant_program_id": verdict["variant_program_id"], "input_id": verdict["input_id"],
             "entry_point": verdict["entry_point"], "generator_agent_id": generator, "round": round_,

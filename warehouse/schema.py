@@ -187,6 +187,21 @@ FROM all_pairs WHERE status = 'duplicate';
 """``verified_pairs`` keeps the public contract's columns (plus split and flags) and leaves out duplicates and
 pairs an audit could not reproduce; ``all_pairs`` shows every pair with its ``status``."""
 
+INFRASTRUCTURE_V3 = """
+CREATE TABLE validations (
+    problem_id VARCHAR NOT NULL, validation_key VARCHAR NOT NULL, status VARCHAR NOT NULL, reason VARCHAR,
+    limits JSON, runner_sha VARCHAR, run_id VARCHAR NOT NULL, created_at TIMESTAMP,
+    PRIMARY KEY (problem_id, validation_key, run_id));
+ALTER TABLE runs ADD COLUMN host VARCHAR;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP;
+"""
+"""Issue 12. ``validations``: a problem's validation under one ``validation_key`` (limits, runner version, backend,
+interpreter), insert-only (a re-check adds a row; the latest counts), so a later run with other limits validates
+again instead of trusting a stale ``invalid`` (``problems.validation_*`` keep the first validation as provenance).
+``runs`` gain where a run lives (host, pid) and when it last showed life, so a SIGKILLed run is found dead and
+marked ``crashed`` by the next run or ``sinq db info``."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -194,6 +209,8 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "data hygiene: variant AST hash, duplicate_of, degenerate flags on pairs; audits; evaluation "
                  "items; what each training set touched and removed; all_pairs and verified_pairs without "
                  "duplicates or unreproduced pairs", HYGIENE_V2 + VIEWS_V2),
+    Migration(3, "infrastructure never becomes data: validations keyed by limits and runner version; host, pid "
+                 "and heartbeat on runs for the stale-run check", INFRASTRUCTURE_V3),
 ]
 LATEST = MIGRATIONS[-1].version
 
