@@ -6,6 +6,7 @@ everything lands in the warehouse as it is made, so a killed run resumes where i
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -71,6 +72,34 @@ def _api_gone(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _drop_queued_events() -> int:
+    """Prefect's event and log workers drain at interpreter exit with no deadline, each item retrying a dead
+    API: minutes after the run already ended. Once the API is known gone their queued items can only fail, so they
+    are dropped. Best effort over Prefect internals; returns how many were dropped."""
+    import queue
+
+    dropped = 0
+    try:
+        from prefect._internal.concurrency.services import _QueueServiceBase
+
+        for service in list(_QueueServiceBase._instances.values()):
+            if type(service).__name__ not in ("EventsWorker", "APILogWorker"):
+                continue  # never another service's items: their callers wait on them (slot acquisition)
+            while True:
+                try:
+                    item = service._queue.get_nowait()
+                except queue.Empty:
+                    break
+                service._queue.task_done()
+                if item is None:  # the stop sentinel stays
+                    service._queue.put_nowait(None)
+                    break
+                dropped += 1
+    except Exception:  # another Prefect layout: the exit is only slower
+        return dropped
+    return dropped
 
 
 def _api_url() -> str:
@@ -212,6 +241,11 @@ def nightly_generation(settings: dict | None = None) -> dict:
             message = API_GONE.format(url=_api_url())
             warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, message)
             logger.error(message)
+            _drop_queued_events()
+            try:  # and again at exit, before Prefect's own drains (threading runs these last-registered first)
+                threading._register_atexit(_drop_queued_events)
+            except Exception:
+                pass
             raise PrefectGone(message, hint="start the server again (`sinq server start`) and rerun") \
                 from None
         warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, str(exc)[:2000])

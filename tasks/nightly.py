@@ -71,23 +71,25 @@ def _held(name: str) -> str:
 
 def _acquire(stack: ExitStack, name: str) -> None:
     """Take one slot; a wait is said in the log (and so in the UI), bounded by ``SLOT_WAIT_S``, then a clear
-    failure instead of a silent hang."""
-    try:
-        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
-                                        timeout_seconds=min(SLOT_NOTICE_S, SLOT_WAIT_S)))
-        return
-    except TimeoutError:
-        if SLOT_WAIT_S <= SLOT_NOTICE_S:
-            raise SlotTimeout(f"no {name!r} slot within {SLOT_WAIT_S:.0f} s ({_held(name)})") from None
-    get_run_logger().warning("waiting up to %.0f s for a %r slot (%s by other runs; slots leaked by a lost server "
-                             "come back when the next run starts)", SLOT_WAIT_S, name, _held(name))
-    try:
-        stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
-                                        timeout_seconds=SLOT_WAIT_S - SLOT_NOTICE_S))
-    except TimeoutError:
-        raise SlotTimeout(f"no {name!r} slot came free within {SLOT_WAIT_S:.0f} s ({_held(name)})",
-                          hint="another run holds them: wait for it, or stop it; `sinq run` releases slots no "
-                               "live run holds") from None
+    failure instead of a silent hang. Asked in short attempts, so that a run which lost its API stops asking."""
+    deadline = time.monotonic() + SLOT_WAIT_S
+    said = False
+    while True:
+        _not_abandoned()
+        attempt = max(0.1, min(SLOT_NOTICE_S, deadline - time.monotonic()))
+        try:
+            stack.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_S,
+                                            timeout_seconds=attempt))
+            return
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise SlotTimeout(f"no {name!r} slot came free within {SLOT_WAIT_S:.0f} s ({_held(name)})",
+                                  hint="another run holds them: wait for it, or stop it; `sinq run` releases "
+                                       "slots no live run holds") from None
+        if not said:
+            get_run_logger().warning("waiting up to %.0f s for a %r slot (%s; slots leaked by a lost server come "
+                                     "back when the next run starts)", SLOT_WAIT_S, name, _held(name))
+            said = True
 
 
 def _slots(settings: Settings, llm: bool) -> ExitStack:
