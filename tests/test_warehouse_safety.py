@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
 from warehouse.store import Warehouse, WarehouseError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def pairs_db(tmp_path_factory) -> Path:
     db = folder / "w.duckdb"
     done = sinq("verify", str(source), "--json", "--db", str(db))
     if done.returncode == 3:
-        pytest.skip(f"sandbox unavailable: {done.stderr.strip()[:200]}")
+        missing("the sandbox", done.stderr.strip()[:200], "SINQ_REQUIRE_SANDBOX")
     assert done.returncode == 0, done.stderr
     assert rows_of(db, "SELECT count(*) FROM verified_pairs") == [(2,)]
     return db
@@ -78,7 +79,7 @@ def pairs_db(tmp_path_factory) -> Path:
 
 def need_root(what: str) -> None:
     if os.geteuid() != 0:
-        pytest.skip(f"{what} needs root here (mount a tmpfs, switch user)")
+        missing(what, "needs root here (mount a tmpfs, switch user)", "SINQ_REQUIRE_ROOT")
 
 
 @contextmanager
@@ -89,7 +90,7 @@ def tiny_disk(where: Path, size: str = "3m") -> Iterator[Path]:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
                           text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+        missing("a tmpfs", f"cannot mount one: {done.stderr.strip()}", "SINQ_REQUIRE_ROOT")
     try:
         yield where
     finally:
@@ -201,7 +202,7 @@ def test_export_into_a_read_only_folder_is_one_line(tmp_path: Path, pairs_db: Pa
     folder = tmp_path / "ro"
     folder.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs")
+        missing("a read-only tmpfs", "mount refused", "SINQ_REQUIRE_ROOT")
     try:
         done = sinq("export", str(folder / "out"), "--db", str(pairs_db))
         assert "Read-only file system" in one_line_error(done)
@@ -304,7 +305,7 @@ def test_an_unwritable_folder_shows_permission_denied() -> None:
         os.chmod(folder, 0o755)
         for p in folder.parents:
             if p.stat().st_mode & 0o001 == 0:
-                pytest.skip(f"{p} is not reachable by another user")
+                missing("a folder another user reaches", f"{p} is not reachable", "SINQ_REQUIRE_ROOT")
         check_unwritable_folder(folder)
     finally:
         shutil.rmtree(folder)
