@@ -25,6 +25,8 @@ class RunConfig(BaseModel):
     sandbox_slots: int = Field(4, ge=1, description="global concurrency limit: sandbox batches at once, fleet-wide "
                                "(each process also serialises its own batches on its sandbox pool)")
     llm_slots: int = Field(2, ge=1, description="global concurrency limit: LLM batches at once, fleet-wide")
+    slot_wait_s: float = Field(1800.0, gt=0, le=86400, description="a batch waits at most this long for a "
+                               "fleet-wide slot, saying so in the log, then fails with SlotTimeout (exit 5)")
     work_pool: str = Field("sinq-cpu", description="work pool of the nightly deployment")
     audit_sample: int = Field(20, ge=0, description="verified pairs of the run re-verified from scratch after "
                               "evaluation (fresh processes, other hash seeds); the figure is in the summary; 0 = off")

@@ -36,6 +36,14 @@ def _debugging() -> bool:
     return _debug or os.environ.get("SINQ_DEBUG") == "1"
 
 
+def _console_errors_one_line() -> None:
+    """After Prefect is imported: its console tracebacks become one line unless --debug (the UI keeps them)."""
+    if not _debugging():
+        from sinq.logs import one_line_tracebacks
+
+        one_line_tracebacks()
+
+
 class _App(typer.Typer):
     """The one exit path: a SinqError is one red line (and its hint) with its class's exit code; anything else one
     line and exit 1; the traceback only with --debug or SINQ_DEBUG=1. Click's own usage errors stay as they are."""
@@ -591,11 +599,14 @@ def db_bench(
     json_out: JsonOpt = False,
     rows: Annotated[int, typer.Option(help="execution rows ingested")] = 200_000,
     pairs: Annotated[int, typer.Option(help="synthetic pairs behind the per-round view")] = 1_000_000,
+    check_rows: Annotated[int, typer.Option(help="executions added before timing the integrity check a process "
+                                            "runs before its first write (0: skip)")] = 2_000_000,
 ) -> None:
-    """Bulk ingestion of execution rows and the per-round statistics view over many pairs."""
+    """Bulk ingestion of execution rows, the per-round statistics view over many pairs, and the integrity check's
+    cold cost on a grown warehouse."""
     from warehouse.bench import run_bench
 
-    _figures(run_bench(rows, pairs), "warehouse bench", json_out)
+    _figures(run_bench(rows, pairs, check_rows=check_rows), "warehouse bench", json_out)
 
 
 @app.command("export")
@@ -621,13 +632,46 @@ def export_cmd(
 app.command("audit")(audit_cli.audit)
 
 
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="override any setting: `--set run.slot_wait_s=60 --set sandbox.limits.timeout_s=2` "
+                  "(TOML values; repeatable)")]
+
+
+def _overridden(data: dict, sets: list[str]) -> dict:
+    """Apply ``section.key=value`` overrides; values are TOML (``2``, ``true``, ``"x"``), bare words are strings.
+    Unknown keys fail in validation with the closest known key, like a config file's."""
+    import tomllib
+
+    for item in sets:
+        path, sep, raw = item.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not sep or not all(keys):
+            raise SettingsError(f"--set wants section.key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"--set {path}: {key!r} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
 def _run_settings(config: Path | None, source: str | None, limit: int | None, agents: str | None,
-                  backend: str | None, db: Path | None, round_: int | None, task_runner: str | None):
-    """Settings for one run: the config file (or embedded defaults), then the command line on top."""
+                  backend: str | None, db: Path | None, round_: int | None, task_runner: str | None,
+                  sets: list[str] | None = None):
+    """Settings for one run: the config file (or embedded defaults), then ``--set`` overrides, then the named flags
+    on top."""
     from pydantic import ValidationError
 
     try:
         settings = load_settings(config)
+        if sets:
+            settings = type(settings).model_validate(_overridden(settings.model_dump(), sets))
         run = settings.run.model_dump()
         run.update({k: v for k, v in {"source": source, "limit": limit, "round": round_,
                                       "task_runner": task_runner}.items() if v is not None})
@@ -722,6 +766,7 @@ def run(
     config: ConfigOpt = None,
     round_: Annotated[int | None, typer.Option("--round", help="self-play round of the samples")] = None,
     task_runner: Annotated[str | None, typer.Option("--task-runner", help="threads | dask")] = None,
+    sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run one nightly generation now, visible in the Prefect UI (a local server is started if none answers)."""
@@ -732,13 +777,15 @@ def run(
 
     from flows import server
 
-    settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner)
+    settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner, sets)
     _preflight(settings)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     api = server.ensure_api()
     if json_out:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.nightly import for_settings, progress_hooks
+
+    _console_errors_one_line()
 
     err.print(f"[dim]Prefect API {api} · warehouse {settings.warehouse.path} · source {settings.run.source}[/dim]")
     bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -790,6 +837,7 @@ def run(
 def deploy(
     config: ConfigOpt = None,
     name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+    sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Register the nightly deployment (cron + timezone from [run], never overlapping) and its work pools."""
@@ -797,7 +845,7 @@ def deploy(
 
     from flows import server
 
-    settings = _run_settings(config, None, None, None, None, None, None, None)
+    settings = _run_settings(config, None, None, None, None, None, None, None, sets)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     api = server.ensure_api(start_if_missing=False)
     from flows.deploy import deploy_nightly
@@ -852,6 +900,8 @@ def pipeline_bench(
     import os
 
     from flows.bench import pipeline_bench as bench
+
+    _console_errors_one_line()
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.getLogger("prefect").setLevel(logging.WARNING)
@@ -962,6 +1012,7 @@ def train_finetune(
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the new adapter")] = True,
     db: DbOpt = None,
     config: ConfigOpt = None,
+    sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """One command from stored data to a promoted adapter: the `finetune` flow (build, train, promote)."""
@@ -969,10 +1020,12 @@ def train_finetune(
 
     from flows import server
 
-    settings = _run_settings(config, None, None, None, None, db, None, None)
+    settings = _run_settings(config, None, None, None, None, db, None, None, sets)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server.ensure_api()
     from flows.finetuning import finetune
+
+    _console_errors_one_line()
 
     result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
     if json_out:

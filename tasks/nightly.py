@@ -4,7 +4,6 @@ failures, never for data outcomes; Prefect's per-run result cache is off: resump
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import ExitStack
@@ -27,8 +26,6 @@ SANDBOX_LIMIT = "sinq-sandbox"
 LLM_LIMIT = "sinq-llm"
 SLOT_LEASE_S = 60.0
 """Slots are leased and renewed while held: a killed run's slots come back within a minute."""
-SLOT_WAIT_S = float(os.environ.get("SINQ_SLOT_WAIT_S", 1800.0))
-"""Past this wait for a slot the task fails with ``SlotTimeout`` (not retried: it already waited), never hangs."""
 SLOT_NOTICE_S = 5.0
 """A slot not granted within this is said in the log (who holds what) before the long wait."""
 
@@ -69,10 +66,11 @@ def _held(name: str) -> str:
         return "holders unknown"
 
 
-def _acquire(stack: ExitStack, name: str) -> None:
-    """Take one slot; a wait is said in the log (and so in the UI), bounded by ``SLOT_WAIT_S``, then a clear
-    failure instead of a silent hang. Asked in short attempts, so that a run which lost its API stops asking."""
-    deadline = time.monotonic() + SLOT_WAIT_S
+def _acquire(stack: ExitStack, name: str, wait_s: float) -> None:
+    """Take one slot; a wait is said in the log (and so in the UI), bounded by ``[run] slot_wait_s``, then a clear
+    failure (``SlotTimeout``, not retried: it already waited) instead of a silent hang. Asked in short attempts, so
+    that a run which lost its API stops asking."""
+    deadline = time.monotonic() + wait_s
     said = False
     while True:
         _not_abandoned()
@@ -83,12 +81,12 @@ def _acquire(stack: ExitStack, name: str) -> None:
             return
         except TimeoutError:
             if time.monotonic() >= deadline:
-                raise SlotTimeout(f"no {name!r} slot came free within {SLOT_WAIT_S:.0f} s ({_held(name)})",
+                raise SlotTimeout(f"no {name!r} slot came free within {wait_s:.0f} s ({_held(name)})",
                                   hint="another run holds them: wait for it, or stop it; `sinq run` releases "
                                        "slots no live run holds") from None
         if not said:
             get_run_logger().warning("waiting up to %.0f s for a %r slot (%s; slots leaked by a lost server come "
-                                     "back when the next run starts)", SLOT_WAIT_S, name, _held(name))
+                                     "back when the next run starts)", wait_s, name, _held(name))
             said = True
 
 
@@ -97,7 +95,7 @@ def _slots(settings: Settings, llm: bool) -> ExitStack:
     stack = ExitStack()
     try:
         for name in (SANDBOX_LIMIT, LLM_LIMIT) if llm else (SANDBOX_LIMIT,):
-            _acquire(stack, name)
+            _acquire(stack, name, settings.run.slot_wait_s)
     except BaseException:
         stack.close()
         raise

@@ -211,6 +211,32 @@ def test_unknown_config_keys_are_refused_with_the_closest_known_one(home: Path, 
     assert not db.exists() and not (home / "elsewhere.duckdb").exists() and not (home / "sinq.duckdb").exists()
 
 
+@pytest.mark.parametrize(("flag", "needle"), [
+    ("run.limt=3", "did you mean `limit`?"),
+    ("run.slot_wait_s=0", "slot_wait_s"),
+    ("sandbox.limits.timeout_s=1e7", "timeout_s"),
+    ("limit", "section.key=value"),
+    ("run.limit.x=1", "is a value, not a section"),
+])
+def test_set_overrides_are_checked_like_the_config_file(home: Path, flag: str, needle: str) -> None:
+    db = home / "x.duckdb"
+    one_line(sinq("run", "--db", str(db), "--set", flag, home=home), 2, needle)
+    assert not db.exists()
+
+
+def test_set_reaches_every_setting_with_toml_values(monkeypatch) -> None:
+    monkeypatch.setenv("SINQ_CONFIG", "")
+    from sinq.cli import _run_settings
+
+    settings = _run_settings(None, None, 7, None, None, None, None, None,
+                             ["run.slot_wait_s=60", "sandbox.limits.timeout_s=2.5", "run.source=mbpp",
+                              "run.limit=3", 'warehouse.path="elsewhere.duckdb"', "quality.dedup.near=false"])
+    assert settings.run.slot_wait_s == 60 and settings.sandbox.limits.timeout_s == 2.5
+    assert settings.run.source == "mbpp" and str(settings.warehouse.path) == "elsewhere.duckdb"
+    assert settings.quality.dedup.near is False
+    assert settings.run.limit == 7, "a named flag (--limit) wins over --set"
+
+
 def test_a_negative_lock_timeout_is_refused(home: Path) -> None:
     path = config(home, "[warehouse]\nlock_timeout_s = -1\n")
     one_line(sinq("models", "list", "--config", path, home=home), 2, "lock_timeout_s", "greater than 0")

@@ -235,8 +235,10 @@ def test_verify_with_db_records_a_run_and_export_loads_with_datasets(tmp_path: P
 
 
 def test_db_bench_prints_its_figures() -> None:
-    done = sinq("db", "bench", "--json", "--rows", "20000", "--pairs", "20000")
+    done = sinq("db", "bench", "--json", "--rows", "20000", "--pairs", "20000", "--check-rows", "50000")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert {"ingest_rows_per_s", "query_seconds", "rows"} <= set(result)
+    assert result["check_rows"] == 50000 and result["check_file_mb"] > 0 and result["check_seconds"] > 0
+    assert result["check_again_seconds"] < result["check_seconds"], "a checked, unchanged file is not read again"
     assert result["rows"] == 20000 and result["rerun_duplicates"] == 0 and result["ingest_rows_per_s"] > 0

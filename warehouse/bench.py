@@ -48,7 +48,39 @@ SELECT 'p' || i, 'bob', i % 10, 4, i % 5, (i * 7) % 11 FROM range(?) t(i);
 """
 
 
-def run_bench(ingest_rows: int = 200_000, pairs: int = 1_000_000, directory: Path | None = None) -> dict:
+BULK_EXECUTIONS = """
+INSERT INTO executions (execution_id, verdict_id, side, program_id, input_id, entry_point, backend, runtime,
+                        hash_seed, kind, value, value_type, digest, wall_s, run_id, created_at)
+SELECT sha256('bulk' || i), sha256('v' || (i // 8)), CASE WHEN i % 2 = 0 THEN 'original' ELSE 'variant' END,
+       sha256('p' || (i % 100000)), sha256('x' || (i % 50000)), 'f', 'local', 'python 3.11', 1 + i % 2, 'returned',
+       repeat(md5(i::VARCHAR), 1 + i % 4), 'int', sha256('d' || i), 0.003, 'bench', now()
+FROM range(?) t(i)
+"""
+
+
+def integrity_check(warehouse: Path, rows: int) -> dict:
+    """The cold cost of ``Warehouse.check()`` (paid once per process before its first write) on a warehouse grown
+    to ``rows`` executions."""
+    from warehouse import store
+
+    target = Warehouse(warehouse)
+    with target.writing() as con:
+        con.execute(BULK_EXECUTIONS, [rows])
+    store._checked.clear()
+    store._scanned.clear()
+    started = time.perf_counter()
+    target.check()
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    target.check()
+    warm = time.perf_counter() - started
+    size_mb = warehouse.stat().st_size / 2**20
+    return {"check_rows": rows, "check_file_mb": round(size_mb), "check_seconds": round(seconds, 3),
+            "check_mb_per_s": round(size_mb / seconds), "check_again_seconds": round(warm, 4)}
+
+
+def run_bench(ingest_rows: int = 200_000, pairs: int = 1_000_000, directory: Path | None = None,
+              check_rows: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix="sinq-db-bench-", dir=directory) as tmp:
         warehouse = Warehouse(Path(tmp) / "bench.duckdb")
         table = synthetic_executions(ingest_rows, "bench")
@@ -71,7 +103,8 @@ def run_bench(ingest_rows: int = 200_000, pairs: int = 1_000_000, directory: Pat
         with warehouse.reading() as con:
             stats = con.execute("SELECT * FROM round_stats ORDER BY round").fetchall()
         query_s = time.perf_counter() - started
-    return {
+        checked = integrity_check(Path(tmp) / "bench.duckdb", check_rows) if check_rows else {}
+    return checked | {
         "ingest_rows_per_s": round(inserted / ingest_s),
         "query_seconds": round(query_s, 3),
         "rows": inserted,
