@@ -7,12 +7,12 @@ import os
 import threading
 from pathlib import Path
 
-from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
-from agents.cache import CachedBackend
-from agents.config import AgentConfig
-from agents.llm_agents import LLMEvaluator, LLMGenerator
-from sandbox.pool import WorkerPool
-from warehouse.store import Warehouse
+from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.agents.cache import CachedBackend
+from sinq.agents.config import AgentConfig
+from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
+from sinq.sandbox.pool import WorkerPool
+from sinq.warehouse.store import Warehouse
 
 _loaded: dict[tuple, object] = {}
 _loaded_lock = threading.Lock()
@@ -26,7 +26,7 @@ def llm_agent_id(role: str, config: AgentConfig) -> str:
 def _transformers(config: AgentConfig):
     """One loaded model per process and (model, device, batch size): batches and adapters share it (adapters are
     switched per request), so a nightly run reads the weights once, not once per batch."""
-    from agents.transformers_backend import TransformersBackend
+    from sinq.agents.transformers_backend import TransformersBackend
 
     key = (config.model, config.device, config.batch_size)
     with _loaded_lock:
@@ -39,14 +39,14 @@ def _transformers(config: AgentConfig):
 def make_backend(config: AgentConfig):
     """The raw LLM backend a config names (a transformers model is loaded once per process)."""
     if config.backend == "openai":
-        from agents.openai_backend import OpenAIBackend
+        from sinq.agents.openai_backend import OpenAIBackend
 
         return OpenAIBackend(config.base_url or "", config.model or "", api_key=os.environ.get(config.api_key_env),
                              concurrency=config.concurrency, timeout_s=config.timeout_s)
     if config.backend == "transformers":
         return _transformers(config)
     if config.backend == "vllm-batch":
-        from agents.vllm_batch_backend import VLLMBatchBackend
+        from sinq.agents.vllm_batch_backend import VLLMBatchBackend
 
         return VLLMBatchBackend(config.model or "", python=config.vllm_python, max_model_len=config.max_model_len,
                                 extra_args=config.vllm_args, timeout_s=config.timeout_s)
@@ -69,7 +69,7 @@ def resolve_adapter(config: AgentConfig, role: str, warehouse: Warehouse | None)
     none is); a promoted full fine-tune (no adapter_config.json) replaces the model instead."""
     if config.adapter != "promoted":
         return config
-    from training.registry import promoted
+    from sinq.training.registry import promoted
 
     chosen = promoted(warehouse, role) if warehouse is not None else None
     if chosen is None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sandbox.outcome import Verdict
-from sources.problem import Problem
+from sinq.sandbox.outcome import Verdict
+from sinq.sources.problem import Problem
 
 
 @dataclass

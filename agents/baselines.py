@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
-from agents.mutation import DIFFICULTY_ORDER, mutants
-from agents.search import candidates
-from sandbox.config import Limits
-from sandbox.pool import Job, WorkerPool
-from sandbox.verify import Pair, verify_many
+from sinq.agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
+from sinq.agents.mutation import DIFFICULTY_ORDER, mutants
+from sinq.agents.search import candidates
+from sinq.sandbox.config import Limits
+from sinq.sandbox.pool import Job, WorkerPool
+from sinq.sandbox.verify import Pair, verify_many
 
 
 class BaselineConfig(BaseModel):

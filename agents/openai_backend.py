@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from agents.llm import LLMRequest, LLMResult, chat_body
+from sinq.agents.llm import LLMRequest, LLMResult, chat_body
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -15,7 +15,7 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def _corpus() -> list[str]:
-    from game.prompts import ALICE_SYSTEM, BOB_SYSTEM, render_alice, render_bob
+    from sinq.game.prompts import ALICE_SYSTEM, BOB_SYSTEM, render_alice, render_bob
 
     programs = ["def f(x):\n    return x + 1\n", "def add(a, b):\n    return [a[i] + b[i] for i in range(len(a))]\n"]
     texts = [ALICE_SYSTEM, BOB_SYSTEM, render_bob("They differ on zero.", False, "{'x': 0}")]

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from agents.llm import LLMRequest, LLMResult
+from sinq.agents.llm import LLMRequest, LLMResult
 
 
 def load_tokenizer(model: str):

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.llm import LLMRequest, LLMResult, chat_body
-from game.errors import SinqError
+from sinq.agents.llm import LLMRequest, LLMResult, chat_body
+from sinq.game.errors import SinqError
 
 
 def default_vllm_python() -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from agents.base import EvaluatorRequest, GeneratorRequest
-from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
-from game.difficulty import label
-from sandbox.pool import WorkerPool
-from sandbox.verify import Pair, verify_many
-from sources.problem import Problem
+from sinq.agents.base import EvaluatorRequest, GeneratorRequest
+from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.game.difficulty import label
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.verify import Pair, verify_many
+from sinq.sources.problem import Problem
 
 
 def baseline_round(problems: list[Problem], backend: WorkerPool, n: int = 1, difficulty: int = 5,

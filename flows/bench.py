@@ -8,10 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.config import RunConfig
-from sandbox.config import SandboxConfig
+from sinq.flows.config import RunConfig
+from sinq.sandbox.config import SandboxConfig
 from sinq.settings import Settings, WarehouseConfig
-from sources.loaders import load
+from sinq.sources.loaders import load
 
 WORK_STAGES = ("source", "generate", "evaluate", "summary")
 
@@ -31,8 +31,8 @@ def repeated_problems(path: Path, count: int) -> Path:
 
 def pipeline_bench(problems: int = 1000, samples: int = 10, batch_size: int = 50,
                    sandbox: SandboxConfig | None = None) -> dict:
-    from flows import server
-    from flows.nightly import for_settings
+    from sinq.flows import server
+    from sinq.flows.nightly import for_settings
 
     server.ensure_api()
     with tempfile.TemporaryDirectory(prefix="sinq-pipeline-bench-") as tmp:

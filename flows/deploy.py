@@ -12,12 +12,12 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.schedules import Cron
 
-from flows.server import PrefectUnavailable
+from sinq.flows.server import PrefectUnavailable
 from sinq.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NIGHTLY = "nightly"
-ENTRYPOINT = "flows/nightly.py:nightly_generation"
+ENTRYPOINT = "sinq.flows.nightly.nightly_generation"
+"""By installed module name, so a worker runs the sinq it has installed (editable or wheel), not a file path."""
 GPU_POOL = "sinq-gpu"
 
 
@@ -46,10 +46,11 @@ def deploy_nightly(settings: Settings, name: str = NIGHTLY) -> dict:
 
 
 def _deploy_nightly(settings: Settings, name: str) -> dict:
-    from flows.nightly import nightly_generation, run_tags
+    from sinq.flows.nightly import nightly_generation, run_tags
 
     created = ensure_pools([settings.run.work_pool, GPU_POOL])
-    source = nightly_generation.from_source(source=str(PROJECT_ROOT), entrypoint=ENTRYPOINT)
+    # the worker works in the folder `sinq deploy` ran in: relative paths of the config mean what they meant here
+    source = nightly_generation.from_source(source=str(Path.cwd()), entrypoint=ENTRYPOINT)
     deployment_id = source.deploy(
         name=name, work_pool_name=settings.run.work_pool, build=False, push=False, print_next_steps=False,
         schedules=[Cron(settings.run.cron, timezone=settings.run.timezone)],

@@ -12,11 +12,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 
-from flows.artifacts import plt
-from flows.nightly import nightly_generation
+from sinq.flows.artifacts import plt
+from sinq.flows.nightly import nightly_generation
 from sinq.settings import Settings, load_settings
-from tasks import stages
-from tasks.training_steps import build_set, promote_adapter, train_role
+from sinq.tasks import stages
+from sinq.tasks.training_steps import build_set, promote_adapter, train_role
 
 
 def _settings(settings: dict | None) -> Settings:
@@ -58,7 +58,7 @@ def round_curve(cfg: Settings, round_: int) -> dict:
 
 def _bootstrap(cfg: Settings) -> Settings:
     """Cold start: an LLM role that should use its promoted adapter, while none exists, plays as the baseline."""
-    from training.registry import promoted
+    from sinq.training.registry import promoted
 
     warehouse = stages.warehouse_for(cfg)
     data = cfg.model_dump()

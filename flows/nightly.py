@@ -19,11 +19,11 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.artifacts import publish, publish_pair_viewer, slug
-from game.errors import SinqError
+from sinq.flows.artifacts import publish, publish_pair_viewer, slug
+from sinq.game.errors import SinqError
 from sinq.settings import Settings, load_settings
-from tasks import nightly, stages
-from warehouse.export import viewer_pairs
+from sinq.tasks import nightly, stages
+from sinq.warehouse.export import viewer_pairs
 
 
 def _run_name() -> str:

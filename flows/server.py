@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from game.errors import SinqError
+from sinq.game.errors import SinqError
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 4200
 

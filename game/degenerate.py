@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ast
 
-from game.config import FlagsConfig
+from sinq.game.config import FlagsConfig
 
 ENVIRONMENT_DEPENDENT = "environment_dependent"
 HASH_PUZZLE = "hash_puzzle"

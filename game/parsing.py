@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
 
-from game.inputs import InputError, parse_input
+from sinq.game.inputs import InputError, parse_input
 
 PYTHON_LANGS = {"", "py", "python", "python3", "py3", "pycon", "ipython"}
 _MD = MarkdownIt("commonmark")

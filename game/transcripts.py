@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from game.parsing import parse_alice, parse_bob
+from sinq.game.parsing import parse_alice, parse_bob
 
 _ENTRY = re.compile(r"Entry point function:\s*([A-Za-z_]\w*)")
 _FENCE = re.compile(r"```[A-Za-z0-9]*\n(.*?)```", re.DOTALL)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from sandbox.config import Limits, SandboxConfig
-from sandbox.outcome import Outcome, Verdict
-from sandbox.pool import Job, WorkerPool
-from sandbox.verify import Pair, run_tests, verify_many
+from sinq.sandbox.config import Limits, SandboxConfig
+from sinq.sandbox.outcome import Outcome, Verdict
+from sinq.sandbox.pool import Job, WorkerPool
+from sinq.sandbox.verify import Pair, run_tests, verify_many
 
 
 def open_backend(config: SandboxConfig | None = None) -> WorkerPool:
     """The backend the configuration names (``local`` or ``docker``); close it (or use ``with``) when done."""
     config = config or SandboxConfig()
     if config.backend == "docker":
-        from sandbox.docker_backend import DockerBackend
+        from sinq.sandbox.docker_backend import DockerBackend
 
         return DockerBackend(config)
-    from sandbox.local import LocalBackend
+    from sinq.sandbox.local import LocalBackend
 
     return LocalBackend(config)
 

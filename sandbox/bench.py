@@ -6,9 +6,9 @@ import os
 import subprocess
 import time
 
-from sandbox.config import SandboxConfig
-from sandbox.local import base_interpreter
-from sandbox.pool import Job, WorkerPool
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.local import base_interpreter
+from sinq.sandbox.pool import Job, WorkerPool
 
 BENCH_PROGRAMS = [
     "def f(x):\n    return x + 1\n",

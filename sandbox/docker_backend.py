@@ -11,10 +11,10 @@ import os
 import socket
 import struct
 
-from sandbox.config import SandboxConfig
-from sandbox.image import ENTRYPOINT, image_runner_sha, runner_sha
-from sandbox.local import SandboxUnavailable
-from sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.image import ENTRYPOINT, image_runner_sha, runner_sha
+from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 LABEL = "sinq.sandbox"
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.config import SandboxConfig
-from sandbox.outcome import Outcome
-from sandbox.pool import Job, WorkerPool
-from sandbox.verify import Pair, verify_many
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.outcome import Outcome
+from sinq.sandbox.pool import Job, WorkerPool
+from sinq.sandbox.verify import Pair, verify_many
 
 BENIGN = 'def f(ctx):\n    return "benign"\n'
 PROJECT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from game.errors import SinqError
-from sandbox.local import RUNNER
+from sinq.game.errors import SinqError
+from sinq.sandbox.local import RUNNER
 
 DOCKERFILE_DIR = Path(__file__).with_name("docker")
 RUNNER_PATH_IN_IMAGE = "/opt/sinq/runner.py"

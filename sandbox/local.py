@@ -13,9 +13,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from game.errors import SinqError
-from sandbox.config import SandboxConfig
-from sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
+from sinq.game.errors import SinqError
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_IN_SANDBOX = "/sinq/runner.py"

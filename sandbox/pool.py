@@ -17,8 +17,8 @@ from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
-from sandbox.config import Limits, SandboxConfig
-from sandbox.outcome import Outcome
+from sinq.sandbox.config import Limits, SandboxConfig
+from sinq.sandbox.outcome import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from game.inputs import InputError, parse_input
-from sandbox.config import Limits, SandboxConfig
-from sandbox.outcome import CompareMode, Outcome, Verdict, divergence_reason, same_reason
-from sandbox.pool import Job, WorkerPool
+from sinq.game.inputs import InputError, parse_input
+from sinq.sandbox.config import Limits, SandboxConfig
+from sinq.sandbox.outcome import CompareMode, Outcome, Verdict, divergence_reason, same_reason
+from sinq.sandbox.pool import Job, WorkerPool
 
 SIDES = ("original", "variant")
 
@@ -102,7 +102,7 @@ def raise_for_sandbox(verdicts: Sequence[Verdict], what: str = "checks") -> None
     verdicts become data it is infrastructure: ``SandboxUnavailable`` (retried as such), never a stored verdict.
     Raised rather than dropped so that the whole batch is redone: a dropped verdict would leave a sample or an
     answer without its check, and the content ids make the redo store each row once."""
-    from sandbox.local import SandboxUnavailable
+    from sinq.sandbox.local import SandboxUnavailable
 
     broken = [v for v in verdicts if v.reason == "sandbox_error"]
     if broken:

@@ -43,9 +43,9 @@ def audit(
     """Re-verify stored verified pairs and their counted evaluator answers from scratch (fresh sandbox processes,
     other hash seeds than the runs used); pairs that do not reproduce are marked and leave verified_pairs.
     Exit 0 when everything reproduced, 1 when something did not (gate training on it)."""
-    from sandbox.local import SandboxUnavailable
-    from tasks.audit import audit as run_audit
-    from warehouse.store import Warehouse, WarehouseError
+    from sinq.sandbox.local import SandboxUnavailable
+    from sinq.tasks.audit import audit as run_audit
+    from sinq.warehouse.store import Warehouse, WarehouseError
 
     if sample is not None and all_pairs:
         raise _fail("--sample and --all exclude each other", 2)

@@ -17,10 +17,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from game.config import QualityConfig
-from game.errors import SinqError
-from sandbox.config import SandboxConfig
 from sinq import audit_cli
+from sinq.game.config import QualityConfig
+from sinq.game.errors import SinqError
+from sinq.sandbox.config import SandboxConfig
 from sinq.settings import SettingsError, load_settings, settings_error
 
 _debug = False
@@ -123,14 +123,14 @@ def _sandbox_config(config: Path | None, backend: str | None, **overrides: objec
 
 def _open(config: SandboxConfig):
     """The configured backend (SandboxUnavailable, exit 3, says why not)."""
-    from sandbox import open_backend
+    from sinq.sandbox import open_backend
 
     return open_backend(config)
 
 
 def read_pairs(path: Path) -> Iterator[tuple[object, str | None]]:
     """Yield (Pair, None) per good line and (id, problem) per bad one; blank lines are skipped."""
-    from sandbox.verify import Pair
+    from sinq.sandbox.verify import Pair
 
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -176,8 +176,8 @@ def verify(
 ) -> None:
     """Settle each (original, variant, input) claim: one verdict per line, in input order. With --db, every
     verdict and execution is stored in the warehouse under a new run."""
-    from sandbox.outcome import Verdict
-    from sandbox.verify import verify_many
+    from sinq.sandbox.outcome import Verdict
+    from sinq.sandbox.verify import verify_many
 
     cfg = _sandbox_config(config, backend, compare=compare, timeout_s=timeout)
     recorder = _Recorder(_warehouse(db, config), cfg, str(file), load_settings(config).quality) if db else None
@@ -240,7 +240,7 @@ def verify(
 
 
 def _warehouse(db: Path | None, config: Path | None):
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     settings = load_settings(config)
     return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
@@ -249,7 +249,7 @@ def _warehouse(db: Path | None, config: Path | None):
 def _mark_dead_runs(warehouse) -> list[str]:
     """Runs left ``running`` by a killed process become ``crashed`` (and Crashed in Prefect when an API is
     configured); the rows they stored stay as they are."""
-    from tasks.stages import crash_in_prefect, reap_stale_runs
+    from sinq.tasks.stages import crash_in_prefect, reap_stale_runs
 
     dead = [d["run_id"] for d in reap_stale_runs(warehouse)]
     if dead:
@@ -271,8 +271,8 @@ class _Recorder:
         import uuid
         from datetime import UTC, datetime
 
-        from tasks.stages import run_identity
-        from warehouse.records import content_id
+        from sinq.tasks.stages import run_identity
+        from sinq.warehouse.records import content_id
 
         self.warehouse = warehouse
         self.config = config
@@ -285,7 +285,7 @@ class _Recorder:
         self._store({"runs": [self.run_row]})
 
     def _store(self, batch: dict, prepare=None) -> None:
-        from warehouse.store import WarehouseError
+        from sinq.warehouse.store import WarehouseError
 
         try:
             self.warehouse.store(batch, prepare=prepare)
@@ -296,8 +296,8 @@ class _Recorder:
     def store(self, pairs: list, verdicts: list) -> None:
         from datetime import UTC, datetime
 
-        from tasks.hygiene import preparer
-        from warehouse.records import merge, pair_rows, verdict_rows
+        from sinq.tasks.hygiene import preparer
+        from sinq.warehouse.records import merge, pair_rows, verdict_rows
 
         settled = [(p, v) for p, v in zip(pairs, verdicts, strict=True) if v.reason != "sandbox_error"]
         if len(settled) < len(pairs):
@@ -353,7 +353,7 @@ def sandbox_bench(
     baseline_runs: Annotated[int | None, typer.Option(help="baseline executions")] = None,
 ) -> None:
     """Executions per second through the pool, beside a baseline measured in the same run."""
-    from sandbox.bench import run_bench
+    from sinq.sandbox.bench import run_bench
 
     cfg = _sandbox_config(config, backend)
     with _open(cfg) as pool:
@@ -364,7 +364,7 @@ def sandbox_bench(
 @sandbox_app.command("selftest")
 def sandbox_selftest(backend: BackendOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Run the hostile suite; exit 1 unless every case is contained."""
-    from sandbox.hostile import run_selftest
+    from sinq.sandbox.hostile import run_selftest
 
     cfg = _sandbox_config(config, backend)
     with _open(cfg) as pool:
@@ -386,8 +386,8 @@ def sandbox_build_image(
     config: ConfigOpt = None,
 ) -> None:
     """Build the Docker sandbox image (Dockerfile, or offline from Debian packages)."""
-    from sandbox.docker_backend import docker_client
-    from sandbox.image import build_from_dockerfile, build_offline
+    from sinq.sandbox.docker_backend import docker_client
+    from sinq.sandbox.image import build_from_dockerfile, build_offline
 
     cfg = _sandbox_config(config, "docker")
     client = docker_client(cfg)  # SandboxUnavailable, ImageBuildError: exit 3
@@ -407,7 +407,7 @@ def sandbox_info(backend: BackendOpt = None, config: ConfigOpt = None) -> None:
 
 def _load_problems(source: str, limit: int | None) -> list:
     """The source's problems (SourceError, exit 2, says why not)."""
-    from sources.loaders import load
+    from sinq.sources.loaders import load
 
     return load(source, limit=limit)
 
@@ -426,7 +426,7 @@ def _figures(result: dict, title: str, json_out: bool) -> None:
 @sources_app.command("list")
 def sources_list() -> None:
     """The kinds of source sinq loads."""
-    from sources.loaders import SOURCES_HELP
+    from sinq.sources.loaders import SOURCES_HELP
 
     table = Table("source", "what")
     for spec, what in SOURCES_HELP.items():
@@ -444,7 +444,7 @@ def sources_validate(
     show: Annotated[bool, typer.Option("--show", help="list every invalid problem")] = False,
 ) -> None:
     """Load problems and keep those whose reference solution passes its own tests in the sandbox."""
-    from tasks.validation import summary, validate
+    from sinq.tasks.validation import summary, validate
 
     cfg = _sandbox_config(config, backend)
     problems = _load_problems(source, limit)
@@ -476,8 +476,8 @@ def agents_baseline(
     config: ConfigOpt = None,
 ) -> None:
     """One baseline round (mutation generator + fuzzing evaluator) and its yield: problems with >= 1 verified pair."""
-    from agents.yield_run import baseline_round
-    from tasks.validation import validate
+    from sinq.agents.yield_run import baseline_round
+    from sinq.tasks.validation import validate
 
     cfg = _sandbox_config(config, backend)
     agents = load_settings(config).agents
@@ -500,7 +500,7 @@ def parse(
     json_out: JsonOpt = False,
 ) -> None:
     """Parse responses made elsewhere: one JSON line per input line {line, program, input, equivalent, reason}."""
-    from game.transcripts import parse_line
+    from sinq.game.transcripts import parse_line
 
     if role not in ("alice", "bob"):
         raise UsageError(f"unknown role {role!r} (alice | bob)")
@@ -604,7 +604,7 @@ def db_bench(
 ) -> None:
     """Bulk ingestion of execution rows, the per-round statistics view over many pairs, and the integrity check's
     cold cost on a grown warehouse."""
-    from warehouse.bench import run_bench
+    from sinq.warehouse.bench import run_bench
 
     _figures(run_bench(rows, pairs, check_rows=check_rows), "warehouse bench", json_out)
 
@@ -622,7 +622,7 @@ def export_cmd(
 ) -> None:
     """Export verified pairs (with a dataset card and its statistics) in a form `datasets.load_dataset` loads;
     flagged pairs are left out unless --include-flagged. Written atomically; a folder sinq did not write is refused."""
-    from warehouse.export import export
+    from sinq.warehouse.export import export
 
     summary = export(_warehouse(db, config), out_dir, fmt, run, include_flagged=include_flagged, force=force)
     left_out = f", {summary['flagged_left_out']} flagged left out" if summary["flagged_left_out"] else ""
@@ -703,7 +703,7 @@ def _check_source(spec: str, settings) -> None:
     """The spec names a source that loads (one problem is read; an hf: dataset only needs `datasets`)."""
     import importlib.util
 
-    from sources.loaders import SourceError, load
+    from sinq.sources.loaders import SourceError, load
 
     kind, _, rest = spec.partition(":")
     if kind == "hf" and rest:
@@ -723,7 +723,7 @@ def _check_db(path: Path, lock_timeout_s: float) -> None:
     sinq understands (and undamaged, where the warehouse can check that). Nothing is created here."""
     import duckdb
 
-    from warehouse.store import Warehouse, WarehouseError
+    from sinq.warehouse.store import Warehouse, WarehouseError
 
     hint = "choose another --db (or [warehouse] path, SINQ_DB)"
     folder = path.absolute().parent
@@ -775,7 +775,7 @@ def run(
 
     import httpx
 
-    from flows import server
+    from sinq.flows import server
 
     settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner, sets)
     _preflight(settings)
@@ -783,7 +783,7 @@ def run(
     api = server.ensure_api()
     if json_out:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows.nightly import for_settings, progress_hooks
+    from sinq.flows.nightly import for_settings, progress_hooks
 
     _console_errors_one_line()
 
@@ -843,12 +843,12 @@ def deploy(
     """Register the nightly deployment (cron + timezone from [run], never overlapping) and its work pools."""
     import os
 
-    from flows import server
+    from sinq.flows import server
 
     settings = _run_settings(config, None, None, None, None, None, None, None, sets)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     api = server.ensure_api(start_if_missing=False)
-    from flows.deploy import deploy_nightly
+    from sinq.flows.deploy import deploy_nightly
 
     result = deploy_nightly(settings, name)
     if json_out:
@@ -872,7 +872,7 @@ def worker_start(
     import os
     import subprocess
 
-    from flows import server
+    from sinq.flows import server
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server.ensure_api(start_if_missing=False)
@@ -899,7 +899,7 @@ def pipeline_bench(
     import logging
     import os
 
-    from flows.bench import pipeline_bench as bench
+    from sinq.flows.bench import pipeline_bench as bench
 
     _console_errors_one_line()
 
@@ -917,7 +917,7 @@ RoleOpt = Annotated[str, typer.Option("--role", help="generator | evaluator")]
 
 
 def _settings_warehouse(config: Path | None, db: Path | None):
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     settings = load_settings(config)
     return settings, Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
@@ -937,7 +937,7 @@ def train_build(
 ) -> None:
     """Build a training set from the warehouse (Parquet + dataset card) and register it. Held-out problems never
     enter; duplicates, flagged and contaminated pairs only when asked."""
-    from training.datasets import snapshot
+    from sinq.training.datasets import snapshot
 
     settings, warehouse = _settings_warehouse(config, db)
     build = settings.training.build
@@ -959,7 +959,7 @@ def train_build(
 
 def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps: int | None, db: Path | None,
            config: Path | None, json_out: bool) -> None:
-    from training.train import train
+    from sinq.training.train import train
 
     settings, warehouse = _settings_warehouse(config, db)
     train_config = settings.training.train.model_copy(
@@ -1018,12 +1018,12 @@ def train_finetune(
     """One command from stored data to a promoted adapter: the `finetune` flow (build, train, promote)."""
     import os
 
-    from flows import server
+    from sinq.flows import server
 
     settings = _run_settings(config, None, None, None, None, db, None, None, sets)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server.ensure_api()
-    from flows.finetuning import finetune
+    from sinq.flows.finetuning import finetune
 
     _console_errors_one_line()
 
@@ -1044,7 +1044,7 @@ def train_bench_command(
     json_out: JsonOpt = False,
 ) -> None:
     """SFT tokens/s: TRL's defaults against our tuned settings (packing, padding-free, LoRA), same data and model."""
-    from training.bench import train_bench
+    from sinq.training.bench import train_bench
 
     result = train_bench(model, examples, max_steps, batch_size, max_length)
     if json_out:
@@ -1057,7 +1057,7 @@ def train_bench_command(
 def models_list(role: Annotated[str | None, typer.Option("--role")] = None, db: DbOpt = None,
                 config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
-    from training.registry import list_adapters
+    from sinq.training.registry import list_adapters
 
     _, warehouse = _settings_warehouse(config, db)
     rows = list_adapters(warehouse, role)
@@ -1076,7 +1076,7 @@ def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluat
                    adapter: Annotated[str, typer.Argument(help="adapter id (sinq models list)")],
                    db: DbOpt = None, config: ConfigOpt = None) -> None:
     """Choose the adapter a role uses next (agents with adapter = "promoted" load it)."""
-    from training.registry import promote
+    from sinq.training.registry import promote
 
     _, warehouse = _settings_warehouse(config, db)
     try:
@@ -1093,7 +1093,7 @@ app.add_typer(server_app, name="server")
 @server_app.command("start")
 def server_start(port: Annotated[int, typer.Option(help="port")] = 4200) -> None:
     """Start it in the background (kept running after this command); prints where the UI is."""
-    from flows import server
+    from sinq.flows import server
 
     info = server.start(port=port)
     out.print(f"Prefect server up: UI {info['ui_url']} (pid {info['pid']}); export PREFECT_API_URL={info['api_url']}")
@@ -1101,14 +1101,14 @@ def server_start(port: Annotated[int, typer.Option(help="port")] = 4200) -> None
 
 @server_app.command("stop")
 def server_stop() -> None:
-    from flows import server
+    from sinq.flows import server
 
     out.print("stopped" if server.stop() else "no server started by sinq is running")
 
 
 @server_app.command("status")
 def server_status(json_out: JsonOpt = False) -> None:
-    from flows import server
+    from sinq.flows import server
 
     info = server.status()
     if json_out:
@@ -1134,7 +1134,7 @@ def agents_bench(
     """Pipeline tokens/s against the bare engine (`vllm run-batch` alone) on the same requests."""
     import shlex
 
-    from agents.bench import bench_vllm_batch
+    from sinq.agents.bench import bench_vllm_batch
 
     if backend != "vllm-batch":
         raise UsageError(f"only the vllm-batch backend has a bench (got {backend!r})")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.config import AgentsConfig
-from flows.config import RunConfig
-from game.config import QualityConfig
-from game.errors import SinqError
-from sandbox.config import SandboxConfig
-from sources.splits import SourcesConfig
-from training.config import TrainingConfig
+from sinq.agents.config import AgentsConfig
+from sinq.flows.config import RunConfig
+from sinq.game.config import QualityConfig
+from sinq.game.errors import SinqError
+from sinq.sandbox.config import SandboxConfig
+from sinq.sources.splits import SourcesConfig
+from sinq.training.config import TrainingConfig
 
 
 class WarehouseConfig(BaseModel):

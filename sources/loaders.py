@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from game.errors import SinqError
-from sources.problem import Problem, code_key, find_entry_point, seed_inputs, signature_text
-from sources.splits import SplitConfig, assigned_split
+from sinq.game.errors import SinqError
+from sinq.sources.problem import Problem, code_key, find_entry_point, seed_inputs, signature_text
+from sinq.sources.splits import SplitConfig, assigned_split
 
 
 class SourceError(SinqError, ValueError):

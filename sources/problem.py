@@ -83,7 +83,7 @@ def find_entry_point(code: str, tests: str) -> str | None:
 
 
 def signature_text(code: str, entry_point: str) -> str | None:
-    from game.parsing import signature_of
+    from sinq.game.parsing import signature_of
 
     signature = signature_of(code, entry_point)
     return str(signature) if signature is not None else None
@@ -91,7 +91,7 @@ def signature_text(code: str, entry_point: str) -> str | None:
 
 def seed_inputs(code: str, tests: str, entry_point: str, callee_names: tuple[str, ...] = ()) -> list[str]:
     """Keyword dicts of the literal calls to the entry point in the tests, bound to its signature."""
-    from game.parsing import signature_of
+    from sinq.game.parsing import signature_of
 
     signature = signature_of(code, entry_point)
     try:

@@ -21,13 +21,13 @@ from itertools import count
 
 from pydantic import ValidationError
 
-from sandbox import open_backend
-from sandbox.config import SandboxConfig
-from sandbox.outcome import Outcome, Verdict
-from sandbox.verify import Pair, verify_many
+from sinq.sandbox import open_backend
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.outcome import Outcome, Verdict
+from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
-from warehouse.records import content_id
-from warehouse.store import Warehouse
+from sinq.warehouse.records import content_id
+from sinq.warehouse.store import Warehouse
 
 AUDIT_SEED_BASE = 7919
 """Audit hash seeds are the first two integers from here that no audited run used (runs default to 1 and 2)."""
@@ -283,7 +283,7 @@ def _run_row(audit_run: str, base: SandboxConfig, seeds: tuple[int, int], result
 def audit_run_sample(settings: Settings, run_id: str) -> dict:
     """The nightly's audit: a seeded sample of ``[run] audit_sample`` of this run's verified pairs, on the run's
     backend kind in fresh processes under other hash seeds."""
-    from tasks.stages import warehouse_for
+    from sinq.tasks.stages import warehouse_for
 
     return audit(warehouse_for(settings), settings.sandbox, settings.run.audit_sample, run_id, seed=run_id,
                  made_by=run_id, audit_run=f"audit-{run_id}")

@@ -18,9 +18,9 @@ from functools import lru_cache, partial
 
 import duckdb
 
-from game.config import DedupConfig, QualityConfig
-from game.degenerate import flags
-from game.similarity import Fingerprint, code_tokens, fingerprint, near_duplicate
+from sinq.game.config import DedupConfig, QualityConfig
+from sinq.game.degenerate import flags
+from sinq.game.similarity import Fingerprint, code_tokens, fingerprint, near_duplicate
 
 MARKS = ("variant_ast_hash", "duplicate_of", "duplicate_kind", "similarity", "flags")
 

@@ -15,12 +15,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
-from game.errors import SinqError
-from sandbox.local import SandboxUnavailable
+from sinq.game.errors import SinqError
+from sinq.sandbox.local import SandboxUnavailable
 from sinq.settings import Settings
-from tasks import audit as audits
-from tasks import stages
-from warehouse.store import WarehouseBusy
+from sinq.tasks import audit as audits
+from sinq.tasks import stages
+from sinq.warehouse.store import WarehouseBusy
 
 SANDBOX_LIMIT = "sinq-sandbox"
 LLM_LIMIT = "sinq-llm"

@@ -14,21 +14,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from agents.base import EvaluatorRequest, GeneratorRequest, GeneratorSample
-from agents.config import AgentConfig
-from game.difficulty import label
-from game.parsing import normalize_input
-from sandbox import open_backend
-from sandbox.image import runner_sha
-from sandbox.local import SandboxUnavailable
-from sandbox.pool import WorkerPool
-from sandbox.verify import Pair, raise_for_sandbox, verify_many
+from sinq.agents.base import EvaluatorRequest, GeneratorRequest, GeneratorSample
+from sinq.agents.config import AgentConfig
+from sinq.game.difficulty import label
+from sinq.game.parsing import normalize_input
+from sinq.sandbox import open_backend
+from sinq.sandbox.image import runner_sha
+from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.verify import Pair, raise_for_sandbox, verify_many
 from sinq.settings import Settings
-from sources.problem import Problem
-from tasks.hygiene import preparer
-from tasks.validation import needs_recheck, validate, validation_key
-from warehouse.records import content_id, input_row, merge, pair_rows, program_row, verdict_rows
-from warehouse.store import Warehouse
+from sinq.sources.problem import Problem
+from sinq.tasks.hygiene import preparer
+from sinq.tasks.validation import needs_recheck, validate, validation_key
+from sinq.warehouse.records import content_id, input_row, merge, pair_rows, program_row, verdict_rows
+from sinq.warehouse.store import Warehouse
 
 _pools: dict[str, tuple[WorkerPool, threading.Lock]] = {}
 _pools_lock = threading.Lock()
@@ -88,7 +88,7 @@ def agent_id(role: str, config: AgentConfig, settings: Settings) -> str:
         params = settings.agents.baseline.model_dump_json()
         name = "baseline-mutation" if role == "generator" else "baseline-fuzz"
         return f"{role}:{name}:{content_id(params)[:8]}"
-    from agents.backends import llm_agent_id, resolve_adapter
+    from sinq.agents.backends import llm_agent_id, resolve_adapter
 
     return llm_agent_id(role, resolve_adapter(config, role, warehouse_for(settings)))
 
@@ -122,7 +122,7 @@ def source_problems(settings: Settings, run_id: str) -> dict:
     """Load the source; validate only problems without a trusted validation under this run's ``validation_key``
     (limits, runner version, backend): other limits validate again, and an ``invalid`` that may be the machine's
     doing (timeout, crash, resource limit) is re-checked by every later run before it is believed."""
-    from sources.loaders import load
+    from sinq.sources.loaders import load
 
     problems = load(settings.run.source, limit=settings.run.limit, splits=settings.sources.split)
     warehouse = warehouse_for(settings)
@@ -226,7 +226,7 @@ def pending_generation(warehouse: Warehouse, ids: list[str], generator: str, rou
 def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> dict:
     """Samples for the problems of this batch not yet generated, settled in the sandbox, stored in one write; each
     pair marked there (AST hash, flags, duplicate of an earlier pair of its problem: ``tasks.hygiene``)."""
-    from agents.backends import make_generator
+    from sinq.agents.backends import make_generator
 
     warehouse = warehouse_for(settings)
     generator = agent_id("generator", settings.agents.generator, settings)
@@ -273,7 +273,7 @@ def pending_pairs(warehouse: Warehouse, ids: list[str], generator: str, round_: 
 
 def evaluate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> dict:
     """The evaluator's answers for this batch's unlabelled pairs, each checked in the sandbox; difficulty labels."""
-    from agents.backends import make_evaluator
+    from sinq.agents.backends import make_evaluator
 
     warehouse = warehouse_for(settings)
     generator = agent_id("generator", settings.agents.generator, settings)
@@ -392,7 +392,7 @@ def run_summary(settings: Settings, run_id: str) -> dict:
 
 def export_snapshot(settings: Settings, run_id: str) -> dict | None:
     """This run's verified pairs as Parquet + dataset card under export_dir/run_id (None when exports are off)."""
-    from warehouse.export import export
+    from sinq.warehouse.export import export
 
     if settings.run.export_dir is None:
         return None
@@ -416,7 +416,7 @@ def run_identity() -> dict:
 def heartbeat(warehouse: Warehouse, run_id: str) -> None:
     """One short write: the run is alive (the stale-run check trusts a recent heartbeat from another host). A busy
     database skips a beat rather than fail the run: the bound is hours, the beats are seconds apart."""
-    from warehouse.store import WarehouseBusy
+    from sinq.warehouse.store import WarehouseBusy
 
     try:
         with warehouse.writing() as con:

@@ -6,10 +6,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from sinq.settings import Settings
-from tasks import stages
-from training.datasets import snapshot
-from training.registry import promote
-from training.train import train
+from sinq.tasks import stages
+from sinq.training.datasets import snapshot
+from sinq.training.registry import promote
+from sinq.training.train import train
 
 OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
 

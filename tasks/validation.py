@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sandbox.config import SandboxConfig
-from sandbox.local import SandboxUnavailable
-from sandbox.pool import WorkerPool
-from sandbox.verify import INFRASTRUCTURE_REASONS, run_tests
-from sources.problem import Problem
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.verify import INFRASTRUCTURE_REASONS, run_tests
+from sinq.sources.problem import Problem
 
 RECHECKED = ("fails_own_tests:timeout", "fails_own_tests:crashed", "fails_own_tests:resource_limit")
 """Reasons that may describe the machine or the budget rather than the solution: re-checked by every later run
@@ -19,8 +19,8 @@ before they are trusted (a loaded machine, a too-small budget), never believed a
 def validation_key(config: SandboxConfig) -> str:
     """What a validation depends on: the limits, the runner, the backend and the interpreter. Another key (say, a
     sane timeout after a tiny one) validates again."""
-    from sandbox.image import runner_sha
-    from warehouse.records import content_id
+    from sinq.sandbox.image import runner_sha
+    from sinq.warehouse.records import content_id
 
     return content_id("validation", config.limits.model_dump(mode="json"), runner_sha(), config.backend,
                       config.python, config.docker.image if config.backend == "docker" else None)

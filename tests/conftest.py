@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from sandbox.config import Limits, SandboxConfig
+from sinq.sandbox.config import Limits, SandboxConfig
 
 
 def missing(what: str, reason: str, variable: str) -> None:
@@ -28,7 +28,7 @@ def fast_config(**update: object) -> SandboxConfig:
 
 @pytest.fixture(scope="session")
 def local_backend():
-    from sandbox.local import LocalBackend, SandboxUnavailable, bwrap_path
+    from sinq.sandbox.local import LocalBackend, SandboxUnavailable, bwrap_path
 
     if bwrap_path() is None:
         missing("bwrap", "bubblewrap is not installed", "SINQ_REQUIRE_SANDBOX")
@@ -43,8 +43,8 @@ def local_backend():
 
 @pytest.fixture(scope="session")
 def docker_backend():
-    from sandbox.docker_backend import DockerBackend
-    from sandbox.local import SandboxUnavailable
+    from sinq.sandbox.docker_backend import DockerBackend
+    from sinq.sandbox.local import SandboxUnavailable
 
     try:
         backend = DockerBackend(fast_config(backend="docker"), workers_per_seed=2)
@@ -63,14 +63,14 @@ def tiny_model(tmp_path_factory):
         import transformers  # noqa: F401
     except ImportError as exc:
         missing("torch/transformers", f"{exc} (install the llm extra: make .venv/.llm-installed)", "SINQ_REQUIRE_LLM")
-    from agents.tiny_model import make_tiny_model
+    from sinq.agents.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="session")
 def vllm_python():
-    from agents.vllm_batch_backend import default_vllm_python
+    from sinq.agents.vllm_batch_backend import default_vllm_python
 
     python = default_vllm_python()
     if not os.path.exists(python):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ast
 
-from agents.base import EvaluatorRequest, GeneratorRequest
-from agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
-from agents.mutation import OPERATORS, mutants
-from agents.search import candidates
-from agents.yield_run import baseline_round
-from sandbox import Pair, verify_many
-from sources.loaders import load
-from tasks.validation import validate
+from sinq.agents.base import EvaluatorRequest, GeneratorRequest
+from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.agents.mutation import OPERATORS, mutants
+from sinq.agents.search import candidates
+from sinq.agents.yield_run import baseline_round
+from sinq.sandbox import Pair, verify_many
+from sinq.sources.loaders import load
+from sinq.tasks.validation import validate
 
 SMALL = BaselineConfig(search_budget=12, max_mutants=6)
 

@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from flows.config import RunConfig
-from sandbox.outcome import Verdict
-from sandbox.verify import Pair, verify_many
+from sinq.flows.config import RunConfig
+from sinq.sandbox.outcome import Verdict
+from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings, WarehouseConfig
-from tasks.audit import AUDIT_SEED_BASE, sample_ids
+from sinq.tasks.audit import AUDIT_SEED_BASE, sample_ids
+from sinq.warehouse.records import content_id, merge, pair_rows, verdict_rows
+from sinq.warehouse.store import Warehouse
 from tests.conftest import fast_config
-from warehouse.records import content_id, merge, pair_rows, verdict_rows
-from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def humaneval_run(prefect_server, local_backend, tmp_path_factory):
-    from flows.nightly import for_settings
+    from sinq.flows.nightly import for_settings
 
     tmp = tmp_path_factory.mktemp("audit-run")
     settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp / "w.duckdb"),

@@ -12,7 +12,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.runner import Encoder, describe_exception, normalize_text
+from sinq.sandbox.runner import Encoder, describe_exception, normalize_text
 
 
 def strict(value: object) -> bytes:
@@ -97,7 +97,7 @@ def test_cycles_and_functions_encode() -> None:
 def test_node_budget_is_enforced() -> None:
     import pytest
 
-    from sandbox.runner import EncodeLimit
+    from sinq.sandbox.runner import EncodeLimit
 
     with pytest.raises(EncodeLimit):
         Encoder(max_nodes=1000).encode(list(range(5000)))

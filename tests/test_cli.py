@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.local import bwrap_path
+from sinq.sandbox.local import bwrap_path
 
 
 def sinq(*args: str, check: bool = True) -> subprocess.CompletedProcess:

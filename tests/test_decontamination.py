@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sources.splits import SplitConfig, split_of
-from training.config import BuildConfig, DecontaminationConfig
-from training.datasets import HeldOutLeak, select, snapshot, write_snapshot
-from training.decontam import (
+from sinq.sources.splits import SplitConfig, split_of
+from sinq.training.config import BuildConfig, DecontaminationConfig
+from sinq.training.datasets import HeldOutLeak, select, snapshot, write_snapshot
+from sinq.training.decontam import (
     EvalIndex,
     benchmark_items,
     contaminated_items,
@@ -23,8 +23,8 @@ from training.decontam import (
     register_benchmark,
     register_items,
 )
-from warehouse.records import content_id, input_row, program_row
-from warehouse.store import Warehouse
+from sinq.warehouse.records import content_id, input_row, program_row
+from sinq.warehouse.store import Warehouse
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -172,7 +172,7 @@ def test_planted_benchmark_overlap_is_removed_and_unrelated_rows_stay(warehouse,
 def test_humaneval_boilerplate_keeps_legitimate_rows_and_copies_go():
     """The threshold measured on HumanEval under the default split: only HumanEval/61 (the near-twin of held-out
     HumanEval/56: the same program over other brackets) overlaps a held-out program; every copy is caught."""
-    from sources.loaders import load
+    from sinq.sources.loaders import load
 
     problems = load("humaneval")
     held = [p for p in problems if p.split == "held_out"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Job, Pair, verify_many
-from sandbox.hostile import CASES, run_selftest
+from sinq.sandbox import Job, Pair, verify_many
+from sinq.sandbox.hostile import CASES, run_selftest
 
 pytestmark = pytest.mark.docker
 

@@ -122,7 +122,7 @@ def test_verify_refuses_bad_flags_in_one_line(home: Path, flag: str, value: str,
 
 @pytest.mark.parametrize("query", ["", "   ", "-- c"])
 def test_sql_without_a_statement_is_one_line(home: Path, query: str) -> None:
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     db = home / "w.duckdb"
     Warehouse(db).store({})

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from game.difficulty import difficulty, label
-from game.parsing import merge_answers, parse_alice, parse_bob
-from game.prompts import (
+from sinq.game.difficulty import difficulty, label
+from sinq.game.parsing import merge_answers, parse_alice, parse_bob
+from sinq.game.prompts import (
     ALICE_JSON_SCHEMA,
     ALICE_PROMPT_VERSION,
     alice_messages,
@@ -161,7 +161,7 @@ def test_the_papers_real_transcripts_parse() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{reference} must be beside the checkout in CI")
         pytest.skip(f"{reference} is not beside this checkout")
-    from game.transcripts import parse_line
+    from sinq.game.transcripts import parse_line
 
     rows = [parse_line("alice", n, raw) for n, raw in enumerate(reference.read_bytes().splitlines(), start=1)]
     assert len(rows) == 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.hostile import CASES, run_selftest
+from sinq.sandbox.hostile import CASES, run_selftest
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,6 @@ def test_no_worker_had_to_be_replaced(selftest) -> None:
 
 
 def test_isolation_is_complete(local_backend) -> None:
-    from sandbox.local import isolation_problems
+    from sinq.sandbox.local import isolation_problems
 
     assert isolation_problems(local_backend.info()) == []

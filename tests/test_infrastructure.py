@@ -18,12 +18,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.config import RunConfig
-from sandbox.config import Limits
-from sandbox.local import SandboxUnavailable
-from sandbox.pool import WorkerPool
+from sinq.flows.config import RunConfig
+from sinq.sandbox.config import Limits
+from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.pool import WorkerPool
 from sinq.settings import Settings, WarehouseConfig
-from tasks import nightly, stages
+from sinq.tasks import nightly, stages
 from tests.conftest import fast_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +191,7 @@ def _active(name: str) -> int:
 def test_leaked_slots_come_back_at_run_start(prefect_server, local_backend, tmp_path: Path) -> None:
     """A restarted server keeps its slot counters but forgets the leases: 4/4 held by nobody. Today the next run
     waits 1,800 s per attempt; it must release them (no live run holds them) and finish."""
-    from flows.nightly import for_settings
+    from sinq.flows.nightly import for_settings
 
     _set_slots(nightly.SANDBOX_LIMIT, 4)
     settings = _settings(tmp_path / "w.duckdb", limit=4)
@@ -209,7 +209,7 @@ def test_a_run_waiting_for_a_slot_says_so_and_fails_in_bounded_time(prefect_serv
     from prefect.client.orchestration import get_client
     from prefect.states import Running
 
-    from flows.nightly import for_settings, nightly_generation
+    from sinq.flows.nightly import for_settings, nightly_generation
 
     with get_client(sync_client=True) as client:
         other = client.create_flow_run(nightly_generation, name="a-live-holder", state=Running())
@@ -282,7 +282,7 @@ def test_a_later_run_marks_a_dead_one_crashed(local_backend, tmp_path: Path) -> 
     """A run row of this host whose pid is gone, and one of another host silent for longer than the bound."""
     from datetime import UTC, datetime, timedelta
 
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     db = tmp_path / "w.duckdb"
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -306,7 +306,7 @@ def test_a_later_run_marks_a_dead_one_crashed(local_backend, tmp_path: Path) -> 
 # ---- the small thing: an evaluate batch whose generate batch failed says it was skipped, and why
 def test_an_evaluate_batch_says_it_was_skipped_because_its_generate_batch_failed(prefect_server, local_backend,
                                                                                   tmp_path: Path) -> None:
-    from flows.nightly import for_settings
+    from sinq.flows.nightly import for_settings
 
     settings = _settings(tmp_path / "w.duckdb", limit=4, batch_size=2)
     data = settings.model_dump(mode="json")

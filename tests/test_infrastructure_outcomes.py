@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sandbox import Pair, verify_many
-from sandbox.config import Limits
-from sandbox.pool import WorkerPool
+from sinq.sandbox import Pair, verify_many
+from sinq.sandbox.config import Limits
+from sinq.sandbox.pool import WorkerPool
 
 ONE = "def f(x):\n    return x + 1\n"
 

@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from game.inputs import InputError, parse_input
+from sinq.game.inputs import InputError, parse_input
 
 
 def test_json_object_and_python_literal_are_accepted() -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from agents.base import EvaluatorRequest, GeneratorRequest
-from agents.cache import CachedBackend
-from agents.config import AgentConfig, Sampling
-from agents.llm import LLMRequest, LLMResult
-from agents.llm_agents import LLMEvaluator, LLMGenerator
-from game.parsing import parse_alice
-from game.prompts import render_alice
-from sources.loaders import load
-from warehouse.store import Warehouse
+from sinq.agents.base import EvaluatorRequest, GeneratorRequest
+from sinq.agents.cache import CachedBackend
+from sinq.agents.config import AgentConfig, Sampling
+from sinq.agents.llm import LLMRequest, LLMResult
+from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
+from sinq.game.parsing import parse_alice
+from sinq.game.prompts import render_alice
+from sinq.sources.loaders import load
+from sinq.warehouse.store import Warehouse
 
 KNOWN_REASONS = {"empty_response", "truncated", "no_program", "syntax_error", "no_entry_point", "signature_changed",
                  "no_input", "input_not_literal", "input_does_not_bind", "claims_equivalent", "llm_error"}
@@ -22,7 +22,7 @@ KNOWN_REASONS = {"empty_response", "truncated", "no_program", "syntax_error", "n
 
 @pytest.fixture(scope="module")
 def backend(tiny_model):
-    from agents.transformers_backend import TransformersBackend
+    from sinq.agents.transformers_backend import TransformersBackend
 
     return TransformersBackend(str(tiny_model), device="cpu", batch_size=8)
 
@@ -147,7 +147,7 @@ def test_peft_adapter_changes_generation_and_is_switched_per_request(tiny_model,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from agents.transformers_backend import TransformersBackend
+    from sinq.agents.transformers_backend import TransformersBackend
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model)

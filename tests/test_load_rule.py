@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Pair, run_tests, verify_many
-from sources.problem import Problem
-from tasks.validation import validate
+from sinq.sandbox import Pair, run_tests, verify_many
+from sinq.sources.problem import Problem
+from sinq.tasks.validation import validate
 
 GOOD = "from typing import List\n\ndef f(xs: List[str]) -> int:\n    return len(xs)\n"
 LOAD_FAILURES = {

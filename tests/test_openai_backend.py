@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from agents.llm import LLMRequest
-from agents.openai_backend import OpenAIBackend
+from sinq.agents.llm import LLMRequest
+from sinq.agents.openai_backend import OpenAIBackend
 
 
 class FaultInjector(BaseHTTPRequestHandler):
@@ -106,8 +106,8 @@ def test_a_dead_server_is_an_error_per_request() -> None:
 
 
 def test_cache_never_pays_twice_and_replay_reads_only(server: str, tmp_path) -> None:
-    from agents.cache import CachedBackend
-    from warehouse.store import Warehouse
+    from sinq.agents.cache import CachedBackend
+    from sinq.warehouse.store import Warehouse
 
     warehouse = Warehouse(tmp_path / "w.duckdb")
     backend = CachedBackend(OpenAIBackend(server, "tiny", backoff_s=0.01), warehouse, agent_id="alice-test",

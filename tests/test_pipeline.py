@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.config import RunConfig
+from sinq.flows.config import RunConfig
 from sinq.settings import Settings, WarehouseConfig
 from tests.conftest import fast_config
 
@@ -29,7 +29,7 @@ def _settings(tmp_path: Path, **run) -> Settings:
 
 
 def _run(settings: Settings) -> dict:
-    from flows.nightly import for_settings
+    from sinq.flows.nightly import for_settings
 
     return for_settings(settings)(settings.model_dump(mode="json"))
 
@@ -93,7 +93,7 @@ def test_run_carries_tags_and_artifacts(first_run):
 
 
 def test_rerun_adds_nothing_and_calls_no_agent(first_run, monkeypatch):
-    from agents.baselines import FuzzEvaluator, MutationGenerator
+    from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
 
     def forbidden(self, requests):
         raise AssertionError("an agent was called again for work already stored")
@@ -253,7 +253,7 @@ export_dir = "{tmp_path / 'exports'}"
 
 
 def test_readme_sql_cookbook_runs_on_a_real_run(first_run):
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     text = (ROOT / "README.md").read_text()
     block = text[text.index("## SQL cookbook"):]

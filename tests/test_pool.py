@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from sandbox import Job
-from sandbox.local import LocalBackend
+from sinq.sandbox import Job
+from sinq.sandbox.local import LocalBackend
 from tests.conftest import fast_config
 
 ONE = "def f(x):\n    return x + 1\n"
@@ -44,7 +44,7 @@ def test_children_see_only_the_interpreter(local_backend) -> None:
 
 
 def test_configured_interpreter_runs_the_programs(local_backend) -> None:
-    from sandbox.local import base_interpreter
+    from sinq.sandbox.local import base_interpreter
 
     python, _ = base_interpreter()
     with LocalBackend(fast_config(python=python)) as pool:

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import RunConfig
-from game.config import FlagsConfig, QualityConfig
-from game.degenerate import ENVIRONMENT_DEPENDENT, HASH_PUZZLE, OVERSIZED_INPUT, flags
-from game.similarity import code_tokens, minhash
-from sandbox.verify import Pair, verify_many
+from sinq.flows.config import RunConfig
+from sinq.game.config import FlagsConfig, QualityConfig
+from sinq.game.degenerate import ENVIRONMENT_DEPENDENT, HASH_PUZZLE, OVERSIZED_INPUT, flags
+from sinq.game.similarity import code_tokens, minhash
+from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings, WarehouseConfig
-from tasks.hygiene import preparer
+from sinq.tasks.hygiene import preparer
+from sinq.warehouse.records import merge, pair_rows, verdict_rows
+from sinq.warehouse.store import Warehouse
 from tests.conftest import fast_config
-from warehouse.records import merge, pair_rows, verdict_rows
-from warehouse.store import Warehouse
 
 ORIGINAL = '''def score(values, bonus):
     """Sum of the positive values, plus a bonus for each value above ten."""
@@ -249,7 +249,7 @@ def test_verify_with_db_twice_stores_one_pair(tmp_path: Path, local_backend):
 
 
 def test_a_second_round_of_the_baseline_stores_duplicates_and_evaluates_none(local_backend, tmp_path: Path):
-    from tasks import stages
+    from sinq.tasks import stages
 
     settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
                         run=RunConfig(limit=4, export_dir=None))

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sources.loaders import ColumnMap, SourceError, load
-from sources.problem import find_entry_point
-from tasks.validation import summary, validate
+from sinq.sources.loaders import ColumnMap, SourceError, load
+from sinq.sources.problem import find_entry_point
+from sinq.tasks.validation import summary, validate
 
 MBPP_ROWS = [
     {"task_id": 1, "text": "Lobb number", "code": "def binomial(n, k):\r\n    from math import comb\r\n"
@@ -105,7 +105,7 @@ def test_sources_validate_cli(tmp_path: Path, local_backend) -> None:
 
 
 def test_held_out_split_is_deterministic_near_its_share_and_keeps_named_splits(tmp_path: Path) -> None:
-    from sources.splits import SplitConfig, split_of
+    from sinq.sources.splits import SplitConfig, split_of
 
     first, again = load("humaneval"), load("humaneval")
     splits = [p.split for p in first]

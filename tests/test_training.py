@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from flows.config import RunConfig
+from sinq.flows.config import RunConfig
 from sinq.settings import Settings, WarehouseConfig
-from sources.splits import split_of
+from sinq.sources.splits import split_of
+from sinq.training.config import BuildConfig, TrainConfig
+from sinq.training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
 from tests.conftest import fast_config
-from training.config import BuildConfig, TrainConfig
-from training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
 
 STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=4096, lora_r=4, lora_alpha=8, logging_steps=1,
                     num_generations=2, max_completion_length=16)
@@ -23,7 +23,7 @@ STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=4096, lora_r=4, lora_a
 @pytest.fixture(scope="module")
 def filled(local_backend, tmp_path_factory):
     """A warehouse filled by the real stages (the nightly flow's bodies) on HumanEval problems."""
-    from tasks import stages
+    from sinq.tasks import stages
 
     tmp = tmp_path_factory.mktemp("training")
     settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp / "w.duckdb"),
@@ -91,7 +91,7 @@ def test_dpo_builders_prefer_hard_and_verified():
 def test_held_out_problems_never_enter_a_set(filled, tmp_path):
     """Stored as held out (the loader applied the split: HumanEval/4 is among the first 8), stored as test, or held
     out by the rule while stored as train: none reaches a set, and the left-out pairs are counted."""
-    from warehouse.store import Warehouse
+    from sinq.warehouse.store import Warehouse
 
     settings, _ = filled
     warehouse = Warehouse(settings.warehouse.path)
@@ -125,13 +125,13 @@ def test_held_out_problems_never_enter_a_set(filled, tmp_path):
 
 
 def test_sft_then_promote_then_the_backend_loads_the_adapter(filled, tiny_model):
-    from agents.backends import resolve_adapter
-    from agents.config import AgentConfig
-    from agents.llm import LLMRequest
-    from agents.transformers_backend import TransformersBackend
-    from training.registry import list_adapters, promote
-    from training.train import train
-    from warehouse.store import Warehouse
+    from sinq.agents.backends import resolve_adapter
+    from sinq.agents.config import AgentConfig
+    from sinq.agents.llm import LLMRequest
+    from sinq.agents.transformers_backend import TransformersBackend
+    from sinq.training.registry import list_adapters, promote
+    from sinq.training.train import train
+    from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled
     warehouse = Warehouse(settings.warehouse.path)
@@ -158,8 +158,8 @@ def test_sft_then_promote_then_the_backend_loads_the_adapter(filled, tiny_model)
 
 
 def test_dpo_steps_on_a_registered_set(filled, tiny_model):
-    from training.train import train
-    from warehouse.store import Warehouse
+    from sinq.training.train import train
+    from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled
     warehouse = Warehouse(settings.warehouse.path)
@@ -173,9 +173,9 @@ def test_dpo_steps_on_a_registered_set(filled, tiny_model):
 
 
 def test_grpo_steps_rewarded_by_the_sandbox(filled, tiny_model, local_backend):
-    from training.rewards import SandboxReward
-    from training.train import train
-    from warehouse.store import Warehouse
+    from sinq.training.rewards import SandboxReward
+    from sinq.training.train import train
+    from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled
     warehouse = Warehouse(settings.warehouse.path)
@@ -198,10 +198,10 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from agents.config import AgentConfig, Sampling
-    from flows.finetuning import self_play
-    from training.registry import list_adapters
-    from warehouse.store import Warehouse
+    from sinq.agents.config import AgentConfig, Sampling
+    from sinq.flows.finetuning import self_play
+    from sinq.training.registry import list_adapters
+    from sinq.warehouse.store import Warehouse
 
     settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
                         run=RunConfig(limit=4, export_dir=None))
@@ -238,8 +238,8 @@ def test_finetune_command_goes_from_stored_data_to_a_promoted_adapter(filled, ti
     import subprocess
     import sys
 
-    from training.registry import promoted
-    from warehouse.store import Warehouse
+    from sinq.training.registry import promoted
+    from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled
     config = tmp / "finetune.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Pair, run_tests, verify_many
+from sinq.sandbox import Pair, run_tests, verify_many
 
 
 def settle(backend, original: str, variant: str, inputs: object, entry: str = "f", config=None):

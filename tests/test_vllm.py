@@ -14,9 +14,9 @@ import time
 import httpx
 import pytest
 
-from agents.llm import LLMRequest
-from agents.openai_backend import OpenAIBackend
-from agents.vllm_batch_backend import VLLMBatchBackend, read_results
+from sinq.agents.llm import LLMRequest
+from sinq.agents.openai_backend import OpenAIBackend
+from sinq.agents.vllm_batch_backend import VLLMBatchBackend, read_results
 
 CPU_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager", "--no-enable-chunked-prefill"]
 

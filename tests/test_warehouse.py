@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sandbox import Pair, verify_many
-from warehouse.records import merge, pair_rows, verdict_rows
-from warehouse.schema import LATEST
-from warehouse.store import Warehouse, WarehouseError
+from sinq.sandbox import Pair, verify_many
+from sinq.warehouse.records import merge, pair_rows, verdict_rows
+from sinq.warehouse.schema import LATEST
+from sinq.warehouse.store import Warehouse, WarehouseError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ WRITER = """
 import sys, time
 from datetime import datetime, UTC
 sys.path.insert(0, {root!r})
-from warehouse.store import Warehouse
+from sinq.warehouse.store import Warehouse
 w = Warehouse({path!r})
 batches, size = int(sys.argv[1]), int(sys.argv[2])
 for b in range(batches):
@@ -66,7 +66,7 @@ def test_migrations_apply_once_and_views_exist(tmp_path: Path) -> None:
 
 def test_a_version_1_database_migrates_and_keeps_its_pairs(tmp_path: Path) -> None:
     """A warehouse written before the hygiene columns existed upgrades in place; its pairs stay verified."""
-    from warehouse.schema import MIGRATIONS
+    from sinq.warehouse.schema import MIGRATIONS
 
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))
@@ -130,7 +130,7 @@ def test_a_file_locked_for_too_long_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_inputs_keep_their_exact_literal_and_json_only_when_exact() -> None:
-    from warehouse.records import exact_json
+    from sinq.warehouse.records import exact_json
 
     assert json.loads(exact_json("{'x': [1, 2], 's': 'a'}")) == {"x": [1, 2], "s": "a"}
     assert exact_json("{'x': (1, 2)}") is None

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from sinq.warehouse.store import Warehouse, WarehouseError
 from tests.conftest import missing
-from warehouse.store import Warehouse, WarehouseError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [
@@ -431,7 +431,7 @@ def test_sql_streams_a_large_result_in_bounded_memory(tmp_path: Path) -> None:
 
 
 def test_the_nightly_snapshot_export_still_writes_its_own_folder(tmp_path: Path, pairs_db: Path) -> None:
-    from warehouse.export import export
+    from sinq.warehouse.export import export
 
     exports = tmp_path / "exports"
     runs = [r[0] for r in rows_of(pairs_db, "SELECT run_id FROM runs")]

@@ -9,13 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from game.prompts import alice_messages, render_alice
-from training.config import TrainConfig
+from sinq.game.prompts import alice_messages, render_alice
+from sinq.training.config import TrainConfig
 
 
 def bench_examples(count: int, seed: int = 0) -> list[dict]:
     """Generator SFT examples from HumanEval with verified-looking answers of varied length (what we train on)."""
-    from sources.loaders import load
+    from sinq.sources.loaders import load
 
     rng = random.Random(seed)
     problems = [p for p in load("humaneval") if p.reason is None]
@@ -41,9 +41,9 @@ def train_bench(model: str | None = None, examples: int = 256, max_steps: int = 
                 max_length: int = 1024, layers: int = 4) -> dict:
     from datasets import Dataset
 
-    from agents.tiny_model import make_tiny_model
-    from agents.transformers_backend import load_tokenizer
-    from training.train import trainer_for
+    from sinq.agents.tiny_model import make_tiny_model
+    from sinq.agents.transformers_backend import load_tokenizer
+    from sinq.training.train import trainer_for
 
     with tempfile.TemporaryDirectory(prefix="sinq-train-bench-") as tmp:
         model = model or str(make_tiny_model(Path(tmp, "model"), vocab_size=2048, layers=layers))

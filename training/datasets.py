@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from game.errors import SinqError
-from game.prompts import alice_messages, bob_messages, render_alice, render_bob
-from sources.splits import SplitConfig
-from training.config import BuildConfig, DecontaminationConfig
-from training.decontam import EvalIndex, is_held_out, prepare
-from warehouse.records import content_id
-from warehouse.schema import LATEST, current_version
-from warehouse.store import Warehouse
+from sinq.game.errors import SinqError
+from sinq.game.prompts import alice_messages, bob_messages, render_alice, render_bob
+from sinq.sources.splits import SplitConfig
+from sinq.training.config import BuildConfig, DecontaminationConfig
+from sinq.training.decontam import EvalIndex, is_held_out, prepare
+from sinq.warehouse.records import content_id
+from sinq.warehouse.schema import LATEST, current_version
+from sinq.warehouse.store import Warehouse
 
 KINDS = {("sft", "generator"), ("dpo", "generator"), ("sft", "evaluator"), ("dpo", "evaluator"),
          ("grpo", "generator"), ("grpo", "evaluator")}

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from game.similarity import ast_hash, code_tokens, ngrams
-from sources.splits import HELD_OUT, SplitConfig, split_of
-from training.config import DecontaminationConfig
-from warehouse.records import content_id
-from warehouse.store import Warehouse
+from sinq.game.similarity import ast_hash, code_tokens, ngrams
+from sinq.sources.splits import HELD_OUT, SplitConfig, split_of
+from sinq.training.config import DecontaminationConfig
+from sinq.warehouse.records import content_id
+from sinq.warehouse.store import Warehouse
 
 HELD_OUT_SUITE = "held_out"
 

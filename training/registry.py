@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from warehouse.store import Warehouse
+from sinq.warehouse.store import Warehouse
 
 
 def list_adapters(warehouse: Warehouse, role: str | None = None) -> list[dict]:

@@ -3,9 +3,9 @@ output never runs in this process; each reward batch is one sandbox batch (the p
 
 from __future__ import annotations
 
-from game.parsing import parse_alice, parse_bob
-from sandbox.pool import WorkerPool
-from sandbox.verify import Pair, verify_many
+from sinq.game.parsing import parse_alice, parse_bob
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.verify import Pair, verify_many
 
 
 def _text(completion) -> str:

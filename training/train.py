@@ -9,9 +9,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.config import TrainConfig
-from warehouse.records import content_id
-from warehouse.store import Warehouse
+from sinq.training.config import TrainConfig
+from sinq.warehouse.records import content_id
+from sinq.warehouse.store import Warehouse
 
 
 def _versions() -> dict:
@@ -69,7 +69,7 @@ def trainer_for(kind: str, base: str, dataset, config: TrainConfig, output: Path
     """The TRL trainer for a job (also used by the training bench, which times it without registering)."""
     from transformers import AutoModelForCausalLM
 
-    from agents.transformers_backend import load_tokenizer
+    from sinq.agents.transformers_backend import load_tokenizer
 
     tokenizer = load_tokenizer(base)
     tokenizer.padding_side = "left" if kind == "grpo" else "right"
@@ -116,7 +116,7 @@ def train(warehouse: Warehouse, kind: str, role: str, base: str, snapshot_id: st
     started = datetime.now(UTC)
     reward = None
     if kind == "grpo":
-        from training.rewards import SandboxReward
+        from sinq.training.rewards import SandboxReward
 
         if sandbox is None:
             raise ValueError("GRPO needs a sandbox for its reward")

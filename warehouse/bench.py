@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from warehouse.store import Warehouse
+from sinq.warehouse.store import Warehouse
 
 
 def synthetic_executions(rows: int, salt: str) -> pa.Table:
@@ -61,7 +61,7 @@ FROM range(?) t(i)
 def integrity_check(warehouse: Path, rows: int) -> dict:
     """The cold cost of ``Warehouse.check()`` (paid once per process before its first write) on a warehouse grown
     to ``rows`` executions."""
-    from warehouse import store
+    from sinq.warehouse import store
 
     target = Warehouse(warehouse)
     with target.writing() as con:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from warehouse.store import Warehouse, WarehouseError
+from sinq.warehouse.store import Warehouse, WarehouseError
 
 EXPORT_COLUMNS = """pair_id, problem_id, source, split, entry_point, original_code, variant_code, diverging_input,
     CAST(original_outcome AS VARCHAR) AS original_outcome, CAST(variant_outcome AS VARCHAR) AS variant_outcome,

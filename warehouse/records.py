@@ -6,10 +6,10 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from game.inputs import parse_input
-from sandbox.config import SandboxConfig
-from sandbox.outcome import Outcome, Verdict
-from sandbox.verify import Pair
+from sinq.game.inputs import parse_input
+from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.outcome import Outcome, Verdict
+from sinq.sandbox.verify import Pair
 
 
 def content_id(*parts: object) -> str:

@@ -33,8 +33,8 @@ import duckdb
 import pyarrow as pa
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from game.errors import SinqError
-from warehouse.schema import LATEST, SchemaError, current_version, migrate
+from sinq.game.errors import SinqError
+from sinq.warehouse.schema import LATEST, SchemaError, current_version, migrate
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers precede block 0
