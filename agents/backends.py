@@ -7,9 +7,9 @@ import os
 import threading
 from pathlib import Path
 
-from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
 from sinq.agents.cache import CachedBackend
-from sinq.agents.config import AgentConfig
+from sinq.agents.config import AgentConfig, BaselineConfig
 from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
 from sinq.sandbox.pool import WorkerPool
 from sinq.warehouse.store import Warehouse
@@ -69,7 +69,7 @@ def resolve_adapter(config: AgentConfig, role: str, warehouse: Warehouse | None)
     none is); a promoted full fine-tune (no adapter_config.json) replaces the model instead."""
     if config.adapter != "promoted":
         return config
-    from sinq.training.registry import promoted
+    from sinq.warehouse.adapters import promoted
 
     chosen = promoted(warehouse, role) if warehouse is not None else None
     if chosen is None:

@@ -4,25 +4,13 @@ and said so (it may be equivalent), never passed off as a pair."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from sinq.agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
+from sinq.agents.config import BaselineConfig
 from sinq.agents.mutation import DIFFICULTY_ORDER, mutants
 from sinq.agents.search import candidates
 from sinq.sandbox.config import Limits
 from sinq.sandbox.pool import Job, WorkerPool
 from sinq.sandbox.verify import Pair, verify_many
-
-
-class BaselineConfig(BaseModel):
-    """The model-free agents' budgets (``[agents.baseline]`` in the config file)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    search_budget: int = Field(24, ge=1, description="candidate inputs tried per mutant")
-    max_mutants: int = Field(12, ge=1, description="mutants tried per problem")
-    search_timeout_s: float = Field(0.5, gt=0, description="one search execution; verdicts use the sandbox limits")
-    seed: int = 0
 
 
 def _search_limits(backend: WorkerPool, config: BaselineConfig) -> Limits:

@@ -6,7 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sinq.agents.baselines import BaselineConfig
+
+class BaselineConfig(BaseModel):
+    """The model-free agents' budgets (``[agents.baseline]`` in the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_budget: int = Field(24, ge=1, description="candidate inputs tried per mutant")
+    max_mutants: int = Field(12, ge=1, description="mutants tried per problem")
+    search_timeout_s: float = Field(0.5, gt=0, description="one search execution; verdicts use the sandbox limits")
+    seed: int = 0
 
 
 class Sampling(BaseModel):

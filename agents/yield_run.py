@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from sinq.agents.base import EvaluatorRequest, GeneratorRequest
-from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
+from sinq.agents.config import BaselineConfig
 from sinq.game.difficulty import label
 from sinq.sandbox.pool import WorkerPool
 from sinq.sandbox.verify import Pair, verify_many

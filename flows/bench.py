@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sinq.flows.config import RunConfig
 from sinq.sandbox.config import SandboxConfig
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
 from sinq.sources.loaders import load
+from sinq.warehouse.config import WarehouseConfig
 
 WORK_STAGES = ("source", "generate", "evaluate", "summary")
 

@@ -58,7 +58,7 @@ def round_curve(cfg: Settings, round_: int) -> dict:
 
 def _bootstrap(cfg: Settings) -> Settings:
     """Cold start: an LLM role that should use its promoted adapter, while none exists, plays as the baseline."""
-    from sinq.training.registry import promoted
+    from sinq.warehouse.adapters import promoted
 
     warehouse = stages.warehouse_for(cfg)
     data = cfg.model_dump()

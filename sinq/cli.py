@@ -1057,7 +1057,7 @@ def train_bench_command(
 def models_list(role: Annotated[str | None, typer.Option("--role")] = None, db: DbOpt = None,
                 config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
-    from sinq.training.registry import list_adapters
+    from sinq.warehouse.adapters import list_adapters
 
     _, warehouse = _settings_warehouse(config, db)
     rows = list_adapters(warehouse, role)
@@ -1076,7 +1076,7 @@ def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluat
                    adapter: Annotated[str, typer.Argument(help="adapter id (sinq models list)")],
                    db: DbOpt = None, config: ConfigOpt = None) -> None:
     """Choose the adapter a role uses next (agents with adapter = "promoted" load it)."""
-    from sinq.training.registry import promote
+    from sinq.warehouse.adapters import promote
 
     _, warehouse = _settings_warehouse(config, db)
     try:

@@ -10,24 +10,16 @@ import tomllib
 import typing
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sinq.agents.config import AgentsConfig
 from sinq.flows.config import RunConfig
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
-from sinq.sources.splits import SourcesConfig
+from sinq.sources.config import SourcesConfig
 from sinq.training.config import TrainingConfig
-
-
-class WarehouseConfig(BaseModel):
-    """Where the DuckDB file lives; SINQ_DB overrides the file's value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path = Path("sinq.duckdb")
-    lock_timeout_s: float = Field(120.0, gt=0, description="how long a locked file is waited for (s)")
+from sinq.warehouse.config import WarehouseConfig
 
 
 class Settings(BaseModel):

@@ -11,8 +11,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from sinq.game.errors import SinqError
+from sinq.sources.config import SplitConfig
 from sinq.sources.problem import Problem, code_key, find_entry_point, seed_inputs, signature_text
-from sinq.sources.splits import SplitConfig, assigned_split
+from sinq.sources.splits import assigned_split
 
 
 class SourceError(SinqError, ValueError):

@@ -8,8 +8,8 @@ from prefect.cache_policies import NO_CACHE
 from sinq.settings import Settings
 from sinq.tasks import stages
 from sinq.training.datasets import snapshot
-from sinq.training.registry import promote
 from sinq.training.train import train
+from sinq.warehouse.adapters import promote
 
 OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 
 from sinq.agents.base import EvaluatorRequest, GeneratorRequest
-from sinq.agents.baselines import BaselineConfig, FuzzEvaluator, MutationGenerator
+from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
+from sinq.agents.config import BaselineConfig
 from sinq.agents.mutation import OPERATORS, mutants
 from sinq.agents.search import candidates
 from sinq.agents.yield_run import baseline_round

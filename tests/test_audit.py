@@ -18,8 +18,9 @@ import yaml
 from sinq.flows.config import RunConfig
 from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.verify import Pair, verify_many
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
 from sinq.tasks.audit import AUDIT_SEED_BASE, sample_ids
+from sinq.warehouse.config import WarehouseConfig
 from sinq.warehouse.records import content_id, merge, pair_rows, verdict_rows
 from sinq.warehouse.store import Warehouse
 from tests.conftest import fast_config

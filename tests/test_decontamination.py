@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sinq.sources.splits import SplitConfig, split_of
+from sinq.sources.config import SplitConfig
+from sinq.sources.splits import split_of
 from sinq.training.config import BuildConfig, DecontaminationConfig
 from sinq.training.datasets import HeldOutLeak, select, snapshot, write_snapshot
 from sinq.training.decontam import (

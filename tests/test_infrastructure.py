@@ -22,8 +22,9 @@ from sinq.flows.config import RunConfig
 from sinq.sandbox.config import Limits
 from sinq.sandbox.local import SandboxUnavailable
 from sinq.sandbox.pool import WorkerPool
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
 from sinq.tasks import nightly, stages
+from sinq.warehouse.config import WarehouseConfig
 from tests.conftest import fast_config
 
 ROOT = Path(__file__).resolve().parent.parent

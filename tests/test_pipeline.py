@@ -17,7 +17,8 @@ import duckdb
 import pytest
 
 from sinq.flows.config import RunConfig
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
+from sinq.warehouse.config import WarehouseConfig
 from tests.conftest import fast_config
 
 ROOT = Path(__file__).resolve().parent.parent

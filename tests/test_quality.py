@@ -17,8 +17,9 @@ from sinq.game.config import FlagsConfig, QualityConfig
 from sinq.game.degenerate import ENVIRONMENT_DEPENDENT, HASH_PUZZLE, OVERSIZED_INPUT, flags
 from sinq.game.similarity import code_tokens, minhash
 from sinq.sandbox.verify import Pair, verify_many
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
 from sinq.tasks.hygiene import preparer
+from sinq.warehouse.config import WarehouseConfig
 from sinq.warehouse.records import merge, pair_rows, verdict_rows
 from sinq.warehouse.store import Warehouse
 from tests.conftest import fast_config

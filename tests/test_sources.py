@@ -105,7 +105,8 @@ def test_sources_validate_cli(tmp_path: Path, local_backend) -> None:
 
 
 def test_held_out_split_is_deterministic_near_its_share_and_keeps_named_splits(tmp_path: Path) -> None:
-    from sinq.sources.splits import SplitConfig, split_of
+    from sinq.sources.config import SplitConfig
+    from sinq.sources.splits import split_of
 
     first, again = load("humaneval"), load("humaneval")
     splits = [p.split for p in first]

@@ -10,10 +10,11 @@ import re
 import pytest
 
 from sinq.flows.config import RunConfig
-from sinq.settings import Settings, WarehouseConfig
+from sinq.settings import Settings
 from sinq.sources.splits import split_of
 from sinq.training.config import BuildConfig, TrainConfig
 from sinq.training.datasets import HeldOutLeak, evaluator_dpo, generator_dpo, generator_sft, snapshot, write_snapshot
+from sinq.warehouse.config import WarehouseConfig
 from tests.conftest import fast_config
 
 STEPS = TrainConfig(max_steps=2, batch_size=2, max_length=4096, lora_r=4, lora_alpha=8, logging_steps=1,
@@ -129,8 +130,8 @@ def test_sft_then_promote_then_the_backend_loads_the_adapter(filled, tiny_model)
     from sinq.agents.config import AgentConfig
     from sinq.agents.llm import LLMRequest
     from sinq.agents.transformers_backend import TransformersBackend
-    from sinq.training.registry import list_adapters, promote
     from sinq.training.train import train
+    from sinq.warehouse.adapters import list_adapters, promote
     from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled
@@ -200,7 +201,7 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
 
     from sinq.agents.config import AgentConfig, Sampling
     from sinq.flows.finetuning import self_play
-    from sinq.training.registry import list_adapters
+    from sinq.warehouse.adapters import list_adapters
     from sinq.warehouse.store import Warehouse
 
     settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
@@ -238,7 +239,7 @@ def test_finetune_command_goes_from_stored_data_to_a_promoted_adapter(filled, ti
     import subprocess
     import sys
 
-    from sinq.training.registry import promoted
+    from sinq.warehouse.adapters import promoted
     from sinq.warehouse.store import Warehouse
 
     settings, tmp = filled

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sinq.game.errors import SinqError
 from sinq.game.prompts import alice_messages, bob_messages, render_alice, render_bob
-from sinq.sources.splits import SplitConfig
+from sinq.sources.config import SplitConfig
 from sinq.training.config import BuildConfig, DecontaminationConfig
 from sinq.training.decontam import EvalIndex, is_held_out, prepare
 from sinq.warehouse.records import content_id

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sinq.game.similarity import ast_hash, code_tokens, ngrams
-from sinq.sources.splits import HELD_OUT, SplitConfig, split_of
+from sinq.sources.config import SplitConfig
+from sinq.sources.splits import HELD_OUT, split_of
 from sinq.training.config import DecontaminationConfig
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse

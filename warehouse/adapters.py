@@ -1,4 +1,4 @@
-"""Which adapters exist and which one each role uses next (``adapters`` and ``training_jobs`` in the warehouse)."""
+"""Named queries over `adapters` and `training_jobs`: which adapters exist and which one each role uses next."""
 
 from __future__ import annotations
 
