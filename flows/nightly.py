@@ -19,6 +19,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from sinq import code_version
 from sinq.flows.artifacts import publish, publish_pair_viewer, slug
 from sinq.game.errors import SinqError
 from sinq.settings import Settings, load_settings
@@ -158,8 +159,9 @@ def nightly_generation(settings: dict | None = None) -> dict:
         logger.warning("released concurrency slots no live run held (a restarted server or a lost client): %s",
                        released)
     warehouse.store({"runs": [{
-        "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round, "config": cfg
-        .model_dump_json(), "config_hash": cfg.config_hash(), "tags": json.dumps(run_tags(cfg)),
+        "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round,
+        "config": cfg.model_dump_json(), "config_hash": cfg.config_hash(), "code_version": code_version(),
+        "tags": json.dumps(run_tags(cfg)),
         "started_at": datetime.now(UTC), **stages.run_identity()}]})
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sinq import audit_cli
+from sinq import audit_cli, code_version
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
@@ -280,7 +280,7 @@ class _Recorder:
         self.run_id = f"verify-{uuid.uuid4().hex[:12]}"
         snapshot = config.model_dump(mode="json")
         self.run_row = {"run_id": self.run_id, "kind": "verify", "status": "running", "config": json.dumps(snapshot),
-                        "config_hash": content_id(snapshot), "code_version": _code_version(),
+                        "config_hash": content_id(snapshot), "code_version": code_version(),
                         "tags": json.dumps({"source": source}), "started_at": datetime.now(UTC), **run_identity()}
         self._store({"runs": [self.run_row]})
 
@@ -319,19 +319,6 @@ class _Recorder:
         with self.warehouse.writing() as con:
             con.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE run_id = ?",
                         [datetime.now(UTC), self.run_id])
-
-
-def _code_version() -> str:
-    import subprocess
-
-    from sinq import __version__
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
 
 
 def _short(outcome) -> str:
@@ -1054,7 +1041,8 @@ def train_bench_command(
 
 
 @models_app.command("list")
-def models_list(role: Annotated[str | None, typer.Option("--role")] = None, db: DbOpt = None,
+def models_list(role: Annotated[str | None, typer.Option("--role", help="only this role (generator | evaluator)")
+                                ] = None, db: DbOpt = None,
                 config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
     from sinq.warehouse.adapters import list_adapters
@@ -1101,6 +1089,7 @@ def server_start(port: Annotated[int, typer.Option(help="port")] = 4200) -> None
 
 @server_app.command("stop")
 def server_stop() -> None:
+    """Stop the server `sinq server start` started (never one it did not start)."""
     from sinq.flows import server
 
     out.print("stopped" if server.stop() else "no server started by sinq is running")
@@ -1108,6 +1097,7 @@ def server_stop() -> None:
 
 @server_app.command("status")
 def server_status(json_out: JsonOpt = False) -> None:
+    """Whether the server sinq started answers, its API and UI addresses (on the port it was started on), its PID."""
     from sinq.flows import server
 
     info = server.status()
@@ -1144,4 +1134,4 @@ def agents_bench(
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="sinq")

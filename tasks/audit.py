@@ -269,14 +269,14 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
 
 def _run_row(audit_run: str, base: SandboxConfig, seeds: tuple[int, int], result: dict,
              started_at: datetime) -> dict:
-    from sinq import __version__
+    from sinq import code_version
 
     config = {"sandbox": {**base.model_dump(mode="json"), "hash_seeds": list(seeds)},
               "selection": result["selection"]}
     figures = {k: result[k] for k in ("checked", "reproduced", "not_reproduced")}
     return {"run_id": audit_run, "kind": "audit", "status": "completed", "config": json.dumps(config),
             "config_hash": content_id(config)[:16],
-            "code_version": __version__, "tags": json.dumps({"backend": base.backend, **figures}),
+            "code_version": code_version(), "tags": json.dumps({"backend": base.backend, **figures}),
             "started_at": started_at, "finished_at": datetime.now(UTC)}
 
 

@@ -66,6 +66,10 @@ def test_nightly_run_stores_verified_pairs(first_run):
     assert summary["evaluated_pairs"] == summary["verified_pairs"]
     assert _count(db, "SELECT count(*) FROM verified_pairs WHERE difficulty IS NULL") == 0
     assert _count(db, f"SELECT count(*) FROM runs WHERE run_id = '{summary['run_id']}' AND status = 'completed'") == 1
+    from sinq import __version__, code_version
+
+    assert code_version().startswith(__version__ + "+"), "a checkout's version names its commit"
+    assert _count(db, f"SELECT count(*) FROM runs WHERE code_version = '{code_version()}'") == 1, "provenance"
     snapshot = Path(summary["snapshot"]["path"])
     assert (snapshot / "verified_pairs.parquet").exists() and (snapshot / "README.md").exists()
 
