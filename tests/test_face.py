@@ -44,7 +44,7 @@ def test_python_m_sinq_runs_every_command_group() -> None:
                            env=env)
     assert shown.returncode == 0, shown.stderr
     assert "Usage: sinq" in shown.stdout
-    for path, command in walk(app_command()):
+    for path, _ in walk(app_command()):
         if len(path) == 1:
             assert path[0] in shown.stdout, f"`python -m sinq --help` misses {path[0]}"
     agents = subprocess.run([sys.executable, "-m", "sinq", "agents", "--help"], capture_output=True, text=True,
