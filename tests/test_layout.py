@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("game", "sandbox", "sources", "warehouse", "agents", "training", "tasks", "flows")
+ROOMS = ("game", "sandbox", "sources", "warehouse", "agents", "training", "evals", "tasks", "flows")
 BELOW: dict[str, set[str]] = {
     "game": set(),  # the pure rules: no I/O, no Prefect, nothing of sinq
     "sandbox": {"game"},
@@ -26,11 +26,12 @@ BELOW: dict[str, set[str]] = {
     "warehouse": {"game", "sandbox", "sources"},  # stores the records the sandbox and the sources make
     "agents": {"game", "sandbox", "sources", "warehouse"},
     "training": {"game", "sandbox", "sources", "warehouse", "agents"},  # trains the agents' models
-    "tasks": {"game", "sandbox", "sources", "warehouse", "agents", "training", "settings"},
-    "flows": {"game", "sandbox", "sources", "warehouse", "agents", "training", "tasks", "settings"},
+    "evals": {"game", "sandbox", "sources", "warehouse", "agents", "training"},  # measures the agents' models
+    "tasks": {"game", "sandbox", "sources", "warehouse", "agents", "training", "evals", "settings"},
+    "flows": {"game", "sandbox", "sources", "warehouse", "agents", "training", "evals", "tasks", "settings"},
     "face": {*ROOMS, "settings", "face"},
 }
-"""What each room may import besides itself: face (sinq/cli.py, ...) → flows → tasks → agents/training →
+"""What each room may import besides itself: face (sinq/cli.py, ...) → flows → tasks → evals → agents/training →
 sandbox/warehouse/sources → game. ``settings`` assembles the rooms' config models for tasks, flows and the face."""
 
 
