@@ -85,7 +85,7 @@ def make_generator(config: AgentConfig, baseline: BaselineConfig, sandbox: Worke
         return MutationGenerator(sandbox, baseline)
     config = resolve_adapter(config, "generator", warehouse)
     backend = llm_backend(config, "generator", warehouse, run_id, LLMGenerator.prompt_version)
-    return LLMGenerator(backend, config, sandbox)
+    return LLMGenerator(backend, config)
 
 
 def make_evaluator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,

@@ -1,6 +1,7 @@
 """Alice and Bob played by a language model through any LLM backend: game/ renders the prompts and parses the
-answers, the sandbox settles every claim. A backend failure or an unparsable answer becomes a reason code on the
-sample, never an exception, so one bad response costs one sample."""
+answers; these agents only propose, the sandbox settles every claim (tasks/play.py composes the two). A backend
+failure or an unparsable answer becomes a reason code on the sample, never an exception, so one bad response costs
+one sample."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from sinq.agents.config import AgentConfig
 from sinq.agents.llm import LLMRequest, LLMResult
 from sinq.game.parsing import parse_alice, parse_bob
 from sinq.game.prompts import ALICE_PROMPT_VERSION, BOB_PROMPT_VERSION, alice_messages, bob_messages
-from sinq.sandbox.pool import WorkerPool
-from sinq.sandbox.verify import Pair, verify_many
 
 
 def _request(config: AgentConfig, messages: list[dict], n: int) -> LLMRequest:
@@ -28,10 +27,9 @@ def _choices(result: LLMResult, n: int) -> list[tuple[str | None, str | None]]:
 class LLMGenerator:
     prompt_version = ALICE_PROMPT_VERSION
 
-    def __init__(self, backend, config: AgentConfig, sandbox: WorkerPool | None = None) -> None:
+    def __init__(self, backend, config: AgentConfig) -> None:
         self.backend = backend
         self.config = config
-        self.sandbox = sandbox
         self.name = f"llm:{config.model}" + (f"+{config.adapter}" if config.adapter else "")
 
     def generate(self, requests: list[GeneratorRequest]) -> list[list[GeneratorSample]]:
@@ -54,18 +52,7 @@ class LLMGenerator:
                 group.append(GeneratorSample(problem.problem_id, parsed.program, parsed.input, parsed.reason,
                                              meta | {"detail": parsed.detail}))
             samples.append(group)
-        if self.sandbox is not None:
-            self._settle(requests, samples)
         return samples
-
-    def _settle(self, requests: list[GeneratorRequest], samples: list[list[GeneratorSample]]) -> None:
-        claims = [(r, s) for r, group in zip(requests, samples, strict=True) for s in group if s.reason is None]
-        pairs = [Pair(str(i), r.problem.program, s.program or "", r.problem.entry_point or "", s.input)
-                 for i, (r, s) in enumerate(claims)]
-        for (_, sample), verdict in zip(claims, verify_many(pairs, self.sandbox) if pairs else [], strict=True):
-            sample.verdict = verdict
-            if verdict.verdict != "diverges":
-                sample.reason = f"{verdict.verdict}:{verdict.reason}"
 
 
 class LLMEvaluator:

@@ -22,8 +22,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sinq import code_version
 from sinq.flows.artifacts import publish, publish_pair_viewer, slug
 from sinq.game.errors import SinqError
+from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings, load_settings
-from sinq.tasks import nightly, stages
+from sinq.tasks import liveness, nightly, stages
 from sinq.warehouse.export import viewer_pairs
 
 
@@ -150,9 +151,9 @@ def nightly_generation(settings: dict | None = None) -> dict:
     run_id = flow_run.id or str(uuid.uuid4())
     nightly.ABANDONED.clear()
     warehouse = stages.warehouse_for(cfg)
-    stale = [d["run_id"] for d in stages.reap_stale_runs(warehouse, exclude=run_id)]
+    stale = [d["run_id"] for d in liveness.reap_stale_runs(warehouse, exclude=run_id)]
     if stale:
-        crashed = stages.crash_in_prefect(stale)
+        crashed = liveness.crash_in_prefect(stale)
         logger.warning("marked %d dead run(s) crashed (%d in Prefect too): %s", len(stale), len(crashed), stale)
     released = _label_run(cfg)
     if released:
@@ -162,7 +163,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
         "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round,
         "config": cfg.model_dump_json(), "config_hash": cfg.config_hash(), "code_version": code_version(),
         "tags": json.dumps(run_tags(cfg)),
-        "started_at": datetime.now(UTC), **stages.run_identity()}]})
+        "started_at": datetime.now(UTC), **liveness.run_identity()}]})
     started = time.perf_counter()
     timings: dict[str, float] = {}
     beat = time.monotonic()
@@ -189,8 +190,8 @@ def nightly_generation(settings: dict | None = None) -> dict:
             index = (generated if stage == "generate" else evaluated).index(future)
             finished[stage] += 1
             _report(stage, finished[stage], len(batches))
-            if time.monotonic() - beat > stages.HEARTBEAT_EVERY_S:
-                stages.heartbeat(warehouse, run_id)
+            if time.monotonic() - beat > liveness.HEARTBEAT_EVERY_S:
+                liveness.heartbeat(warehouse, run_id)
                 beat = time.monotonic()
             try:
                 counts = future.result()
@@ -253,4 +254,4 @@ def nightly_generation(settings: dict | None = None) -> dict:
         warehouse.finish_run(run_id, "failed", {k: round(v, 3) for k, v in timings.items()}, str(exc)[:2000])
         raise
     finally:
-        stages.close_sandboxes()
+        close_shared_pools()

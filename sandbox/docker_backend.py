@@ -12,8 +12,8 @@ import socket
 import struct
 
 from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.errors import SandboxUnavailable
 from sinq.sandbox.image import ENTRYPOINT, image_runner_sha, runner_sha
-from sinq.sandbox.local import SandboxUnavailable
 from sinq.sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 LABEL = "sinq.sandbox"

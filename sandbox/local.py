@@ -13,8 +13,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
+from sinq.sandbox.errors import SandboxUnavailable
 from sinq.sandbox.pool import FrameReader, WorkerDied, WorkerPool, await_frame, encode_frame
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -49,12 +49,6 @@ def claim_uid_block(first_uid: int) -> UidBlock:
             continue
         return UidBlock(first_uid + block * UID_BLOCK, handle)
     raise RuntimeError(f"all uid blocks under {UID_LOCKS} are held")
-
-
-class SandboxUnavailable(SinqError, RuntimeError):
-    """The isolation the configuration requires is missing on this machine."""
-
-    exit_code = 3
 
 
 def base_interpreter(python: str | None = None) -> tuple[str, str]:

@@ -102,7 +102,7 @@ def raise_for_sandbox(verdicts: Sequence[Verdict], what: str = "checks") -> None
     verdicts become data it is infrastructure: ``SandboxUnavailable`` (retried as such), never a stored verdict.
     Raised rather than dropped so that the whole batch is redone: a dropped verdict would leave a sample or an
     answer without its check, and the content ids make the redo store each row once."""
-    from sinq.sandbox.local import SandboxUnavailable
+    from sinq.sandbox.errors import SandboxUnavailable
 
     broken = [v for v in verdicts if v.reason == "sandbox_error"]
     if broken:

@@ -43,7 +43,7 @@ def audit(
     """Re-verify stored verified pairs and their counted evaluator answers from scratch (fresh sandbox processes,
     other hash seeds than the runs used); pairs that do not reproduce are marked and leave verified_pairs.
     Exit 0 when everything reproduced, 1 when something did not (gate training on it)."""
-    from sinq.sandbox.local import SandboxUnavailable
+    from sinq.sandbox.errors import SandboxUnavailable
     from sinq.tasks.audit import audit as run_audit
     from sinq.warehouse.store import Warehouse, WarehouseError
 

@@ -249,7 +249,7 @@ def _warehouse(db: Path | None, config: Path | None):
 def _mark_dead_runs(warehouse) -> list[str]:
     """Runs left ``running`` by a killed process become ``crashed`` (and Crashed in Prefect when an API is
     configured); the rows they stored stay as they are."""
-    from sinq.tasks.stages import crash_in_prefect, reap_stale_runs
+    from sinq.tasks.liveness import crash_in_prefect, reap_stale_runs
 
     dead = [d["run_id"] for d in reap_stale_runs(warehouse)]
     if dead:
@@ -271,7 +271,7 @@ class _Recorder:
         import uuid
         from datetime import UTC, datetime
 
-        from sinq.tasks.stages import run_identity
+        from sinq.tasks.liveness import run_identity
         from sinq.warehouse.records import content_id
 
         self.warehouse = warehouse
@@ -463,7 +463,7 @@ def agents_baseline(
     config: ConfigOpt = None,
 ) -> None:
     """One baseline round (mutation generator + fuzzing evaluator) and its yield: problems with >= 1 verified pair."""
-    from sinq.agents.yield_run import baseline_round
+    from sinq.tasks.baseline_round import baseline_round
     from sinq.tasks.validation import validate
 
     cfg = _sandbox_config(config, backend)

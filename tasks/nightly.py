@@ -16,7 +16,8 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
 from sinq.game.errors import SinqError
-from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.errors import SandboxUnavailable
+from sinq.sandbox.shared import take_lock_wait
 from sinq.settings import Settings
 from sinq.tasks import audit as audits
 from sinq.tasks import stages
@@ -155,10 +156,10 @@ def _not_abandoned() -> None:
 
 def _timed(function, *args) -> dict:
     """The stage's own seconds: its body less any wait for this process's sandbox pool."""
-    stages.take_lock_wait()
+    take_lock_wait()
     started = time.perf_counter()
     result = function(*args)
-    return {**result, "seconds": time.perf_counter() - started - stages.take_lock_wait()}
+    return {**result, "seconds": time.perf_counter() - started - take_lock_wait()}
 
 
 @task(name="source-problems", **OPTIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from sinq.sandbox.shared import shared_pool
 from sinq.settings import Settings
 from sinq.tasks import stages
 from sinq.training.datasets import snapshot
@@ -30,7 +31,7 @@ def train_role(settings: dict, kind: str, role: str, base: str, snapshot_id: str
     cfg = Settings.model_validate(settings)
     sandbox = None
     if kind == "grpo":
-        sandbox, _ = stages.sandbox_for(cfg)
+        sandbox, _ = shared_pool(cfg.sandbox)
     return train(stages.warehouse_for(cfg), kind, role, base, snapshot_id, cfg.training.train, sandbox, run_id)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from sinq.sandbox.config import SandboxConfig
-from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.errors import SandboxUnavailable
 from sinq.sandbox.pool import WorkerPool
 from sinq.sandbox.verify import INFRASTRUCTURE_REASONS, run_tests
 from sinq.sources.problem import Problem

@@ -28,7 +28,8 @@ def fast_config(**update: object) -> SandboxConfig:
 
 @pytest.fixture(scope="session")
 def local_backend():
-    from sinq.sandbox.local import LocalBackend, SandboxUnavailable, bwrap_path
+    from sinq.sandbox.errors import SandboxUnavailable
+    from sinq.sandbox.local import LocalBackend, bwrap_path
 
     if bwrap_path() is None:
         missing("bwrap", "bubblewrap is not installed", "SINQ_REQUIRE_SANDBOX")
@@ -44,7 +45,7 @@ def local_backend():
 @pytest.fixture(scope="session")
 def docker_backend():
     from sinq.sandbox.docker_backend import DockerBackend
-    from sinq.sandbox.local import SandboxUnavailable
+    from sinq.sandbox.errors import SandboxUnavailable
 
     try:
         backend = DockerBackend(fast_config(backend="docker"), workers_per_seed=2)

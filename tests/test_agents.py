@@ -9,9 +9,9 @@ from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
 from sinq.agents.config import BaselineConfig
 from sinq.agents.mutation import OPERATORS, mutants
 from sinq.agents.search import candidates
-from sinq.agents.yield_run import baseline_round
 from sinq.sandbox import Pair, verify_many
 from sinq.sources.loaders import load
+from sinq.tasks.baseline_round import baseline_round
 from sinq.tasks.validation import validate
 
 SMALL = BaselineConfig(search_budget=12, max_mutants=6)

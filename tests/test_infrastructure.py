@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,10 +19,11 @@ import pytest
 
 from sinq.flows.config import RunConfig
 from sinq.sandbox.config import Limits
-from sinq.sandbox.local import SandboxUnavailable
+from sinq.sandbox.errors import SandboxUnavailable
 from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.shared import close_shared_pools, install_pool
 from sinq.settings import Settings
-from sinq.tasks import nightly, stages
+from sinq.tasks import liveness, nightly, stages
 from sinq.warehouse.config import WarehouseConfig
 from tests.conftest import fast_config
 
@@ -101,7 +101,7 @@ def test_a_too_small_budget_does_not_poison_later_runs(local_backend, tmp_path: 
         reference = stages.source_problems(_settings(fresh_db, 5.0, source=source), "run-fresh")
         trusted = stages.source_problems(_settings(db, 5.0, source=source), "run-sane-2")
     finally:
-        stages.close_sandboxes()
+        close_shared_pools()
     assert tiny["usable"] == 2 and tiny["rejected"] == {"fails_own_tests:timeout": 2}, tiny["rejected"]
     assert again["validated_now"] == 2 and again["usable"] == 2, "a timeout is re-checked before it is trusted"
     assert sane["validated_now"] == 4 and sane["usable"] == reference["usable"] == 4
@@ -136,8 +136,8 @@ def test_a_lost_worker_is_an_error_never_a_verdict_nor_a_validation(local_backen
         stored = stages.generate_batch(settings, "run-1", ids[:4])
         assert stored["verified_pairs"] > 0
         before = _rows(db)
-        stages.close_sandboxes()
-        stages._pools[settings.sandbox.model_dump_json()] = (_LostWorkers(settings.sandbox), threading.Lock())
+        close_shared_pools()
+        install_pool(settings.sandbox, _LostWorkers(settings.sandbox))
         with pytest.raises(SandboxUnavailable, match="nothing of this batch was stored"):
             stages.generate_batch(settings, "run-2", ids[4:])
         with pytest.raises(SandboxUnavailable, match="nothing of this batch was stored"):
@@ -148,8 +148,7 @@ def test_a_lost_worker_is_an_error_never_a_verdict_nor_a_validation(local_backen
         assert _rows(db) == before, "an infrastructure failure changed the stored data"
         assert isinstance(SandboxUnavailable("x"), nightly.INFRASTRUCTURE), "retried as infrastructure"
     finally:
-        stages._pools.clear()
-        stages.close_sandboxes()
+        close_shared_pools()
 
 
 # ---- finding 4: ids are content, so a repeated or resumed evaluation stores exactly the same rows
@@ -163,7 +162,7 @@ def test_an_evaluation_resumed_by_another_run_stores_what_one_run_stores(local_b
             stages.evaluate_batch(settings, evaluator_run, ids)
         again = stages.evaluate_batch(_settings(resumed), "run-3", ids)
     finally:
-        stages.close_sandboxes()
+        close_shared_pools()
     assert again["evaluated_pairs"] == 0
     reference = _rows(one)
     assert reference["verdicts"] and reference["evaluator_answers"]
@@ -289,15 +288,15 @@ def test_a_later_run_marks_a_dead_one_crashed(local_backend, tmp_path: Path) -> 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     now = datetime.now(UTC)
     rows = [{"run_id": "dead-here", "kind": "nightly", "status": "running", "started_at": now,
-             **stages.run_identity(), "pid": int(gone.stdout)},
+             **liveness.run_identity(), "pid": int(gone.stdout)},
             {"run_id": "silent-elsewhere", "kind": "nightly", "status": "running", "started_at": now, "host": "x",
-             "pid": 1, "heartbeat_at": now - timedelta(seconds=stages.STALE_AFTER_S + 60)},
+             "pid": 1, "heartbeat_at": now - timedelta(seconds=liveness.STALE_AFTER_S + 60)},
             {"run_id": "alive-here", "kind": "nightly", "status": "running", "started_at": now,
-             **stages.run_identity()},
+             **liveness.run_identity()},
             {"run_id": "recent-elsewhere", "kind": "nightly", "status": "running", "started_at": now, "host": "x",
              "pid": 1, "heartbeat_at": now}]
     Warehouse(db).store({"runs": rows})
-    marked = stages.reap_stale_runs(Warehouse(db))
+    marked = liveness.reap_stale_runs(Warehouse(db))
     assert sorted(d["run_id"] for d in marked) == ["dead-here", "silent-elsewhere"]
     assert dict(_query(db, "SELECT run_id, status FROM runs")) == {
         "dead-here": "crashed", "silent-elsewhere": "crashed", "alive-here": "running",

@@ -14,6 +14,7 @@ from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
 from sinq.game.parsing import parse_alice
 from sinq.game.prompts import render_alice
 from sinq.sources.loaders import load
+from sinq.tasks import play
 from sinq.warehouse.store import Warehouse
 
 KNOWN_REASONS = {"empty_response", "truncated", "no_program", "syntax_error", "no_entry_point", "signature_changed",
@@ -68,8 +69,8 @@ def test_seeded_sampling_is_reproducible_and_greedy_is_deterministic(backend):
 
 def test_generator_garbage_becomes_reason_codes(backend, tiny_model, local_backend):
     problems = load("humaneval", limit=3)
-    generator = LLMGenerator(backend, _config(tiny_model), local_backend)
-    samples = generator.generate([GeneratorRequest(p, 5, 2) for p in problems])
+    generator = LLMGenerator(backend, _config(tiny_model))
+    samples = play.generate(generator, problems, 5, 2, local_backend)
     assert [len(group) for group in samples] == [2, 2, 2]
     for problem, group in zip(problems, samples, strict=True):
         for sample in group:
@@ -78,7 +79,7 @@ def test_generator_garbage_becomes_reason_codes(backend, tiny_model, local_backe
             assert sample.meta["response"] is not None and sample.meta["request_key"]
 
 
-def test_generator_claims_are_settled_by_the_sandbox(local_backend):
+def test_generator_claims_are_settled_by_the_sandbox_stage(local_backend):
     problem = load("humaneval", limit=1)[0]
     wrong = problem.code.replace("return False", "return None", 1)
     assert wrong != problem.code
@@ -87,8 +88,11 @@ def test_generator_claims_are_settled_by_the_sandbox(local_backend):
     false_claim = render_alice("Claims a difference that is not there.", problem.code, literal)
     assert parse_alice(truthful, problem.program, problem.entry_point).valid
     config = AgentConfig(kind="llm", backend="openai", model="m", base_url="http://127.0.0.1:9")
-    group = LLMGenerator(Scripted([truthful, false_claim]), config, local_backend).generate(
-        [GeneratorRequest(problem, 5, 2)])[0]
+    generator = LLMGenerator(Scripted([truthful, false_claim]), config)
+    proposed = generator.generate([GeneratorRequest(problem, 5, 2)])
+    assert all(s.verdict is None for s in proposed[0]), "an LLM generator proposes; it never settles"
+    play.settle_samples([problem], proposed, local_backend)
+    group = proposed[0]
     assert group[1].reason is not None and group[1].reason.startswith("same")
     assert group[1].verdict is not None and group[1].verdict.verdict == "same"
     assert group[0].verdict is not None

@@ -16,6 +16,7 @@ from sinq.flows.config import RunConfig
 from sinq.game.config import FlagsConfig, QualityConfig
 from sinq.game.degenerate import ENVIRONMENT_DEPENDENT, HASH_PUZZLE, OVERSIZED_INPUT, flags
 from sinq.game.similarity import code_tokens, minhash
+from sinq.sandbox.shared import close_shared_pools
 from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
 from sinq.tasks.hygiene import preparer
@@ -263,7 +264,7 @@ def test_a_second_round_of_the_baseline_stores_duplicates_and_evaluates_none(loc
         evaluated = stages.evaluate_batch(settings, "run-2", ids)
         summary = stages.run_summary(settings, "run-2")
     finally:
-        stages.close_sandboxes()
+        close_shared_pools()
     assert first["duplicates"] == 0 and second["duplicates"] == first["verified_pairs"]
     assert second["verified_pairs"] == 0 and evaluated["evaluated_pairs"] == 0, "duplicates cost no evaluator"
     assert summary["verified_pairs"] == 0 and summary["stored_pairs"] == first["verified_pairs"]

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from sinq.flows.config import RunConfig
+from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings
 from sinq.sources.splits import split_of
 from sinq.training.config import BuildConfig, TrainConfig
@@ -33,7 +34,7 @@ def filled(local_backend, tmp_path_factory):
     ids = stages.source_problems(settings, "run-1")["problem_ids"]
     stages.generate_batch(settings, "run-1", ids)
     stages.evaluate_batch(settings, "run-1", ids)
-    stages.close_sandboxes()
+    close_shared_pools()
     return settings, tmp
 
 

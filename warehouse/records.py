@@ -10,6 +10,7 @@ from sinq.game.inputs import parse_input
 from sinq.sandbox.config import SandboxConfig
 from sinq.sandbox.outcome import Outcome, Verdict
 from sinq.sandbox.verify import Pair
+from sinq.sources.problem import Problem
 
 
 def content_id(*parts: object) -> str:
@@ -148,3 +149,12 @@ def merge(*batches: dict[str, list[dict]]) -> dict[str, list[dict]]:
         for table, rows in batch.items():
             merged.setdefault(table, []).extend(rows)
     return merged
+
+
+def problem_row(problem: Problem, run_id: str, now: datetime) -> dict:
+    return {"problem_id": problem.problem_id, "source": problem.source, "source_id": problem.source_id,
+            "split": problem.split, "licence": problem.licence, "text": problem.text, "code": problem.code,
+            "tests": problem.tests, "setup_code": problem.setup_code, "entry_point": problem.entry_point,
+            "signature": problem.signature, "seed_inputs": json.dumps(problem.seed_inputs),
+            "validation_status": "valid" if problem.reason is None else "invalid",
+            "validation_reason": problem.reason, "run_id": run_id, "created_at": now}
