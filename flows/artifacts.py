@@ -190,3 +190,33 @@ def publish(summary: dict, source: dict, timings: dict) -> None:
     png = histogram_png(summary["difficulty_histogram"], f"difficulty, run {summary['run_id'][:8]}")
     create_image_artifact(f"data:image/png;base64,{base64.b64encode(png).decode()}", key="difficulty-histogram",
                           description="difficulty histogram of the pairs this run labelled")
+
+
+def curves_png(curves: list[dict]) -> bytes:
+    """Self-play curves per round: generator validity, evaluator success, share of difficulty 10."""
+    figure, axis = plt.subplots(figsize=(6, 3), dpi=100)
+    rounds = [c["round"] for c in curves]
+    for key, name in (("generator_validity", "generator validity"),
+                      ("evaluator_success_rate", "evaluator success"), ("share_difficulty_10", "share difficulty 10")):
+        axis.plot(rounds, [c.get(key) or 0.0 for c in curves], marker="o", label=name)
+    axis.set_xlabel("round")
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_xticks(rounds)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def publish_curves(curves: list[dict]) -> None:
+    png = curves_png(curves)
+    create_image_artifact(f"data:image/png;base64,{base64.b64encode(png).decode()}", key="self-play-curves",
+                          description="generator validity, evaluator success, share of difficulty 10 per round")
+    table = "\n".join(f"| {c['round']} | {c.get('generator_validity')} | {c.get('evaluator_success_rate')} | "
+                      f"{c.get('share_difficulty_10')} | {c.get('difficulty_histogram')} | {c['trained']} |"
+                      for c in curves)
+    create_markdown_artifact("# Self-play curves\n\n| round | generator validity | evaluator success | share 10 | "
+                             f"difficulty histogram | trained |\n|---|---|---|---|---|---|\n{table}\n",
+                             key="self-play-summary")

@@ -1,6 +1,10 @@
-"""Prefect tasks of the training flows: build a set, train on it, promote the result. Parameters are plain JSON."""
+"""Prefect tasks of the training flows: build a set, train on it, promote the result, record the round. Parameters
+are plain JSON."""
 
 from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -10,6 +14,7 @@ from sinq.settings import Settings
 from sinq.tasks import stages
 from sinq.training.datasets import snapshot
 from sinq.training.train import train
+from sinq.warehouse import queries
 from sinq.warehouse.adapters import promote
 
 OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -39,3 +44,18 @@ def train_role(settings: dict, kind: str, role: str, base: str, snapshot_id: str
 def promote_adapter(settings: dict, role: str, adapter_id: str) -> dict:
     cfg = Settings.model_validate(settings)
     return {k: str(v) for k, v in promote(stages.warehouse_for(cfg), role, adapter_id).items()}
+
+
+@task(name="record-round", task_run_name="record-round-{round_}", **OPTIONS)
+def record_round(settings: dict, round_: int, summary: dict, trained: dict, started_at: str) -> dict:
+    """The round's curve (``round_stats`` of that round, what was trained, what the run verified), stored in
+    ``rounds`` and returned for the curves artifact."""
+    cfg = Settings.model_validate(settings)
+    warehouse = stages.warehouse_for(cfg)
+    curve = queries.round_curve(warehouse, round_) | {"trained": trained,
+                                                      "verified_pairs_run": summary["verified_pairs"]}
+    warehouse.store({"rounds": [{
+        "round": round_, "generator_agent_id": summary["generator"], "evaluator_agent_id": summary["evaluator"],
+        "curves": json.dumps(curve, default=str), "started_at": datetime.fromisoformat(started_at),
+        "finished_at": datetime.now(UTC)}]})
+    return curve

@@ -116,6 +116,15 @@ def run_figures(warehouse: Warehouse, run_id: str, generator: str, evaluator: st
     return figures
 
 
+def round_curve(warehouse: Warehouse, round_: int) -> dict:
+    """``round_stats`` of one round as plain numbers (``{"round": r}`` while it has none)."""
+    with warehouse.reading() as con:
+        rows = _dicts(con.execute("SELECT * FROM round_stats WHERE round = ?", [round_]))
+    curve = rows[0] if rows else {"round": round_}
+    return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+            for k, v in curve.items()}
+
+
 # ---- runs: liveness
 def beat(warehouse: Warehouse, run_id: str, now: datetime) -> None:
     with warehouse.writing() as con:
