@@ -83,3 +83,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def bootstrap_mean(values: Sequence[float], resamples: int = 2000, confidence: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) by resampling items: the interval of a mean of per-item estimates (pass@k with several
+    samples per task), where no closed form fits."""
+    return paired_bootstrap([0.0] * len(values), values, resamples, confidence, seed)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sinq import audit_cli, code_version
+from sinq import audit_cli, code_version, eval_cli
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
@@ -617,6 +617,7 @@ def export_cmd(
 
 
 app.command("audit")(audit_cli.audit)
+app.add_typer(eval_cli.app, name="eval")
 
 
 SetOpt = Annotated[list[str] | None, typer.Option(

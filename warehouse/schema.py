@@ -202,6 +202,21 @@ again instead of trusting a stale ``invalid`` (``problems.validation_*`` keep th
 ``runs`` gain where a run lives (host, pid) and when it last showed life, so a SIGKILLed run is found dead and
 marked ``crashed`` by the next run or ``sinq db info``."""
 
+EVALUATION_V4 = """
+CREATE TABLE eval_runs (
+    eval_id VARCHAR PRIMARY KEY, suite VARCHAR NOT NULL, suite_version VARCHAR, model VARCHAR, adapter VARCHAR,
+    role VARCHAR, mode VARCHAR, sampling JSON, seeds JSON, n INTEGER NOT NULL, metrics JSON, items_hash VARCHAR,
+    code_version VARCHAR, detail JSON, created_at TIMESTAMP);
+CREATE TABLE eval_results (
+    eval_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, query_index INTEGER NOT NULL, correct BOOLEAN,
+    score DOUBLE, detail JSON, PRIMARY KEY (eval_id, item_id, query_index));
+"""
+"""Issue 13. ``eval_runs``: one evaluation of one model (+ adapter) on one suite, with its sampling, seeds, suite
+version, the hash of the items it measured on and its metrics (each ``{"value","low","high","k","n"}``).
+``eval_results``: every query's outcome (an identifier-swap item asked in both orders is two queries), so two runs
+on the same items can be compared item by item (McNemar, paired bootstrap). ``eval_items`` stays the
+decontamination list; each suite registers its items there too."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -211,6 +226,8 @@ MIGRATIONS: list[Migration] = [
                  "duplicates or unreproduced pairs", HYGIENE_V2 + VIEWS_V2),
     Migration(3, "infrastructure never becomes data: validations keyed by limits and runner version; host, pid "
                  "and heartbeat on runs for the stale-run check", INFRASTRUCTURE_V3),
+    Migration(4, "evaluation: eval_runs (suite, model, adapter, sampling, seeds, metrics) and every query's "
+                 "outcome in eval_results", EVALUATION_V4),
 ]
 LATEST = MIGRATIONS[-1].version
 
