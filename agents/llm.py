@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from pydantic import BaseModel, Field
+
+from sinq.game.hashing import json_sha256
 
 
 class LLMRequest(BaseModel):
@@ -21,8 +20,7 @@ class LLMRequest(BaseModel):
 
     def key(self) -> str:
         """Content hash: the response cache's key, so a rerun never pays twice for the same request."""
-        blob = json.dumps(self.model_dump(), sort_keys=True, ensure_ascii=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return json_sha256(self.model_dump())
 
 
 def chat_body(request: LLMRequest, model: str, n: int) -> dict:

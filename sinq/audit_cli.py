@@ -56,7 +56,7 @@ def audit(
     except SettingsError as exc:
         raise _fail(str(exc), 2) from exc
     sandbox = settings.sandbox.model_copy(update={"backend": backend}) if backend else settings.sandbox
-    warehouse = Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    warehouse = Warehouse.from_config(settings.warehouse, db)
     if not warehouse.path.exists():
         raise _fail(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)", 4)
     try:

@@ -243,7 +243,7 @@ def _warehouse(db: Path | None, config: Path | None):
     from sinq.warehouse.store import Warehouse
 
     settings = load_settings(config)
-    return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    return Warehouse.from_config(settings.warehouse, db)
 
 
 def _mark_dead_runs(warehouse) -> list[str]:
@@ -908,7 +908,7 @@ def _settings_warehouse(config: Path | None, db: Path | None):
     from sinq.warehouse.store import Warehouse
 
     settings = load_settings(config)
-    return settings, Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    return settings, Warehouse.from_config(settings.warehouse, db)
 
 
 @train_app.command("build")

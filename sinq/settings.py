@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
 import tomllib
 import typing
@@ -16,6 +14,7 @@ from sinq.agents.config import AgentsConfig
 from sinq.flows.config import RunConfig
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
+from sinq.game.hashing import json_sha256
 from sinq.sandbox.config import SandboxConfig
 from sinq.sources.config import SourcesConfig
 from sinq.training.config import TrainingConfig
@@ -35,8 +34,7 @@ class Settings(BaseModel):
 
     def config_hash(self) -> str:
         """Identifies what a run was asked to do (tagged on every run; stored with it)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return json_sha256(self.model_dump(mode="json"))[:16]
 
 
 class SettingsError(SinqError, ValueError):

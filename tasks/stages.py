@@ -27,7 +27,7 @@ from sinq.warehouse.store import Warehouse
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
-    return Warehouse(settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    return Warehouse.from_config(settings.warehouse)
 
 
 def role_id(settings: Settings, role: str) -> str:

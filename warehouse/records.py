@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 
+from sinq.game.hashing import json_sha256
 from sinq.game.inputs import parse_input
 from sinq.sandbox.config import SandboxConfig
 from sinq.sandbox.outcome import Outcome, Verdict
@@ -15,8 +15,7 @@ from sinq.sources.problem import Problem
 
 def content_id(*parts: object) -> str:
     """A stable key: sha256 over the parts' JSON, so equal content gives equal ids across runs and processes."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return json_sha256(list(parts))
 
 
 def normalize_code(code: str) -> str:

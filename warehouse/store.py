@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -34,6 +33,7 @@ import pyarrow as pa
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from sinq.game.errors import SinqError
+from sinq.warehouse.config import WarehouseConfig
 from sinq.warehouse.schema import LATEST, SchemaError, current_version, migrate
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
@@ -53,10 +53,6 @@ class WarehouseError(SinqError, RuntimeError):
 
 class WarehouseBusy(WarehouseError):
     """Another process held the file past ``lock_timeout_s``: infrastructure (retried), never a data problem."""
-
-
-def default_db_path() -> Path:
-    return Path(os.environ.get("SINQ_DB", "sinq.duckdb"))
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -207,9 +203,14 @@ def _process_lock(path: Path) -> threading.RLock:
 
 
 class Warehouse:
-    def __init__(self, path: str | Path | None = None, lock_timeout_s: float = 120.0) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+
+    @classmethod
+    def from_config(cls, config: WarehouseConfig, path: str | Path | None = None) -> Warehouse:
+        """The warehouse ``[warehouse]`` names (SINQ_DB already applied by the settings), or ``path`` instead."""
+        return cls(path if path is not None else config.path, config.lock_timeout_s)
 
     def _connect(self, read_only: bool, path: Path | None = None,
                  config: dict | None = None) -> duckdb.DuckDBPyConnection:
