@@ -235,7 +235,7 @@ def test_humaneval_samples_canonical_pass_and_empty_bodies_fail(tmp_path: Path, 
         shown = runner.invoke(app, ["eval", "humaneval", "--samples", str(_samples(tmp_path, name, completion)),
                                     "--json"], env=env)
         assert shown.exit_code == 0, shown.output
-        figures[name] = json.loads(shown.output)
+        figures[name] = json.loads(shown.stdout)
     canonical, empty = figures["canonical"], figures["empty"]
     assert canonical["n"] == 164 and canonical["metrics"]["pass@1"]["value"] == 1.0
     assert canonical["metrics"]["pass@1"]["low"] == pytest.approx(0.9771, abs=1e-4)
@@ -247,7 +247,7 @@ def test_humaneval_samples_canonical_pass_and_empty_bodies_fail(tmp_path: Path, 
     assert stored["mode"] == "samples" and stored["code_version"]
     compared = runner.invoke(app, ["eval", "compare", canonical["eval_id"], empty["eval_id"], "--json"], env=env)
     assert compared.exit_code == 0, compared.output
-    result = json.loads(compared.output)
+    result = json.loads(compared.stdout)
     assert result["delta"]["value"] == -1.0 and result["mcnemar"]["a_only"] == 164
     assert result["mcnemar"]["p_value"] == pytest.approx(2 / 2 ** 164)
     with warehouse.reading() as con:
@@ -339,3 +339,23 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
         assert shown.returncode == 2, (args, shown.stderr)
         assert re.search(rf"error:.*{expected}", shown.stderr), shown.stderr
         assert "Traceback" not in shown.stderr
+
+
+def test_agent_option_evaluates_the_configured_llm_agent(tmp_path: Path, tiny_model: Path, lora_adapter: Path,
+                                                         sample: Path) -> None:
+    """`--agent evaluator` takes the model and adapter from the role's config (the real TOML loader)."""
+    from sinq.cli import app
+
+    config = tmp_path / "sinq.toml"
+    config.write_text(f'[agents.evaluator]\nkind = "llm"\nbackend = "transformers"\nmodel = "{tiny_model}"\n'
+                      f'adapter = "{lora_adapter}"\ndevice = "cpu"\n')
+    db = tmp_path / "w.duckdb"
+    shown = CliRunner().invoke(app, ["eval", "identifier-swap", "--file", str(sample), "--agent", "evaluator",
+                                     "--limit", "3", "--config", str(config), "--db", str(db), "--json"],
+                               env={"SINQ_CONFIG": ""})
+    assert shown.exit_code == 0, shown.output
+    figures = json.loads(shown.stdout)
+    assert figures["n"] == 3 and figures["role"] == "evaluator"
+    assert figures["model"] == str(tiny_model) and figures["adapter"] == str(lora_adapter)
+    stored = read_eval(Warehouse(db), figures["eval_id"])
+    assert stored["role"] == "evaluator" and len(stored["results"]) == 3
