@@ -131,6 +131,8 @@ def pass_metrics(per_task: dict[str, list[bool]], config: EvalConfig) -> dict[st
     metrics = {}
     for k in config.humaneval_k:
         if k > fewest:
+            metrics[f"pass@{k}"] = {"value": None, "low": 0.0, "high": 1.0, "n": 0,
+                                    "interval": f"not estimable: a task has {fewest} sample(s) < {k}"}
             continue
         if all(len(v) == 1 for v in per_task.values()) and k == 1:
             metrics["pass@1"] = rate(sum(v[0] for v in per_task.values()), len(per_task), config.confidence)

@@ -51,7 +51,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 def _warehouse(settings, db: Path | None):
     from sinq.warehouse.store import Warehouse
 
-    return Warehouse(db or settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    return Warehouse.from_config(settings.warehouse, db)
 
 
 def _agent_config(settings, warehouse, model: Path | None, adapter: Path | None, agent: str | None,

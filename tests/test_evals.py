@@ -277,6 +277,8 @@ def test_humaneval_scripted_answers_k_samples_and_held_out_split(local_backend) 
     assert run.metrics["pass@1"]["value"] == 1.0 and run.metrics["pass@2"]["value"] == 1.0
     assert run.metrics["pass@1"]["interval"] == "bootstrap"
     assert "contamination" not in run.detail
+    short = humaneval.evaluate(local_backend, EvalConfig(humaneval_k=[1, 5]), backend=Canonical(), limit=2)
+    assert short.metrics["pass@1"]["value"] == 1.0 and short.metrics["pass@5"]["value"] is None
     everything = humaneval.evaluate(local_backend, backend=Constant("    return None\n"), split="all", limit=4)
     assert everything.metrics["pass@1"]["value"] == 0.0 and "contamination" in everything.detail
     assert humaneval.completion_of("```python\ndef f(x):\n    return x\n```", "f") == "\ndef f(x):\n    return x\n"
