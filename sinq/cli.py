@@ -297,6 +297,7 @@ class _Recorder:
         from datetime import UTC, datetime
 
         from sinq.tasks.hygiene import preparer
+        from sinq.warehouse import queries
         from sinq.warehouse.records import merge, pair_rows, verdict_rows
 
         settled = [(p, v) for p, v in zip(pairs, verdicts, strict=True) if v.reason != "sandbox_error"]
@@ -309,16 +310,12 @@ class _Recorder:
 
         def prepare(con, rows: dict) -> None:
             mark(con, rows)
-            con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [datetime.now(UTC), self.run_id])
+            queries.beat_in(con, self.run_id, datetime.now(UTC))
 
         self._store(batch, prepare=prepare)
 
     def finish(self) -> None:
-        from datetime import UTC, datetime
-
-        with self.warehouse.writing() as con:
-            con.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE run_id = ?",
-                        [datetime.now(UTC), self.run_id])
+        self.warehouse.finish_run(self.run_id, "finished")
 
 
 def _short(outcome) -> str:

@@ -26,6 +26,7 @@ from sinq.sandbox.config import SandboxConfig
 from sinq.sandbox.outcome import Outcome, Verdict
 from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
+from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
 
@@ -61,12 +62,7 @@ def sample_ids(ids: list[str], n: int | None, seed: str) -> list[str]:
 
 def select_pairs(warehouse: Warehouse, sample: int | None, run_id: str | None, seed: str) -> list[str]:
     """Ids of stored verified pairs: all (sample None), a seeded sample of ``sample``, optionally of one run."""
-    if not warehouse.path.exists():
-        return []
-    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-    with warehouse.reading() as con:
-        ids = [r[0] for r in con.execute(f"SELECT pair_id FROM verified_pairs {where}", params).fetchall()]
-    return sample_ids(ids, sample, seed)
+    return sample_ids(queries.verified_pair_ids(warehouse, run_id), sample, seed)
 
 
 def _run_rules(config_json: str | None) -> dict | None:
@@ -96,25 +92,7 @@ def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) 
     distinct triple) and every hash seed the runs behind them used."""
     if not pair_ids:
         return [], set()
-    with warehouse.reading() as con:
-        pairs = con.execute(
-            "SELECT p.pair_id, o.code, v.code, p.entry_point, i.literal, vd.verdict, vd.original_outcome, "
-            "vd.variant_outcome, vd.compare_mode, r.config FROM pairs p JOIN verdicts vd USING (verdict_id) "
-            "JOIN programs o ON o.program_id = p.original_program_id "
-            "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = p.input_id "
-            "LEFT JOIN runs r ON r.run_id = vd.run_id WHERE p.pair_id IN (SELECT unnest(?)) ORDER BY p.pair_id",
-            [pair_ids]).fetchall()
-        answers = con.execute(
-            "SELECT a.pair_id, a.answer_id, i.literal, a.diverged, vd.verdict, vd.compare_mode, r.config "
-            "FROM evaluator_answers a JOIN verdicts vd ON vd.verdict_id = a.verdict_id "
-            "JOIN inputs i ON i.input_id = vd.input_id LEFT JOIN runs r ON r.run_id = vd.run_id "
-            "WHERE a.counted AND a.pair_id IN (SELECT unnest(?)) ORDER BY a.pair_id, a.answer_id",
-            [pair_ids]).fetchall()
-        seeds = {r[0] for r in con.execute(
-            "SELECT DISTINCT e.hash_seed FROM executions e WHERE e.hash_seed IS NOT NULL AND e.verdict_id IN ("
-            "SELECT verdict_id FROM pairs WHERE pair_id IN (SELECT unnest(?)) UNION "
-            "SELECT verdict_id FROM evaluator_answers WHERE counted AND pair_id IN (SELECT unnest(?)))",
-            [pair_ids, pair_ids]).fetchall()}
+    pairs, answers, seeds = queries.claims_behind(warehouse, pair_ids)
     fallback = base.model_dump(mode="json", include=set(RULE_FIELDS))
 
     def rules(config_json: str | None, compare: str | None) -> str:
@@ -128,17 +106,19 @@ def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) 
 
     claims: dict[tuple[str, str, str], Claim] = {}
     programs: dict[str, tuple[str, str, str]] = {}
-    for pair_id, original, variant, entry, literal, verdict, stored_o, stored_v, compare, config in pairs:
-        programs[pair_id] = (original, variant, entry)
-        key = (pair_id, literal, rules(config, compare))
-        claim = claims.setdefault(key, Claim(pair_id, original, variant, entry, literal, key[2], verdict))
+    for p in pairs:
+        programs[p["pair_id"]] = (p["original"], p["variant"], p["entry_point"])
+        key = (p["pair_id"], p["literal"], rules(p["config"], p["compare_mode"]))
+        claim = claims.setdefault(key, Claim(p["pair_id"], p["original"], p["variant"], p["entry_point"],
+                                             p["literal"], key[2], p["verdict"]))
         claim.is_pair = True
-        claim.stored = {"original": _outcome(stored_o), "variant": _outcome(stored_v)}
-    for pair_id, answer_id, literal, diverged, verdict, compare, config in answers:
-        original, variant, entry = programs[pair_id]
-        key = (pair_id, literal, rules(config, compare))
-        claim = claims.setdefault(key, Claim(pair_id, original, variant, entry, literal, key[2], verdict))
-        claim.answers.append((answer_id, bool(diverged)))
+        claim.stored = {"original": _outcome(p["original_outcome"]), "variant": _outcome(p["variant_outcome"])}
+    for a in answers:
+        original, variant, entry = programs[a["pair_id"]]
+        key = (a["pair_id"], a["literal"], rules(a["config"], a["compare_mode"]))
+        claim = claims.setdefault(key, Claim(a["pair_id"], original, variant, entry, a["literal"], key[2],
+                                             a["verdict"]))
+        claim.answers.append((a["answer_id"], bool(a["diverged"])))
     return list(claims.values()), seeds
 
 

@@ -21,6 +21,7 @@ import duckdb
 from sinq.game.config import DedupConfig, QualityConfig
 from sinq.game.degenerate import flags
 from sinq.game.similarity import Fingerprint, code_tokens, fingerprint, near_duplicate
+from sinq.warehouse import queries
 
 MARKS = ("variant_ast_hash", "duplicate_of", "duplicate_kind", "similarity", "flags")
 
@@ -48,29 +49,17 @@ def _key(row: dict) -> tuple[str, str]:
     return ("problem", row["problem_id"]) if row.get("problem_id") else ("original", row["original_program_id"])
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, sql: str, ids: set[str]) -> dict[str, tuple]:
-    if not ids:
-        return {}
-    return {r[0]: r[1:] for r in con.execute(sql, [sorted(ids)]).fetchall()}
-
-
 def _stored_groups(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]],
                    dedup: DedupConfig) -> dict[tuple[str, str], _Group]:
     """Every stored pair of these problems/originals; canonical (non-duplicate) ones first, then oldest first, so
     that an AST hash points at the pair it first belonged to."""
     problems = sorted(k for kind, k in keys if kind == "problem")
     originals = sorted(k for kind, k in keys if kind == "original")
-    rows = con.execute(
-        "SELECT p.pair_id, p.problem_id, p.original_program_id, p.variant_ast_hash, p.duplicate_of IS NULL, "
-        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN o.code END, "
-        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN v.code END "
-        "FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
-        "JOIN programs v ON v.program_id = p.variant_program_id "
-        "WHERE p.problem_id IN (SELECT unnest(?)) "
-        "OR (p.problem_id IS NULL AND p.original_program_id IN (SELECT unnest(?))) "
-        "ORDER BY p.duplicate_of IS NOT NULL, p.created_at, p.pair_id", [problems, originals]).fetchall()
     groups: dict[tuple[str, str], _Group] = {key: _Group() for key in keys}
-    for pair_id, problem_id, original_id, stored_hash, canonical, original, variant in rows:
+    for row in queries.stored_pairs(con, problems, originals):
+        pair_id, problem_id, original_id = row["pair_id"], row["problem_id"], row["original_program_id"]
+        stored_hash, canonical, original, variant = (row["variant_ast_hash"], row["canonical"], row["original"],
+                                                     row["variant"])
         group = groups[("problem", problem_id) if problem_id else ("original", original_id)]
         fp = None
         if original is not None and variant is not None:
@@ -93,21 +82,15 @@ def mark_pairs(con: duckdb.DuckDBPyConnection, batch: dict[str, list[dict]], qua
     codes = {r["program_id"]: r["code"] for r in batch.get("programs", [])}
     literals = {r["input_id"]: r["literal"] for r in batch.get("inputs", [])}
     wanted_programs = {p[k] for p in pairs for k in ("original_program_id", "variant_program_id")} - set(codes)
-    codes |= {k: v[0] for k, v in _lookup(
-        con, "SELECT program_id, code FROM programs WHERE program_id IN (SELECT unnest(?))", wanted_programs).items()}
-    literals |= {k: v[0] for k, v in _lookup(
-        con, "SELECT input_id, literal FROM inputs WHERE input_id IN (SELECT unnest(?))",
-        {p["input_id"] for p in pairs} - set(literals)).items()}
-    seeds = {k: json.loads(v[0] or "[]") for k, v in _lookup(
-        con, "SELECT problem_id, seed_inputs FROM problems WHERE problem_id IN (SELECT unnest(?))",
-        {p["problem_id"] for p in pairs if p.get("problem_id")}).items()}
-    stored = _lookup(con, f"SELECT pair_id, {', '.join(MARKS)} FROM pairs WHERE pair_id IN (SELECT unnest(?))",
-                     {p["pair_id"] for p in pairs})
+    codes |= queries.codes(con, wanted_programs)
+    literals |= queries.literals(con, {p["input_id"] for p in pairs} - set(literals))
+    seeds = queries.seed_inputs(con, {p["problem_id"] for p in pairs if p.get("problem_id")})
+    stored = queries.pair_marks(con, {p["pair_id"] for p in pairs}, MARKS)
     groups = _stored_groups(con, {_key(p) for p in pairs}, dedup)
     done: dict[str, dict] = {}
     for row in pairs:
         if row["pair_id"] in stored:
-            row.update(zip(MARKS, stored[row["pair_id"]], strict=True))
+            row.update(stored[row["pair_id"]])
             continue
         if row["pair_id"] in done:
             row.update({k: done[row["pair_id"]][k] for k in MARKS})

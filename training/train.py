@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sinq.training.config import TrainConfig
+from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
 
@@ -25,13 +26,10 @@ def _versions() -> dict:
 
 
 def _snapshot(warehouse: Warehouse, snapshot_id: str) -> dict:
-    with warehouse.reading() as con:
-        rows = con.execute("SELECT kind, role, path FROM training_sets WHERE snapshot_id = ?",
-                           [snapshot_id]).fetchall()
-    if not rows:
+    found = queries.training_set(warehouse, snapshot_id)
+    if found is None:
         raise KeyError(f"no training set {snapshot_id!r} in {warehouse.path} (sinq train build ...)")
-    kind, role, path = rows[0]
-    return {"kind": kind, "role": role, "path": path}
+    return found
 
 
 def _bf16(config: TrainConfig) -> bool:
@@ -144,6 +142,4 @@ def train(warehouse: Warehouse, kind: str, role: str, base: str, snapshot_id: st
 
 
 def _finish(warehouse: Warehouse, job_id: str, status: str, metrics: dict) -> None:
-    with warehouse.writing() as con:
-        con.execute("UPDATE training_jobs SET status = ?, metrics = ?, finished_at = ? WHERE job_id = ?",
-                    [status, json.dumps(metrics), datetime.now(UTC), job_id])
+    queries.finish_job(warehouse, job_id, status, metrics, datetime.now(UTC))

@@ -125,10 +125,107 @@ def round_curve(warehouse: Warehouse, round_: int) -> dict:
             for k, v in curve.items()}
 
 
+# ---- hygiene (inside the write transaction: ``con`` is the writer's connection)
+def codes(con: duckdb.DuckDBPyConnection, program_ids: set[str]) -> dict[str, str]:
+    return dict(con.execute("SELECT program_id, code FROM programs WHERE program_id IN (SELECT unnest(?))",
+                            [sorted(program_ids)]).fetchall()) if program_ids else {}
+
+
+def literals(con: duckdb.DuckDBPyConnection, input_ids: set[str]) -> dict[str, str]:
+    return dict(con.execute("SELECT input_id, literal FROM inputs WHERE input_id IN (SELECT unnest(?))",
+                            [sorted(input_ids)]).fetchall()) if input_ids else {}
+
+
+def seed_inputs(con: duckdb.DuckDBPyConnection, problem_ids: set[str]) -> dict[str, list]:
+    rows = con.execute("SELECT problem_id, seed_inputs FROM problems WHERE problem_id IN (SELECT unnest(?))",
+                       [sorted(problem_ids)]).fetchall() if problem_ids else []
+    return {problem_id: json.loads(seeds or "[]") for problem_id, seeds in rows}
+
+
+def pair_marks(con: duckdb.DuckDBPyConnection, pair_ids: set[str], marks: tuple[str, ...]) -> dict[str, dict]:
+    """The stored hygiene marks (``marks``: column names) of the pairs of ``pair_ids`` that are stored."""
+    if not pair_ids:
+        return {}
+    rows = _dicts(con.execute(f"SELECT pair_id, {', '.join(marks)} FROM pairs WHERE pair_id IN (SELECT unnest(?))",
+                              [sorted(pair_ids)]))
+    return {row.pop("pair_id"): row for row in rows}
+
+
+def stored_pairs(con: duckdb.DuckDBPyConnection, problem_ids: list[str], original_ids: list[str]) -> list[dict]:
+    """Every stored pair of these problems (or originals, for pairs without a problem): canonical (non-duplicate)
+    ones first, then oldest first; the codes only where a fingerprint may be needed."""
+    return _dicts(con.execute(
+        "SELECT p.pair_id, p.problem_id, p.original_program_id, p.variant_ast_hash, "
+        "p.duplicate_of IS NULL AS canonical, "
+        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN o.code END AS original, "
+        "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN v.code END AS variant "
+        "FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
+        "JOIN programs v ON v.program_id = p.variant_program_id "
+        "WHERE p.problem_id IN (SELECT unnest(?)) "
+        "OR (p.problem_id IS NULL AND p.original_program_id IN (SELECT unnest(?))) "
+        "ORDER BY p.duplicate_of IS NOT NULL, p.created_at, p.pair_id", [problem_ids, original_ids]))
+
+
+# ---- audits
+def verified_pair_ids(warehouse: Warehouse, run_id: str | None = None) -> list[str]:
+    """Ids of the pairs in ``verified_pairs`` (of one run, or all)."""
+    if not warehouse.path.exists():
+        return []
+    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    with warehouse.reading() as con:
+        return [r[0] for r in con.execute(f"SELECT pair_id FROM verified_pairs {where}", params).fetchall()]
+
+
+def claims_behind(warehouse: Warehouse, pair_ids: list[str]) -> tuple[list[dict], list[dict], set[int]]:
+    """What an audit re-verifies for these pairs: each pair's own claim (codes, input, stored verdict and outcomes,
+    compare mode, the config of the run that settled it), its counted answers' claims, and every hash seed the
+    executions behind them used."""
+    with warehouse.reading() as con:
+        pairs = _dicts(con.execute(
+            "SELECT p.pair_id, o.code AS original, v.code AS variant, p.entry_point, i.literal, vd.verdict, "
+            "vd.original_outcome, vd.variant_outcome, vd.compare_mode, r.config FROM pairs p "
+            "JOIN verdicts vd USING (verdict_id) "
+            "JOIN programs o ON o.program_id = p.original_program_id "
+            "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = p.input_id "
+            "LEFT JOIN runs r ON r.run_id = vd.run_id WHERE p.pair_id IN (SELECT unnest(?)) ORDER BY p.pair_id",
+            [pair_ids]))
+        answers = _dicts(con.execute(
+            "SELECT a.pair_id, a.answer_id, i.literal, a.diverged, vd.verdict, vd.compare_mode, r.config "
+            "FROM evaluator_answers a JOIN verdicts vd ON vd.verdict_id = a.verdict_id "
+            "JOIN inputs i ON i.input_id = vd.input_id LEFT JOIN runs r ON r.run_id = vd.run_id "
+            "WHERE a.counted AND a.pair_id IN (SELECT unnest(?)) ORDER BY a.pair_id, a.answer_id",
+            [pair_ids]))
+        seeds = {r[0] for r in con.execute(
+            "SELECT DISTINCT e.hash_seed FROM executions e WHERE e.hash_seed IS NOT NULL AND e.verdict_id IN ("
+            "SELECT verdict_id FROM pairs WHERE pair_id IN (SELECT unnest(?)) UNION "
+            "SELECT verdict_id FROM evaluator_answers WHERE counted AND pair_id IN (SELECT unnest(?)))",
+            [pair_ids, pair_ids]).fetchall()}
+    return pairs, answers, seeds
+
+
+# ---- training
+def training_set(warehouse: Warehouse, snapshot_id: str) -> dict | None:
+    with warehouse.reading() as con:
+        rows = _dicts(con.execute("SELECT kind, role, path FROM training_sets WHERE snapshot_id = ?", [snapshot_id]))
+    return rows[0] if rows else None
+
+
+def finish_job(warehouse: Warehouse, job_id: str, status: str, metrics: dict, now: datetime) -> None:
+    with warehouse.writing() as con:
+        con.execute("UPDATE training_jobs SET status = ?, metrics = ?, finished_at = ? WHERE job_id = ?",
+                    [status, json.dumps(metrics), now, job_id])
+
+
 # ---- runs: liveness
 def beat(warehouse: Warehouse, run_id: str, now: datetime) -> None:
     with warehouse.writing() as con:
-        con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'", [now, run_id])
+        beat_in(con, run_id, now)
+
+
+def beat_in(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> None:
+    """The heartbeat inside a write already open (a batch's own transaction)."""
+    con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'", [now, run_id])
+
 
 
 def running_runs(warehouse: Warehouse, silent_since: datetime) -> list[dict]:
