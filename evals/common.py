@@ -31,6 +31,11 @@ class Item:
     text: str
     origin: str
     item_id: str = ""
+    problem_id: str | None = None
+    """The warehouse problem it is (HumanEval tasks): a training set that used that problem touched the item."""
+    register: bool = True
+    """Goes into the decontamination list. False for a seed source's train-split problems (HumanEval's 125): they
+    are measured on request (--all) but registering them would make every training set drop their pairs."""
 
     def __post_init__(self) -> None:
         self.item_id = self.item_id or make_item(self.suite, self.text, self.origin).item_id
@@ -106,10 +111,24 @@ class Clock:
 
 def record(warehouse: Warehouse, run: EvalRun, code_version: str | None = None) -> str:
     """Store the run with every result, register its items for decontamination, and return its eval id (fresh per
-    run: the same model evaluated twice is two runs)."""
+    run: the same model evaluated twice is two runs). Items a registered training set touched are counted in the
+    run's detail (``contaminated_items``, with the sets), so a figure measured partly on trained items says so."""
+    from sinq.training.decontam import contaminated_items
+
     run.eval_id = run.eval_id or content_id("eval", run.suite, run.model, run.adapter, run.mode, run.items_hash(),
                                             time.time_ns())[:16]
-    register_items(warehouse, [make_item(i.suite, i.text, i.origin) for i in _unique(run.items)])
+    items = _unique(run.items)
+    register_items(warehouse, [make_item(i.suite, i.text, i.origin, i.problem_id) for i in items if i.register])
+    problem_ids = [i.problem_id for i in items if i.problem_id]
+    hits = contaminated_items(warehouse, item_ids=[i.item_id for i in items if i.register],
+                              problem_ids=problem_ids or None)
+    hit_items = {h["item_id"] for h in hits if h["item_id"]}
+    hit_problems = {h["problem_id"] for h in hits if h["problem_id"]}
+    touched = sorted(i.item_id for i in items if i.item_id in hit_items or i.problem_id in hit_problems)
+    run.detail["contaminated_items"] = len(touched)
+    if touched:
+        run.detail["contaminated_sets"] = sorted({h["snapshot_id"] for h in hits})
+        run.detail["contaminated_item_ids"] = touched[:50]
     store_eval(warehouse, {
         "eval_id": run.eval_id, "suite": run.suite, "suite_version": run.suite_version, "model": run.model,
         "adapter": run.adapter, "role": run.role, "mode": run.mode, "sampling": run.sampling, "seeds": run.seeds,

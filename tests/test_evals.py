@@ -251,7 +251,9 @@ def test_humaneval_samples_canonical_pass_and_empty_bodies_fail(tmp_path: Path, 
     assert result["delta"]["value"] == -1.0 and result["mcnemar"]["a_only"] == 164
     assert result["mcnemar"]["p_value"] == pytest.approx(2 / 2 ** 164)
     with warehouse.reading() as con:
-        assert con.execute("SELECT count(*) FROM eval_items WHERE suite = 'humaneval'").fetchall()[0][0] == 164
+        registered = {r[0] for r in con.execute("SELECT origin FROM eval_items WHERE suite = 'humaneval'").fetchall()}
+    # only the held-out tasks: registering the train split would make every training set drop HumanEval's pairs
+    assert registered == {f"humaneval:{t}" for t in humaneval.tasks("held_out")}
 
 
 def test_humaneval_scripted_answers_k_samples_and_held_out_split(local_backend) -> None:
@@ -361,3 +363,29 @@ def test_agent_option_evaluates_the_configured_llm_agent(tmp_path: Path, tiny_mo
     assert figures["model"] == str(tiny_model) and figures["adapter"] == str(lora_adapter)
     stored = read_eval(Warehouse(db), figures["eval_id"])
     assert stored["role"] == "evaluator" and len(stored["results"]) == 3
+
+
+def test_a_run_says_which_items_a_training_set_touched(tmp_path: Path) -> None:
+    """A registered training set that used a held-out task's problem makes that item contaminated in the detail."""
+    from sinq.evals.common import EvalRun, Result
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    rows = humaneval.tasks("held_out")
+    items = [humaneval.item_of(row) for row in list(rows.values())[:2]]
+    assert all(i.problem_id for i in items)
+
+    def run() -> EvalRun:
+        return EvalRun("humaneval", "1", None, None, "samples", items,
+                       [Result(i.item_id, 0, True, 1.0) for i in items], {})
+
+    clean = run()
+    record(warehouse, clean)
+    assert clean.detail["contaminated_items"] == 0
+    warehouse.store({"training_sets": [{"snapshot_id": "set-1", "kind": "sft", "role": "generator",
+                                        "problem_ids": json.dumps([items[0].problem_id])}]})
+    touched = run()
+    record(warehouse, touched)
+    assert touched.detail["contaminated_items"] == 1
+    assert touched.detail["contaminated_sets"] == ["set-1"]
+    assert touched.detail["contaminated_item_ids"] == [items[0].item_id]
+    assert read_eval(warehouse, touched.eval_id, results=False)["detail"]["contaminated_items"] == 1
