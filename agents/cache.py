@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from sinq.agents.llm import LLMRequest, LLMResult
+from sinq.warehouse import queries
 from sinq.warehouse.store import Warehouse
 
 
@@ -25,13 +26,9 @@ class CachedBackend:
         if not keys or not self.warehouse.path.exists():
             return {}
         found: dict[str, list[tuple]] = {}
-        with self.warehouse.reading() as con:
-            rows = con.execute(
-                "SELECT request_id, choice_index, text, finish_reason, prompt_tokens, completion_tokens "
-                "FROM llm_responses WHERE request_id IN (SELECT unnest(?)) ORDER BY request_id, choice_index",
-                [keys]).fetchall()
-        for row in rows:
-            found.setdefault(row[0], []).append(row[1:])
+        for row in queries.cached_responses(self.warehouse, keys):
+            found.setdefault(row["request_id"], []).append((row["choice_index"], row["text"], row["finish_reason"],
+                                                            row["prompt_tokens"], row["completion_tokens"]))
         return found
 
     def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:

@@ -111,6 +111,17 @@ def test_every_room_is_walked_and_the_rules_can_fail() -> None:
     assert not violations("x.py", "training", "from sinq.agents.tiny_model import make\nfrom sinq import x\n")
 
 
+def test_sql_lives_behind_the_warehouse() -> None:
+    """Only warehouse/ talks SQL (named queries returning dicts); every other room asks it by name."""
+    import re
+
+    talking = re.compile(r"\.execute\(|\bduckdb\.connect\(")
+    bad = [f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}"
+           for path, room in _modules() if room != "warehouse"
+           for number, line in enumerate(path.read_text().splitlines(), 1) if talking.search(line)]
+    assert not bad, "SQL outside warehouse/:\n" + "\n".join(bad)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built from the tracked files only, in a copy: no stale build/ folder and no untracked file can hide in it."""

@@ -23,6 +23,7 @@ from sinq.game.prompts import alice_messages, bob_messages, render_alice, render
 from sinq.sources.config import SplitConfig
 from sinq.training.config import BuildConfig, DecontaminationConfig
 from sinq.training.decontam import EvalIndex, is_held_out, prepare
+from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
 from sinq.warehouse.schema import LATEST, current_version
 from sinq.warehouse.store import Warehouse
@@ -40,47 +41,6 @@ class HeldOutLeak(SinqError, RuntimeError):
     """A held-out problem reached a training set: refused, nothing written."""
 
     exit_code = 4
-
-
-def _where_rounds(config: BuildConfig, column: str) -> tuple[str, list]:
-    if config.rounds is None:
-        return "", []
-    return f" AND {column} IN (SELECT unnest(?))", [config.rounds]
-
-
-_HYGIENE = ("ap.source, ap.split, ap.duplicate_of, ap.flags, ap.audit_reproduced, ap.status, s.detail, "
-            "ap.difficulty")
-
-
-def _pairs(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
-    rounds, params = _where_rounds(config, "ap.round")
-    sql = (
-        "SELECT ap.pair_id, ap.problem_id, ap.original_code AS original, ap.entry_point, s.target_difficulty, "
-        "ap.variant_code AS variant, ap.diverging_input AS literal, ap.round, ap.run_id, r.text AS response, "
-        f"{_HYGIENE} FROM all_pairs ap JOIN pairs p ON p.pair_id = ap.pair_id "
-        "JOIN problems pr ON pr.problem_id = ap.problem_id JOIN samples s ON s.sample_id = p.sample_id "
-        "LEFT JOIN llm_responses r ON r.response_id = s.response_id "
-        "WHERE ap.difficulty IS NOT NULL" + rounds + " ORDER BY ap.pair_id")
-    return _rows(warehouse, sql, params)
-
-
-def _rows(warehouse: Warehouse, sql: str, params: list) -> list[dict]:
-    with warehouse.reading() as con:
-        cursor = con.execute(sql, params)
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _answers(warehouse: Warehouse, config: BuildConfig) -> list[dict]:
-    rounds, params = _where_rounds(config, "a.round")
-    sql = (
-        "SELECT a.pair_id, ap.problem_id, ap.original_code AS original, ap.variant_code AS variant, ap.entry_point, "
-        f"i.literal, a.diverged, a.round, a.run_id, {_HYGIENE} FROM evaluator_answers a "
-        "JOIN all_pairs ap ON ap.pair_id = a.pair_id JOIN pairs p ON p.pair_id = a.pair_id "
-        "JOIN problems pr ON pr.problem_id = ap.problem_id "
-        "LEFT JOIN samples s ON s.sample_id = p.sample_id JOIN inputs i ON i.input_id = a.input_id "
-        "WHERE true" + rounds + " ORDER BY a.pair_id, a.answer_index")
-    return _rows(warehouse, sql, params)
 
 
 def _flags(row: dict) -> list[str]:
@@ -280,7 +240,8 @@ def select(warehouse: Warehouse, kind: str, role: str, config: BuildConfig,
         index = prepare(warehouse, hygiene.decontamination, hygiene.split, config.held_out_splits)
         hygiene.eval_items = dict(sorted(Counter(i.suite for i in index.items.values()).items()))
     generator_rows = role == "generator" or kind == "grpo"
-    rows = _pairs(warehouse, config) if generator_rows else _answers(warehouse, config)
+    rows = (queries.training_pairs(warehouse, config.rounds) if generator_rows
+            else queries.training_answers(warehouse, config.rounds))
     rows, hygiene.removed = screen(rows, config, hygiene.split, hygiene.decontamination, index)
     if generator_rows:
         examples = (generator_sft(rows, config) if kind == "sft" else generator_dpo(rows, config) if kind == "dpo"

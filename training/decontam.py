@@ -27,6 +27,7 @@ from sinq.game.similarity import ast_hash, code_tokens, ngrams
 from sinq.sources.config import SplitConfig
 from sinq.sources.splits import HELD_OUT, split_of
 from sinq.training.config import DecontaminationConfig
+from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
 
@@ -88,15 +89,14 @@ def register_held_out(warehouse: Warehouse, split: SplitConfig | None = None,
     """Every held-out problem of the warehouse as an item (its program: setup code, then the solution)."""
     split = split or SplitConfig()
     held_out_splits = list(held_out_splits)
-    with warehouse.reading() as con:
-        rows = con.execute("SELECT problem_id, source, source_id, split, code, setup_code FROM problems").fetchall()
-        known = {r[0] for r in con.execute("SELECT problem_id FROM eval_items WHERE suite = ? AND problem_id IS NOT "
-                                           "NULL", [suite]).fetchall()}
+    known = queries.item_problem_ids(warehouse, suite)
     items = []
-    for problem_id, source, source_id, stored, code, setup in rows:
-        if problem_id in known or not is_held_out(stored, problem_id, source, split, held_out_splits):
+    for p in queries.all_problems(warehouse):
+        if p["problem_id"] in known or not is_held_out(p["split"], p["problem_id"], p["source"], split,
+                                                        held_out_splits):
             continue
-        items.append(make_item(suite, _program(code, setup), f"{source}:{source_id}", problem_id))
+        items.append(make_item(suite, _program(p["code"], p["setup_code"]), f"{p['source']}:{p['source_id']}",
+                               p["problem_id"]))
     return register_items(warehouse, items)
 
 
@@ -150,13 +150,8 @@ def register_benchmark(warehouse: Warehouse, path: Path, suite: str | None = Non
 
 
 def load_items(warehouse: Warehouse, item_ids: list[str] | None = None) -> list[EvalItem]:
-    sql = "SELECT item_id, suite, text, origin, problem_id, ast_hash FROM eval_items"
-    params: list = []
-    if item_ids is not None:
-        sql += " WHERE item_id IN (SELECT unnest(?))"
-        params = [item_ids]
-    with warehouse.reading() as con:
-        return [EvalItem(*row) for row in con.execute(sql + " ORDER BY item_id", params).fetchall()]
+    return [EvalItem(r["item_id"], r["suite"], r["text"], r["origin"], r["problem_id"], r["ast_hash"])
+            for r in queries.eval_items(warehouse, item_ids)]
 
 
 def _bare(code: str) -> str:
@@ -263,13 +258,7 @@ def _snapshot_pairs(path: str | None) -> list[str] | None:
 
 def _snapshot_programs(warehouse: Warehouse, pair_ids: list[str] | None, problem_ids: list[str]) -> list[str]:
     """Original and variant code of a snapshot's pairs (all pairs of its problems when its file is gone)."""
-    where, params = (("p.pair_id IN (SELECT unnest(?))", [pair_ids]) if pair_ids is not None
-                     else ("p.problem_id IN (SELECT unnest(?))", [problem_ids]))
-    with warehouse.reading() as con:
-        rows = con.execute(
-            "SELECT DISTINCT o.code, v.code FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
-            f"JOIN programs v ON v.program_id = p.variant_program_id WHERE {where}", params).fetchall()
-    return sorted({code for row in rows for code in row})
+    return sorted(queries.pair_codes(warehouse, pair_ids, problem_ids))
 
 
 def contaminated_items(warehouse: Warehouse, item_ids: list[str] | None = None, problem_ids: list[str] | None = None,
@@ -287,21 +276,13 @@ def contaminated_items(warehouse: Warehouse, item_ids: list[str] | None = None, 
         items += [i for i in load_items(warehouse) if i.problem_id in wanted and i.item_id not in
                   {j.item_id for j in items}]
         covered = {i.problem_id for i in items}
-        with warehouse.reading() as con:
-            rows = con.execute("SELECT problem_id, code, setup_code FROM problems WHERE problem_id IN "
-                               "(SELECT unnest(?))", [sorted(wanted - covered)]).fetchall()
-        items += [EvalItem(f"problem:{pid}", "", _program(code, setup), None, pid, _hash(_program(code, setup)))
-                  for pid, code, setup in rows]
+        rows = queries.problem_programs(warehouse, sorted(wanted - covered))
+        items += [EvalItem(f"problem:{r['problem_id']}", "", _program(r["code"], r["setup_code"]), None,
+                           r["problem_id"], _hash(_program(r["code"], r["setup_code"]))) for r in rows]
     if not items:
         return []
     index = EvalIndex(items, config.ngram)
-    sql = "SELECT snapshot_id, problem_ids, path FROM training_sets"
-    params: list = []
-    if snapshot_ids is not None:
-        sql += " WHERE snapshot_id IN (SELECT unnest(?))"
-        params = [snapshot_ids]
-    with warehouse.reading() as con:
-        sets = con.execute(sql + " ORDER BY snapshot_id", params).fetchall()
+    sets = [(s["snapshot_id"], s["problem_ids"], s["path"]) for s in queries.training_sets(warehouse, snapshot_ids)]
     strength = {"problem": 0, "ast": 1, "ngram": 2}
     found: dict[tuple[str, str], dict] = {}
     for snapshot_id, stored_problems, path in sets:

@@ -216,6 +216,95 @@ def finish_job(warehouse: Warehouse, job_id: str, status: str, metrics: dict, no
                     [status, json.dumps(metrics), now, job_id])
 
 
+def _rounds(rounds: list[int] | None, column: str) -> tuple[str, list]:
+    return ("", []) if rounds is None else (f" AND {column} IN (SELECT unnest(?))", [rounds])
+
+
+_HYGIENE = ("ap.source, ap.split, ap.duplicate_of, ap.flags, ap.audit_reproduced, ap.status, s.detail, "
+            "ap.difficulty")
+"""What the training-set builders check on every row (split, duplicates, flags, audits, status, difficulty)."""
+
+
+def training_pairs(warehouse: Warehouse, rounds: list[int] | None) -> list[dict]:
+    """Every labelled pair (all rounds, or these) with its sample, response and hygiene columns: the generator's
+    material."""
+    where, params = _rounds(rounds, "ap.round")
+    with warehouse.reading() as con:
+        return _dicts(con.execute(
+            "SELECT ap.pair_id, ap.problem_id, ap.original_code AS original, ap.entry_point, s.target_difficulty, "
+            "ap.variant_code AS variant, ap.diverging_input AS literal, ap.round, ap.run_id, r.text AS response, "
+            f"{_HYGIENE} FROM all_pairs ap JOIN pairs p ON p.pair_id = ap.pair_id "
+            "JOIN problems pr ON pr.problem_id = ap.problem_id JOIN samples s ON s.sample_id = p.sample_id "
+            "LEFT JOIN llm_responses r ON r.response_id = s.response_id "
+            "WHERE ap.difficulty IS NOT NULL" + where + " ORDER BY ap.pair_id", params))
+
+
+def training_answers(warehouse: Warehouse, rounds: list[int] | None) -> list[dict]:
+    """Every evaluator answer with its pair and hygiene columns: the evaluator's material."""
+    where, params = _rounds(rounds, "a.round")
+    with warehouse.reading() as con:
+        return _dicts(con.execute(
+            "SELECT a.pair_id, ap.problem_id, ap.original_code AS original, ap.variant_code AS variant, "
+            f"ap.entry_point, i.literal, a.diverged, a.round, a.run_id, {_HYGIENE} FROM evaluator_answers a "
+            "JOIN all_pairs ap ON ap.pair_id = a.pair_id JOIN pairs p ON p.pair_id = a.pair_id "
+            "JOIN problems pr ON pr.problem_id = ap.problem_id "
+            "LEFT JOIN samples s ON s.sample_id = p.sample_id JOIN inputs i ON i.input_id = a.input_id "
+            "WHERE true" + where + " ORDER BY a.pair_id, a.answer_index", params))
+
+
+# ---- evaluation items (decontamination)
+def all_problems(warehouse: Warehouse) -> list[dict]:
+    with warehouse.reading() as con:
+        return _dicts(con.execute("SELECT problem_id, source, source_id, split, code, setup_code FROM problems"))
+
+
+def item_problem_ids(warehouse: Warehouse, suite: str) -> set[str]:
+    with warehouse.reading() as con:
+        return {r[0] for r in con.execute("SELECT problem_id FROM eval_items WHERE suite = ? AND problem_id IS NOT "
+                                          "NULL", [suite]).fetchall()}
+
+
+def eval_items(warehouse: Warehouse, item_ids: list[str] | None = None) -> list[dict]:
+    where, params = (" WHERE item_id IN (SELECT unnest(?))", [item_ids]) if item_ids is not None else ("", [])
+    with warehouse.reading() as con:
+        return _dicts(con.execute("SELECT item_id, suite, text, origin, problem_id, ast_hash FROM eval_items"
+                                  + where + " ORDER BY item_id", params))
+
+
+def problem_programs(warehouse: Warehouse, problem_ids: list[str]) -> list[dict]:
+    with warehouse.reading() as con:
+        return _dicts(con.execute("SELECT problem_id, code, setup_code FROM problems WHERE problem_id IN "
+                                  "(SELECT unnest(?))", [problem_ids]))
+
+
+def pair_codes(warehouse: Warehouse, pair_ids: list[str] | None, problem_ids: list[str]) -> set[str]:
+    """Original and variant code of these pairs (or of every pair of these problems)."""
+    where, params = (("p.pair_id IN (SELECT unnest(?))", [pair_ids]) if pair_ids is not None
+                     else ("p.problem_id IN (SELECT unnest(?))", [problem_ids]))
+    with warehouse.reading() as con:
+        rows = con.execute(
+            "SELECT DISTINCT o.code, v.code FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
+            f"JOIN programs v ON v.program_id = p.variant_program_id WHERE {where}", params).fetchall()
+    return {code for row in rows for code in row}
+
+
+def training_sets(warehouse: Warehouse, snapshot_ids: list[str] | None = None) -> list[dict]:
+    where, params = (" WHERE snapshot_id IN (SELECT unnest(?))", [snapshot_ids]) if snapshot_ids is not None \
+        else ("", [])
+    with warehouse.reading() as con:
+        return _dicts(con.execute("SELECT snapshot_id, problem_ids, path FROM training_sets" + where
+                                  + " ORDER BY snapshot_id", params))
+
+
+# ---- the LLM response cache
+def cached_responses(warehouse: Warehouse, request_ids: list[str]) -> list[dict]:
+    with warehouse.reading() as con:
+        return _dicts(con.execute(
+            "SELECT request_id, choice_index, text, finish_reason, prompt_tokens, completion_tokens "
+            "FROM llm_responses WHERE request_id IN (SELECT unnest(?)) ORDER BY request_id, choice_index",
+            [request_ids]))
+
+
 # ---- runs: liveness
 def beat(warehouse: Warehouse, run_id: str, now: datetime) -> None:
     with warehouse.writing() as con:
