@@ -1,4 +1,4 @@
-"""How evaluations are run (an ``[eval]`` section once sinq/settings.py includes it). Plain pydantic."""
+"""How evaluations are run (``[eval]`` in the config file; `sinq eval` flags go on top). Plain pydantic."""
 
 from __future__ import annotations
 

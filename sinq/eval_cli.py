@@ -42,7 +42,7 @@ AgentOpt = Annotated[str | None, typer.Option("--agent", help="evaluate a role's
                                               "'promoted')")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the first N items")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of sampling and of the bootstrap")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="sampling and bootstrap seed (default [eval] seed)")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: config, SINQ_DB, ./sinq.duckdb)")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -111,6 +111,11 @@ def _show(summary: dict, json_out: bool, stored_in: Path) -> None:
               f"({summary['detail'].get('items_per_s')} items/s)")
 
 
+def _eval_config(settings, **flags: object) -> EvalConfig:
+    """``[eval]`` of the config file, with the flags given on top."""
+    return settings.eval.model_copy(update={k: v for k, v in flags.items() if v is not None})
+
+
 @app.command("humaneval")
 def humaneval(
     model: ModelOpt = None,
@@ -121,14 +126,16 @@ def humaneval(
                        ] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="all 164 tasks, not only the held-out split "
                                             "(contaminated: the rest seeds generation)")] = False,
-    n_samples: Annotated[int, typer.Option("--n", min=1, help="completions per task (the n of pass@k)")] = 1,
+    n_samples: Annotated[int | None, typer.Option("--n", min=1, help="completions per task (the n of pass@k; "
+                                                  "default [eval] humaneval_samples)")] = None,
     k: Annotated[list[int] | None, typer.Option("--k", min=1, help="report pass@K (repeatable; default 1)")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", min=0, help="sampling temperature (0 = greedy)")
-                           ] = 0.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="completion budget per answer")] = 512,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0, help="sampling temperature (0 = "
+                                                      "greedy; default [eval] temperature)")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="completion budget per answer "
+                                                   "(default [eval] max_tokens)")] = None,
     limit: LimitOpt = None,
     device: DeviceOpt = None,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     backend: Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")] = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
@@ -146,8 +153,8 @@ def humaneval(
     if samples is not None and (model is not None or agent is not None):
         raise EvalError("--samples scores a file's completions: it excludes --model and --agent")
     warehouse = _warehouse(settings, db)
-    eval_config = EvalConfig(humaneval_samples=n_samples, humaneval_k=k or [1], temperature=temperature,
-                             max_tokens=max_tokens, seed=seed)
+    eval_config = _eval_config(settings, humaneval_samples=n_samples, humaneval_k=k, temperature=temperature,
+                               max_tokens=max_tokens, seed=seed)
     agent_config = _agent_config(settings, warehouse, model, adapter, agent, device, eval_config.batch_size)
     if samples is None and agent_config is None:
         raise EvalError("nothing to score: give --samples FILE, --model PATH or --agent ROLE")
@@ -173,7 +180,7 @@ def identifier_swap(
     agent: AgentOpt = None,
     limit: LimitOpt = None,
     device: DeviceOpt = None,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -186,7 +193,7 @@ def identifier_swap(
     if mode not in suite.MODES:
         raise EvalError(f"unknown mode {mode!r} ({' | '.join(suite.MODES)})")
     warehouse = _warehouse(settings, db)
-    eval_config = EvalConfig(seed=seed)
+    eval_config = _eval_config(settings, seed=seed)
     agent_config = _agent_config(settings, warehouse, model, adapter, agent, device, eval_config.batch_size)
     if agent_config is None:
         raise EvalError("no model: give --model PATH or --agent ROLE")
@@ -211,7 +218,7 @@ def identifier_swap(
 def compare(
     eval_a: Annotated[str, typer.Argument(help="the eval id of the reference run (A)")],
     eval_b: Annotated[str, typer.Argument(help="the eval id of the candidate run (B)")],
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -225,7 +232,7 @@ def compare(
     warehouse = _warehouse(settings, db)
     if not warehouse.path.exists():
         raise WarehouseError(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)")
-    result = run_compare(warehouse, eval_a, eval_b, EvalConfig(seed=seed))
+    result = run_compare(warehouse, eval_a, eval_b, _eval_config(settings, seed=seed))
     if json_out:
         print(json.dumps(result, default=str))
         return

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sinq.agents.config import AgentsConfig
+from sinq.evals.config import EvalConfig
 from sinq.flows.config import RunConfig
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
@@ -31,6 +32,7 @@ class Settings(BaseModel):
     training: TrainingConfig = TrainingConfig()
     sources: SourcesConfig = SourcesConfig()
     quality: QualityConfig = QualityConfig()
+    eval: EvalConfig = EvalConfig()
 
     def config_hash(self) -> str:
         """Identifies what a run was asked to do (tagged on every run; stored with it)."""

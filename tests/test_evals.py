@@ -389,3 +389,15 @@ def test_a_run_says_which_items_a_training_set_touched(tmp_path: Path) -> None:
     assert touched.detail["contaminated_sets"] == ["set-1"]
     assert touched.detail["contaminated_item_ids"] == [items[0].item_id]
     assert read_eval(warehouse, touched.eval_id, results=False)["detail"]["contaminated_items"] == 1
+
+
+def test_the_eval_section_of_the_config_is_the_default_and_flags_go_on_top(tmp_path) -> None:
+    from sinq.eval_cli import _eval_config
+    from sinq.settings import load_settings
+
+    path = tmp_path / "sinq.toml"
+    path.write_text("[eval]\nbootstrap_resamples = 500\nseed = 7\nhumaneval_samples = 3\n")
+    settings = load_settings(path)
+    assert _eval_config(settings).bootstrap_resamples == 500 and _eval_config(settings).seed == 7
+    assert _eval_config(settings, seed=1, humaneval_samples=None).seed == 1
+    assert _eval_config(settings, seed=1, humaneval_samples=None).humaneval_samples == 3
