@@ -1,8 +1,68 @@
-"""How evaluations are run (``[eval]`` in the config file; `sinq eval` flags go on top). Plain pydantic."""
+"""How evaluations are run (``[eval]`` in the config file; `sinq eval` flags go on top), and the promotion gate
+(``[eval.gate]``): which suites an adapter must pass before its role uses it. Plain pydantic."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class GateSuite(BaseModel):
+    """One suite of the gate: what it runs on and how it counts (the primary suite must improve, a no-regression
+    suite must not fall by more than ``max_regression``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: Literal["humaneval", "identifier-swap"] = Field(description="the suite (sinq eval SUITE)")
+    role: Literal["primary", "no_regression"] = Field("no_regression", description="primary: must improve "
+                                                      "significantly; no_regression: must not fall too far")
+    file: Path | None = Field(None, description="identifier-swap's CSV; without one the suite is skipped (said so)")
+    mode: Literal["loglikelihood", "generate"] = Field("loglikelihood", description="identifier-swap's mode")
+    split: Literal["held_out", "all"] = Field("held_out", description="HumanEval's tasks (held_out: 39, clean)")
+    limit: int | None = Field(None, ge=1, description="only the first N items")
+    metric: str | None = Field(None, description="the run's metric shown beside the paired delta (default: "
+                                                 "pass@1 / accuracy)")
+
+    @property
+    def headline(self) -> str:
+        return self.metric or ("pass@1" if self.suite == "humaneval" else "accuracy")
+
+
+def _default_suites() -> list[GateSuite]:
+    return [GateSuite(suite="humaneval", role="no_regression"),
+            GateSuite(suite="identifier-swap", role="primary", file=None)]
+
+
+class GateConfig(BaseModel):
+    """The promotion gate: the candidate adapter against the incumbent (the promoted adapter, or the base model),
+    item by item on the same suites, before the role uses it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="measure before promoting (false: every trained adapter is promoted, "
+                                            "and the log says nothing was measured)")
+    suites: list[GateSuite] = Field(default_factory=_default_suites, description="the suites, each primary or "
+                                    "no_regression")
+    metric: Literal["paired_delta"] = Field("paired_delta", description="what is decided on: the paired delta of "
+                                            "the per-item rate of correct answers, candidate - incumbent")
+    min_improvement: float = Field(0.0, ge=0, le=1, description="the primary suite's delta must be at least this "
+                                   "(and above 0)")
+    max_regression: float = Field(0.02, ge=0, le=1, description="a no-regression suite's delta may not be below "
+                                  "minus this")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance of the primary improvement: McNemar p <= "
+                         "alpha (binary items) or the paired bootstrap's 1 - alpha interval above 0")
+    require_primary: bool = Field(False, description="refuse when no primary suite could be measured (default: "
+                                  "the no-regression suites decide alone, and the reasons say so)")
+    max_tokens: int = Field(128, ge=1, description="HumanEval completion budget in the gate (small: a laptop)")
+    device: str | None = Field(None, description="where the gate's models run (default: cuda if present)")
+
+    @model_validator(mode="after")
+    def _one_kind_each(self) -> GateConfig:
+        if not self.suites:
+            raise ValueError("[eval.gate] suites is empty: give at least one suite, or enabled = false")
+        return self
 
 
 class EvalConfig(BaseModel):
@@ -21,3 +81,4 @@ class EvalConfig(BaseModel):
     max_tokens: int = Field(512, ge=1, description="completion budget of a HumanEval answer")
     choice_max_tokens: int = Field(8, ge=1, description="answer budget of an identifier-swap 'generate' query")
     batch_size: int = Field(8, ge=1, description="sequences scored per forward pass (loglikelihood)")
+    gate: GateConfig = Field(default_factory=GateConfig, description="the promotion gate ([eval.gate])")

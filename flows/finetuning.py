@@ -1,5 +1,6 @@
 """Training flows: ``finetune`` (build a set, train a role, optionally promote; the GPU pool's deployment) and
-``self_play`` (rounds of generate → build → train → promote, with the curriculum curves per round)."""
+``self_play`` (rounds of generate → build → train → promote, with the curriculum curves per round). With
+``[eval.gate] enabled`` a trained adapter is promoted only when the promotion gate passes it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sinq.flows.artifacts import publish_curves
 from sinq.flows.nightly import nightly_generation
 from sinq.settings import Settings, load_settings
 from sinq.tasks import stages
-from sinq.tasks.training_steps import build_set, promote_adapter, record_round, train_role
+from sinq.tasks.training_steps import build_set, gate_adapter, promote_adapter, record_round, train_role
 
 
 def _settings(settings: dict | None) -> Settings:
@@ -26,6 +27,31 @@ def _base(cfg: Settings, role: str, base: str | None) -> str:
     return model
 
 
+def _promote(cfg: Settings, data: dict, role: str, adapter_id: str, base: str) -> dict:
+    """Through the gate when ``[eval.gate] enabled`` (promoted only on a pass), else straight (and the log says
+    nothing was measured). Returns ``{promoted, gate}``; ``gate`` is the decision or None."""
+    logger = get_run_logger()
+    if not cfg.eval.gate.enabled:
+        promote_adapter(data, role, adapter_id)
+        logger.warning("%s adapter %s promoted without measuring it ([eval.gate] enabled = false)", role, adapter_id)
+        return {"promoted": True, "gate": None}
+    decision = gate_adapter(data, role, adapter_id, base)
+    if not decision["passed"]:
+        logger.warning("%s adapter %s rejected by the gate: the role goes on with %s", role, adapter_id,
+                       decision["incumbent_adapter_id"] or "the base model")
+    return {"promoted": bool(decision["passed"]), "gate": decision}
+
+
+def _gate_figures(decision: dict | None) -> dict | None:
+    """The round curve's share of a decision: passed, and per suite the delta and p-value."""
+    if decision is None:
+        return None
+    suites = decision["figures"].get("suites", {})
+    return {"decision_id": decision["decision_id"], "passed": decision["passed"],
+            "suites": {label: None if f.get("skipped") else {"delta": f["delta"]["value"], "p_value": f["p_value"]}
+                       for label, f in suites.items()}}
+
+
 @flow(name="finetune", persist_result=False)
 def finetune(settings: dict | None = None, role: str = "evaluator", kind: str = "sft", base: str | None = None,
              promote: bool = False) -> dict:
@@ -36,10 +62,18 @@ def finetune(settings: dict | None = None, role: str = "evaluator", kind: str = 
     if built is None:
         get_run_logger().warning("no data for a %s set for the %s yet: nothing trained", kind, role)
         return {"trained": False}
-    result = train_role(data, kind, role, _base(cfg, role, base), built["snapshot_id"], flow_run.id)
-    if promote:
-        promote_adapter(data, role, result["adapter_id"])
-    return {"trained": True, "snapshot": built, **result, "promoted": promote}
+    model = _base(cfg, role, base)
+    result = train_role(data, kind, role, model, built["snapshot_id"], flow_run.id)
+    outcome = _promote(cfg, data, role, result["adapter_id"], model) if promote else {"promoted": False, "gate": None}
+    return {"trained": True, "snapshot": built, **result, **outcome}
+
+
+@flow(name="gate", persist_result=False)
+def gate(settings: dict | None = None, role: str = "evaluator", adapter_id: str = "", base: str | None = None) -> dict:
+    """Gate one registered adapter (promoted on a pass, rejected otherwise): what finetune and self_play do after
+    training, for an adapter trained elsewhere or a changed gate."""
+    cfg = _settings(settings)
+    return gate_adapter(cfg.model_dump(mode="json"), role, adapter_id, base)
 
 
 def _bootstrap(cfg: Settings) -> Settings:
@@ -59,7 +93,8 @@ def _bootstrap(cfg: Settings) -> Settings:
 @flow(name="self-play", persist_result=False)
 def self_play(settings: dict | None = None, rounds: int = 2, kind: str = "sft",
               roles: list[str] | None = None) -> dict:
-    """Rounds of: generate with the current adapters → build sets → train the roles → promote → next round."""
+    """Rounds of: generate with the current adapters → build sets → train the roles → gate and promote → next
+    round (a rejected adapter leaves the role on its current one)."""
     cfg = _settings(settings)
     logger = get_run_logger()
     roles = roles or ["generator", "evaluator"]
@@ -70,16 +105,20 @@ def self_play(settings: dict | None = None, rounds: int = 2, kind: str = "sft",
         round_cfg = _bootstrap(cfg.model_copy(update={"run": cfg.run.model_copy(update={"round": round_})}))
         data = round_cfg.model_dump(mode="json")
         summary = nightly_generation(data)
-        trained = {}
+        trained, gates = {}, {}
         for role in roles:
             built = build_set(data, kind, role, list(range(first, round_ + 1)))
             if built is None:
                 logger.warning("round %d: no data for the %s yet", round_, role)
                 continue
-            result = train_role(data, kind, role, _base(cfg, role, None), built["snapshot_id"], flow_run.id)
-            promote_adapter(data, role, result["adapter_id"])
+            model = _base(cfg, role, None)
+            result = train_role(data, kind, role, model, built["snapshot_id"], flow_run.id)
+            outcome = _promote(cfg, data, role, result["adapter_id"], model)
             trained[role] = result["adapter_id"]
-        curve = record_round(data, round_, summary, trained, started.isoformat())
+            gates[role] = _gate_figures(outcome["gate"]) or {"passed": None, "measured": False}
+            if not outcome["promoted"]:
+                logger.info("round %d: the %s goes on with its current adapter", round_, role)
+        curve = record_round(data, round_, summary, trained, started.isoformat(), gates)
         curves.append(curve)
         logger.info("round %d: %s", round_, curve)
     publish_curves(curves)

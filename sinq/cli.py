@@ -1038,11 +1038,32 @@ def train_bench_command(
     _figures({k: v for k, v in result.items() if k != "details"}, "SFT throughput", False)
 
 
+class AdapterRejected(SinqError):
+    """The gate rejected this adapter: promoting it needs --force and a --reason (stored as a forced decision)."""
+
+    exit_code = 2
+
+
+def _gate_cell(gate: dict | None) -> str:
+    """An adapter's latest gate decision in one cell: verdict, then each measured suite's delta (and p)."""
+    if not gate:
+        return ""
+    verdict = "forced" if gate["forced"] else "passed" if gate["passed"] else "rejected"
+    parts = []
+    for label, f in (gate["figures"] or {}).get("suites", {}).items():
+        if f.get("skipped"):
+            continue
+        p = f" p={f['p_value']:.3g}" if f.get("p_value") is not None else ""
+        parts.append(f"{label} {f['delta']['value']:+.3f}{p}")
+    return f"{verdict}: {', '.join(parts)}" if parts else verdict
+
+
 @models_app.command("list")
 def models_list(role: Annotated[str | None, typer.Option("--role", help="only this role (generator | evaluator)")
                                 ] = None, db: DbOpt = None,
                 config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """Registered adapters, with the job and data that made them; the promoted one per role is marked."""
+    """Registered adapters with their status (registered | promoted | rejected) and latest gate figures; the one
+    each role uses is marked."""
     from sinq.warehouse.adapters import list_adapters
 
     _, warehouse = _settings_warehouse(config, db)
@@ -1050,25 +1071,42 @@ def models_list(role: Annotated[str | None, typer.Option("--role", help="only th
     if json_out:
         print(json.dumps(rows, default=str))
         return
-    table = Table("adapter", "role", "kind", "base", "snapshot", "promoted", title=f"adapters in {warehouse.path}")
+    table = Table("adapter", "role", "kind", "base", "snapshot", "status", "in use", "gate (delta vs incumbent)",
+                  title=f"adapters in {warehouse.path}")
     for row in rows:
         table.add_row(row["adapter_id"], row["role"], str(row["kind"]), str(row["base_model"]),
-                      str(row["snapshot_id"]), "yes" if row["promoted"] else "")
+                      str(row["snapshot_id"]), row["status"], "yes" if row["promoted"] else "", _gate_cell(row["gate"]))
     out.print(table)
 
 
 @models_app.command("promote")
 def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluator")],
                    adapter: Annotated[str, typer.Argument(help="adapter id (sinq models list)")],
+                   force: Annotated[bool, typer.Option("--force", help="promote an adapter the gate rejected "
+                                                       "(needs --reason; stored as a forced decision)")] = False,
+                   reason: Annotated[str | None, typer.Option("--reason", help="why the gate is overridden "
+                                                              "(stored with the forced decision)")] = None,
                    db: DbOpt = None, config: ConfigOpt = None) -> None:
-    """Choose the adapter a role uses next (agents with adapter = "promoted" load it)."""
+    """Choose the adapter a role uses next (agents with adapter = "promoted" load it); a rejected one only with
+    --force --reason."""
+    from sinq.evals.gate import force_decision
+    from sinq.warehouse.adapters import adapter as adapter_row
     from sinq.warehouse.adapters import promote
 
     _, warehouse = _settings_warehouse(config, db)
     try:
-        promote(warehouse, role, adapter)
+        row = adapter_row(warehouse, role, adapter)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from exc
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT (it is stored with the forced decision)")
+    if row["status"] == "rejected" and not force:
+        raise AdapterRejected(f"the gate rejected {role} adapter {adapter}: see sinq models list",
+                              hint=f"sinq models promote {role} {adapter} --force --reason TEXT")
+    if force:
+        decision = force_decision(warehouse, role, adapter, reason or "")
+        out.print(f"forced decision {decision['decision_id']} stored")
+    promote(warehouse, role, adapter)
     out.print(f"{role} now uses {adapter}")
 
 

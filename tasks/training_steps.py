@@ -1,21 +1,23 @@
-"""Prefect tasks of the training flows: build a set, train on it, promote the result, record the round. Parameters
-are plain JSON."""
+"""Prefect tasks of the training flows: build a set, train on it, gate and promote the result, record the round.
+Parameters are plain JSON."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from sinq import code_version
 from sinq.sandbox.shared import shared_pool
 from sinq.settings import Settings
 from sinq.tasks import stages
 from sinq.training.datasets import snapshot
 from sinq.training.train import train
 from sinq.warehouse import queries
-from sinq.warehouse.adapters import promote
+from sinq.warehouse.adapters import promote, reject
 
 OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -46,14 +48,42 @@ def promote_adapter(settings: dict, role: str, adapter_id: str) -> dict:
     return {k: str(v) for k, v in promote(stages.warehouse_for(cfg), role, adapter_id).items()}
 
 
+@task(name="gate", task_run_name="gate-{role}", **OPTIONS)
+def gate_adapter(settings: dict, role: str, adapter_id: str, base: str | None = None) -> dict:
+    """The promotion gate: measure the adapter against the role's incumbent on ``[eval.gate]``'s suites, promote it
+    only on a pass, else mark it rejected (the role keeps its adapter); the decision is logged and published as a
+    markdown artifact with the comparison table."""
+    from sinq.evals.gate import decision_markdown, run_gate
+
+    cfg = Settings.model_validate(settings)
+    logger = get_run_logger()
+    warehouse = stages.warehouse_for(cfg)
+    pool, _ = shared_pool(cfg.sandbox)
+    decision = run_gate(warehouse, pool, role, adapter_id, cfg.eval, base_model=base, splits=cfg.sources.split,
+                        code_version=code_version())
+    if decision["passed"]:
+        promote(warehouse, role, adapter_id)
+    else:
+        reject(warehouse, role, adapter_id)
+    verdict = "promoted" if decision["passed"] else "rejected (the role keeps its current adapter)"
+    logger.info("gate %s: %s adapter %s %s against %s\n%s", decision["decision_id"], role, adapter_id, verdict,
+                decision["incumbent_adapter_id"] or f"the base model {decision['incumbent_model']}",
+                "\n".join(decision["reasons"]))
+    create_markdown_artifact(key=f"gate-{role}", markdown=decision_markdown(decision),
+                             description=f"promotion gate of the {role} adapter {adapter_id}")
+    return json.loads(json.dumps(decision, default=str))
+
+
 @task(name="record-round", task_run_name="record-round-{round_}", **OPTIONS)
-def record_round(settings: dict, round_: int, summary: dict, trained: dict, started_at: str) -> dict:
-    """The round's curve (``round_stats`` of that round, what was trained, what the run verified), stored in
-    ``rounds`` and returned for the curves artifact."""
+def record_round(settings: dict, round_: int, summary: dict, trained: dict, started_at: str,
+                 gates: dict | None = None) -> dict:
+    """The round's curve (``round_stats`` of that round, what was trained, what the run verified, the gate's
+    figures per role), stored in ``rounds`` and returned for the curves artifact."""
     cfg = Settings.model_validate(settings)
     warehouse = stages.warehouse_for(cfg)
     curve = queries.round_curve(warehouse, round_) | {"trained": trained,
-                                                      "verified_pairs_run": summary["verified_pairs"]}
+                                                      "verified_pairs_run": summary["verified_pairs"],
+                                                      "gate": gates or {}}
     warehouse.store({"rounds": [{
         "round": round_, "generator_agent_id": summary["generator"], "evaluator_agent_id": summary["evaluator"],
         "curves": json.dumps(curve, default=str), "started_at": datetime.fromisoformat(started_at),

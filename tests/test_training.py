@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from sinq.evals.config import GateConfig, GateSuite
 from sinq.flows.config import RunConfig
 from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings
@@ -214,6 +215,7 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
     settings.agents.answers = 2
     settings.training.build.root = tmp_path / "sets"
     settings.training.train = STEPS.model_copy(update={"output_root": tmp_path / "adapters"})
+    settings.eval.gate = GateConfig(max_tokens=8, device="cpu", suites=[GateSuite(suite="humaneval", limit=2)])
     result = self_play(settings.model_dump(mode="json"), rounds=2)
 
     curves = result["rounds"]
@@ -254,6 +256,12 @@ max_steps = 1
 batch_size = 2
 max_length = 4096
 lora_r = 4
+[eval.gate]
+max_tokens = 8
+device = "cpu"
+[[eval.gate.suites]]
+suite = "humaneval"
+limit = 2
 """)
     done = subprocess.run([sys.executable, "-m", "sinq.cli", "train", "finetune", "--role", "evaluator",
                            "--base", str(tiny_model), "--db", str(settings.warehouse.path), "--config", str(config),

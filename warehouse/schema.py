@@ -217,6 +217,19 @@ version, the hash of the items it measured on and its metrics (each ``{"value","
 on the same items can be compared item by item (McNemar, paired bootstrap). ``eval_items`` stays the
 decontamination list; each suite registers its items there too."""
 
+GATE_V5 = """
+CREATE TABLE gate_decisions (
+    decision_id VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, adapter_id VARCHAR NOT NULL,
+    incumbent_adapter_id VARCHAR, incumbent_model VARCHAR, passed BOOLEAN NOT NULL, reasons JSON, figures JSON,
+    forced BOOLEAN NOT NULL DEFAULT FALSE, reason_text VARCHAR, created_at TIMESTAMP);
+ALTER TABLE adapters ADD COLUMN status VARCHAR DEFAULT 'registered';
+UPDATE adapters SET status = CASE WHEN promoted THEN 'promoted' ELSE 'registered' END;
+"""
+"""Issue 13, the promotion gate. ``gate_decisions``: each decision on a candidate adapter against the incumbent
+(the promoted adapter's id, or none and the base model), with one reason per suite and the figures (per suite:
+both eval ids, values, the paired delta with its interval, McNemar's p); ``forced`` marks a user's override
+(``sinq models promote --force --reason``). ``adapters.status``: registered | promoted | rejected."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -228,6 +241,8 @@ MIGRATIONS: list[Migration] = [
                  "and heartbeat on runs for the stale-run check", INFRASTRUCTURE_V3),
     Migration(4, "evaluation: eval_runs (suite, model, adapter, sampling, seeds, metrics) and every query's "
                  "outcome in eval_results", EVALUATION_V4),
+    Migration(5, "the promotion gate: gate_decisions (candidate against incumbent, reasons, figures, forced) and "
+                 "adapters.status (registered | promoted | rejected)", GATE_V5),
 ]
 LATEST = MIGRATIONS[-1].version
 

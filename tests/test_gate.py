@@ -1,0 +1,269 @@
+"""The promotion gate (issue 13, item 4): the pure rule against known figures, and the gate end to end through the
+real tiny model (``make_tiny_model``), LoRA adapters on it loaded by the real loading code, HumanEval completions
+run in the real sandbox, a real DuckDB file and a real Prefect test server (the gate task's artifact).
+
+A random adapter on a random model is neither better nor worse at anything, so the primary suite's items are
+*constructed*: candidate identifier-swap rows are scored by the base model and by two random LoRA adapters
+("good" and "bad"), and the CSV keeps rows where exactly one adapter's pick differs from the base model's, with the
+right completion set so that the good adapter's differing picks are right and the bad adapter's are wrong. On that
+file the good adapter beats the base model on every discordant item and the bad one loses on every discordant item
+— which is what the gate must see and act on (the figures are real forward passes, only the labels are chosen)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from sinq.evals.config import EvalConfig, GateConfig, GateSuite
+from sinq.game.gate import SuiteFigures, decide
+
+# ---- the pure rule
+
+
+def test_a_significant_improvement_with_no_regression_passes() -> None:
+    decision = decide([SuiteFigures("swap", "primary", 0.25, 0.1, 0.4, p_value=0.004, items=40),
+                       SuiteFigures("humaneval", "no_regression", -0.01, -0.05, 0.03, p_value=1.0, items=39)],
+                      min_improvement=0.05, max_regression=0.02, alpha=0.05)
+    assert decision.passed and decision.suites == {"swap": True, "humaneval": True}
+    assert "significant improvement" in decision.reasons[0] and "McNemar p = 0.004" in decision.reasons[0]
+    assert "within max_regression" in decision.reasons[1]
+
+
+def test_an_improvement_that_is_not_significant_is_refused() -> None:
+    decision = decide([SuiteFigures("swap", "primary", 0.1, -0.05, 0.25, p_value=0.22, items=40)], alpha=0.05)
+    assert not decision.passed and "not significant" in decision.reasons[0] and "0.22 > alpha" in decision.reasons[0]
+    # without a p-value (several queries per item) the bootstrap interval decides: above 0 passes, touching 0 not
+    assert decide([SuiteFigures("swap", "primary", 0.1, 0.02, 0.2, items=40)]).passed
+    assert not decide([SuiteFigures("swap", "primary", 0.1, 0.0, 0.2, items=40)]).passed
+    small = decide([SuiteFigures("swap", "primary", 0.03, 0.01, 0.05, p_value=0.01, items=400)],
+                   min_improvement=0.05)
+    assert not small.passed and "below min_improvement 0.05" in small.reasons[0]
+    worse = decide([SuiteFigures("swap", "primary", -0.2, -0.3, -0.1, p_value=0.001, items=40)])
+    assert not worse.passed and "no improvement" in worse.reasons[0]
+
+
+def test_a_regression_beyond_the_bound_is_refused_and_skips_are_said() -> None:
+    figures = [SuiteFigures("swap", "primary", 0.3, 0.2, 0.4, p_value=0.001, items=40),
+               SuiteFigures("humaneval", "no_regression", -0.05, -0.1, 0.0, p_value=0.1, items=39)]
+    refused = decide(figures, max_regression=0.02)
+    assert not refused.passed and refused.suites == {"swap": True, "humaneval": False}
+    assert "regression beyond max_regression 0.02" in refused.reasons[1]
+    assert decide(figures, max_regression=0.1).passed
+    only_regression = [SuiteFigures("swap", "primary", skipped="no file given"),
+                       SuiteFigures("humaneval", "no_regression", 0.0, 0.0, 0.0, p_value=1.0, items=39)]
+    alone = decide(only_regression)
+    assert alone.passed and "skipped, no file given" in alone.reasons[0] and "alone" in alone.reasons[-1]
+    assert not decide(only_regression, require_primary=True).passed
+    assert not decide([SuiteFigures("swap", "primary", skipped="no file")]).passed
+    assert not decide([SuiteFigures("h", "no_regression", math.nan, math.nan, math.nan)]).passed
+
+
+def test_the_defaults_and_the_toml_section() -> None:
+    import tomllib
+
+    from sinq.settings import Settings
+
+    gate = EvalConfig().gate
+    assert gate.enabled and [(s.suite, s.role, s.file) for s in gate.suites] == [
+        ("humaneval", "no_regression", None), ("identifier-swap", "primary", None)]
+    data = tomllib.loads("""
+[eval.gate]
+min_improvement = 0.01
+alpha = 0.01
+[[eval.gate.suites]]
+suite = "identifier-swap"
+role = "primary"
+file = "swap.csv"
+mode = "generate"
+""")
+    settings = Settings.model_validate(data)
+    assert settings.eval.gate.alpha == 0.01 and settings.eval.gate.suites[0].file == Path("swap.csv")
+    assert settings.eval.gate.suites[0].headline == "accuracy"
+    with pytest.raises(ValueError):
+        GateConfig(suites=[])
+
+
+# ---- end to end
+
+
+def _lora(tiny_model: Path, seed: int, path: Path) -> Path:
+    """A LoRA adapter with non-zero random weights (a zero-initialised B would change nothing)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj", "o_proj"],
+                                      init_lora_weights=False))
+    model.save_pretrained(path)
+    return path
+
+
+def _construct(tiny_model: Path, good: Path, bad: Path, path: Path, per_side: int = 8) -> Path:
+    """The identifier-swap file described in the module docstring: ``per_side`` rows where only the bad adapter
+    differs from the base model (the base model's pick is right) and ``per_side`` where only the good one does
+    (the good adapter's pick is right)."""
+    from sinq.evals.identifier_swap import TransformersScorer
+
+    ops = ["+", "-", "*", "//", "%"]
+    candidates = [(f"def f{i}(x):\n    return", (f" x {ops[i % 5]} {i}\n", f" x {ops[(i + 2) % 5]} {i + 1}\n"))
+                  for i in range(240)]
+    picks = {}
+    for name, adapter in (("base", None), ("good", good), ("bad", bad)):
+        scores = TransformersScorer(str(tiny_model), str(adapter) if adapter else None)(
+            [(p, c) for p, classes in candidates for c in classes])
+        picks[name] = [0 if scores[2 * i] > scores[2 * i + 1] else 1 for i in range(len(candidates))]
+    bad_only = [i for i in range(len(candidates)) if picks["bad"][i] != picks["base"][i] == picks["good"][i]]
+    good_only = [i for i in range(len(candidates)) if picks["good"][i] != picks["base"][i] == picks["bad"][i]]
+    assert len(bad_only) >= 6 and len(good_only) >= 6, (len(bad_only), len(good_only))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["prompt", "classes", "answer_index"])
+        writer.writeheader()
+        for i in bad_only[:per_side]:
+            writer.writerow({"prompt": candidates[i][0], "classes": repr(list(candidates[i][1])),
+                             "answer_index": picks["base"][i]})
+        for i in good_only[:per_side]:
+            writer.writerow({"prompt": candidates[i][0], "classes": repr(list(candidates[i][1])),
+                             "answer_index": picks["good"][i]})
+    return path
+
+
+@pytest.fixture(scope="module")
+def gated(tiny_model, local_backend, prefect_server, tmp_path_factory):
+    """A warehouse with the good and bad adapters registered for the evaluator, a gate on the constructed file
+    (primary) and three held-out HumanEval tasks (no regression), and the bad then the good adapter gated through
+    the real Prefect flow ``gate`` (the task that finetune and self_play call, with its logs and artifact)."""
+    from datetime import UTC, datetime
+
+    from sinq.flows.config import RunConfig
+    from sinq.flows.finetuning import gate as gate_flow
+    from sinq.sandbox.shared import close_shared_pools
+    from sinq.settings import Settings
+    from sinq.warehouse.config import WarehouseConfig
+    from sinq.warehouse.store import Warehouse
+    from tests.conftest import fast_config
+
+    tmp = tmp_path_factory.mktemp("gate")
+    good, bad = _lora(tiny_model, 1, tmp / "good"), _lora(tiny_model, 2, tmp / "bad")
+    swap = _construct(tiny_model, good, bad, tmp / "constructed.csv")
+    gate = GateConfig(max_tokens=8, device="cpu", suites=[
+        GateSuite(suite="identifier-swap", role="primary", file=swap),
+        GateSuite(suite="humaneval", role="no_regression", limit=3)])
+    settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp / "w.duckdb"),
+                        run=RunConfig(export_dir=None), eval=EvalConfig(gate=gate))
+    warehouse = Warehouse(settings.warehouse.path)
+    now = datetime.now(UTC)
+    warehouse.store({"adapters": [
+        {"adapter_id": name, "role": "evaluator", "base_model": str(tiny_model), "path": str(path), "job_id": None,
+         "snapshot_id": None, "promoted": False, "promoted_at": None, "created_at": now}
+        for name, path in (("bad-adapter", bad), ("good-adapter", good))]})
+    data = settings.model_dump(mode="json")
+    try:
+        rejected = gate_flow(data, "evaluator", "bad-adapter")
+        passed = gate_flow(data, "evaluator", "good-adapter")
+    finally:
+        close_shared_pools()
+    return {"warehouse": warehouse, "rejected": rejected, "passed": passed, "swap": swap, "settings": settings,
+            "db": settings.warehouse.path}
+
+
+def test_the_gate_refuses_a_worse_adapter_and_promotes_a_better_one(gated, tiny_model) -> None:
+    from sinq.warehouse.adapters import gate_decisions, list_adapters, promoted
+    from sinq.warehouse.evals import read_eval
+
+    warehouse = gated["warehouse"]
+    rejected, passed = gated["rejected"], gated["passed"]
+    assert not rejected["passed"] and passed["passed"]
+    assert rejected["incumbent_adapter_id"] is None and rejected["incumbent_model"] == str(tiny_model)
+    swap = "identifier-swap:constructed.csv"
+    bad, good = rejected["figures"]["suites"][swap], passed["figures"]["suites"][swap]
+    assert bad["delta"]["value"] < 0 and bad["mcnemar"]["b_only"] == 0 and bad["mcnemar"]["a_only"] >= 6
+    assert good["delta"]["value"] > 0 and good["mcnemar"]["a_only"] == 0 and good["p_value"] <= 0.05
+    assert any("no improvement" in r for r in rejected["reasons"])
+    assert any("significant improvement" in r for r in passed["reasons"])
+    # the base model's runs were made once, for the first decision, and reused by the second
+    assert not bad["incumbent_reused"] and good["incumbent_reused"]
+    assert good["incumbent_eval"] == bad["incumbent_eval"]
+    assert passed["figures"]["suites"]["humaneval"]["incumbent_reused"]
+    base_run = read_eval(warehouse, good["incumbent_eval"])
+    assert base_run["adapter"] is None and base_run["n"] == good["items"] == 16
+    assert read_eval(warehouse, good["candidate_eval"])["adapter"] == passed["figures"]["candidate"]["adapter"]
+    # stored: statuses, the role's adapter, both decisions with their evidence
+    status = {a["adapter_id"]: a["status"] for a in list_adapters(warehouse, "evaluator")}
+    assert status == {"bad-adapter": "rejected", "good-adapter": "promoted"}
+    assert promoted(warehouse, "evaluator")["adapter_id"] == "good-adapter"
+    stored = gate_decisions(warehouse, "evaluator")
+    assert [(d["adapter_id"], d["passed"], d["forced"]) for d in stored] == [
+        ("bad-adapter", False, False), ("good-adapter", True, False)]
+    assert stored[0]["figures"]["suites"][swap]["delta"]["value"] == bad["delta"]["value"]
+    assert stored[1]["reasons"] == passed["reasons"]
+    assert passed["figures"]["suites"]["humaneval"]["items"] == 3
+
+
+def test_the_decision_is_visible_in_prefect(gated) -> None:
+    """Each gate flow run has the decision's markdown artifact and the decision in its logs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowFilter,
+        FlowFilterName,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "gate-evaluator"])))
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["gate"])))
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id for r in runs])))
+    texts = " ".join(a.data for a in artifacts)
+    assert "`bad-adapter` REJECTED" in texts and "`good-adapter` PROMOTED" in texts
+    assert gated["passed"]["decision_id"] in texts and "| identifier-swap:constructed.csv | primary |" in texts
+    assert {a.flow_run_id for a in artifacts} == {r.id for r in runs} and len(runs) == 2
+    lines = " ".join(log.message for log in logs)
+    assert f"gate {gated['rejected']['decision_id']}: evaluator adapter bad-adapter rejected" in lines
+    assert "good-adapter promoted" in lines
+
+
+def test_models_list_and_a_forced_promotion(gated) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sinq.cli import app
+    from sinq.warehouse.adapters import gate_decisions, promoted
+
+    runner = CliRunner()
+    db = str(gated["db"])
+    listed = runner.invoke(app, ["models", "list", "--db", db, "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["adapter_id"]: r for r in json.loads(listed.output)}
+    assert rows["bad-adapter"]["status"] == "rejected" and not rows["bad-adapter"]["gate"]["passed"]
+    table = runner.invoke(app, ["models", "list", "--db", db])
+    assert "rejected" in table.output and "promoted" in table.output
+    env = {**os.environ, "SINQ_CONFIG": ""}
+    for extra, expected in (([], "the gate rejected evaluator adapter bad-adapter"), (["--force"], "needs --reason")):
+        refused = subprocess.run([sys.executable, "-m", "sinq", "models", "promote", "evaluator", "bad-adapter",
+                                  "--db", db, *extra], capture_output=True, text=True, timeout=120, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert re.search(rf"error:.*{expected}", refused.stderr) and "Traceback" not in refused.stderr
+    assert promoted(gated["warehouse"], "evaluator")["adapter_id"] == "good-adapter"
+    forced = runner.invoke(app, ["models", "promote", "evaluator", "bad-adapter", "--force", "--reason",
+                                 "the swap file is unrepresentative", "--db", db])
+    assert forced.exit_code == 0, forced.output
+    assert promoted(gated["warehouse"], "evaluator")["adapter_id"] == "bad-adapter"
+    last = gate_decisions(gated["warehouse"], "evaluator", "bad-adapter")[-1]
+    assert last["forced"] and last["passed"] and last["reason_text"] == "the swap file is unrepresentative"
+    assert last["incumbent_adapter_id"] == "good-adapter" and last["figures"]["suites"]
