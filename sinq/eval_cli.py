@@ -269,3 +269,54 @@ def list_runs(
         table.add_row(r["eval_id"], r["suite"], r["mode"] or "", r["model"] or "", r["adapter"] or "", str(r["n"]),
                       headline, str(r["created_at"])[:19])
     out.print(table)
+
+
+@app.command("gate")
+def gate(
+    role: Annotated[str, typer.Argument(help="generator | evaluator")],
+    adapter: Annotated[str, typer.Argument(help="the registered adapter id to gate (sinq models list)")],
+    base: Annotated[str | None, typer.Option("--base", help="base model (default: the adapter's own)")] = None,
+    apply: Annotated[bool, typer.Option("--apply/--measure-only", help="promote on a pass, mark rejected "
+                                        "otherwise (default); --measure-only stores the decision only")] = True,
+    device: DeviceOpt = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The promotion gate on one registered adapter: [eval.gate]'s suites, candidate against the incumbent."""
+    from sinq.evals.gate import run_gate
+    from sinq.sandbox import open_backend
+    from sinq.settings import SettingsError
+    from sinq.warehouse.adapters import promote, reject
+    from sinq.warehouse.store import WarehouseError
+
+    settings = load_settings(config)
+    if role not in ("generator", "evaluator"):
+        raise EvalError(f"unknown role {role!r} (generator | evaluator)")
+    if backend is not None and backend not in ("local", "docker"):
+        raise SettingsError(f"unknown backend {backend!r} (local | docker)")
+    warehouse = _warehouse(settings, db)
+    if not warehouse.path.exists():
+        raise WarehouseError(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)")
+    eval_config = settings.eval
+    if device is not None:
+        eval_config = eval_config.model_copy(update={"gate": eval_config.gate.model_copy(update={"device": device})})
+    offline()
+    sandbox = settings.sandbox.model_copy(update={"backend": backend}) if backend else settings.sandbox
+    try:
+        with open_backend(sandbox) as pool:
+            decision = run_gate(warehouse, pool, role, adapter, eval_config, base_model=base,
+                                splits=settings.sources.split, code_version=code_version())
+    except KeyError as exc:
+        raise EvalError(str(exc.args[0])) from exc
+    if apply:
+        (promote if decision["passed"] else reject)(warehouse, role, adapter)
+    if json_out:
+        print(json.dumps(decision, default=str))
+        return
+    verdict = "passed" if decision["passed"] else "rejected"
+    action = ("promoted" if decision["passed"] else "marked rejected") if apply else "nothing changed"
+    out.print(f"gate {decision['decision_id']}: {role} adapter {adapter} {verdict} ({action})")
+    for reason in decision["reasons"]:
+        out.print(f"  {reason}")

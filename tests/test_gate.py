@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -223,17 +224,22 @@ def test_the_decision_is_visible_in_prefect(gated) -> None:
         LogFilterFlowRunId,
     )
 
+    expected = f"gate {gated['rejected']['decision_id']}: evaluator adapter bad-adapter rejected"
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
             "gate-evaluator"])))
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["gate"])))
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id for r in runs])))
+        for _ in range(40):  # the API log handler sends in batches: wait for it
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id for r in runs])))
+            lines = " ".join(log.message for log in logs)
+            if expected in lines and "good-adapter promoted" in lines:
+                break
+            time.sleep(0.5)
     texts = " ".join(a.data for a in artifacts)
     assert "`bad-adapter` REJECTED" in texts and "`good-adapter` PROMOTED" in texts
     assert gated["passed"]["decision_id"] in texts and "| identifier-swap:constructed.csv | primary |" in texts
     assert {a.flow_run_id for a in artifacts} == {r.id for r in runs} and len(runs) == 2
-    lines = " ".join(log.message for log in logs)
-    assert f"gate {gated['rejected']['decision_id']}: evaluator adapter bad-adapter rejected" in lines
+    assert expected in lines
     assert "good-adapter promoted" in lines
 
 
@@ -267,3 +273,26 @@ def test_models_list_and_a_forced_promotion(gated) -> None:
     last = gate_decisions(gated["warehouse"], "evaluator", "bad-adapter")[-1]
     assert last["forced"] and last["passed"] and last["reason_text"] == "the swap file is unrepresentative"
     assert last["incumbent_adapter_id"] == "good-adapter" and last["figures"]["suites"]
+    # `sinq eval gate` on the good adapter against the (forced) bad incumbent, measuring only: the bad adapter's
+    # runs from the first decision stand for it, and nothing changes what the role uses
+    config = gated["db"].parent / "gate.toml"
+    config.write_text(f"""
+[eval.gate]
+max_tokens = 8
+device = "cpu"
+[[eval.gate.suites]]
+suite = "identifier-swap"
+role = "primary"
+file = "{gated['swap']}"
+[[eval.gate.suites]]
+suite = "humaneval"
+limit = 3
+""")
+    measured = runner.invoke(app, ["eval", "gate", "evaluator", "good-adapter", "--measure-only", "--json", "--db",
+                                   db, "--config", str(config)])
+    assert measured.exit_code == 0, measured.output
+    decision = json.loads(next(line for line in measured.stdout.splitlines() if line.startswith("{")))
+    swap = decision["figures"]["suites"]["identifier-swap:constructed.csv"]
+    assert decision["passed"] and decision["incumbent_adapter_id"] == "bad-adapter"
+    assert swap["incumbent_reused"] and swap["mcnemar"]["b_only"] >= 12 and swap["mcnemar"]["a_only"] == 0
+    assert promoted(gated["warehouse"], "evaluator")["adapter_id"] == "bad-adapter"
