@@ -47,7 +47,7 @@ def _gate_figures(decision: dict | None) -> dict | None:
     if decision is None:
         return None
     suites = decision["figures"].get("suites", {})
-    return {"decision_id": decision["decision_id"], "passed": decision["passed"],
+    return {"decision_id": decision["decision_id"], "passed": decision["passed"], "reasons": decision["reasons"],
             "suites": {label: None if f.get("skipped") else {"delta": f["delta"]["value"], "p_value": f["p_value"]}
                        for label, f in suites.items()}}
 
@@ -65,7 +65,8 @@ def finetune(settings: dict | None = None, role: str = "evaluator", kind: str = 
     model = _base(cfg, role, base)
     result = train_role(data, kind, role, model, built["snapshot_id"], flow_run.id)
     outcome = _promote(cfg, data, role, result["adapter_id"], model) if promote else {"promoted": False, "gate": None}
-    return {"trained": True, "snapshot": built, **result, **outcome}
+    return {"trained": True, "snapshot": built, **result, "promoted": outcome["promoted"],
+            "gate": _gate_figures(outcome["gate"])}
 
 
 @flow(name="gate", persist_result=False)
