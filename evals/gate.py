@@ -211,6 +211,9 @@ def decision_markdown(decision: dict) -> str:
                     f" → {f['candidate_eval']} |")
     reasons = "\n".join(f"- {r}" for r in decision["reasons"])
     verdict = "PROMOTED" if decision["passed"] else "REJECTED"
+    after = (f"The {decision['role']} now uses `{decision['adapter_id']}`." if decision["passed"] else
+             f"The {decision['role']} goes on with `{incumbent}`; the candidate is marked `rejected` "
+             f"(`sinq models promote {decision['role']} {decision['adapter_id']} --force --reason TEXT` overrides).")
     return f"""# Promotion gate: {decision['role']} adapter `{decision['adapter_id']}` {verdict}
 
 Candidate `{decision['adapter_id']}` against incumbent `{incumbent}` (decision `{decision['decision_id']}`).
@@ -220,4 +223,6 @@ Candidate `{decision['adapter_id']}` against incumbent `{incumbent}` (decision `
 {chr(10).join(rows) or '| (none) | | | | | | |'}
 
 {reasons}
+
+{after}
 """

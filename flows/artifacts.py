@@ -220,3 +220,26 @@ def publish_curves(curves: list[dict]) -> None:
     create_markdown_artifact("# Self-play curves\n\n| round | generator validity | evaluator success | share 10 | "
                              f"difficulty histogram | trained |\n|---|---|---|---|---|---|\n{table}\n",
                              key="self-play-summary")
+
+
+def gate_curves_markdown(curves: list[dict]) -> str:
+    """The promotion gate's figures per round and role (the ``gate`` of each round's curve): passed, and each
+    measured suite's delta with its McNemar p."""
+    rows = []
+    for c in curves:
+        for role, g in (c.get("gate") or {}).items():
+            if not g or g.get("passed") is None:
+                rows.append(f"| {c['round']} | {role} | not measured | |")
+                continue
+            suites = ", ".join(f"{label} {f['delta']:+.4f}" + (f" (p {f['p_value']:.3g})" if f.get("p_value")
+                                                                 is not None else "")
+                               for label, f in g["suites"].items() if f) or "-"
+            rows.append(f"| {c['round']} | {role} | {'promoted' if g['passed'] else 'rejected'} | {suites} |")
+    table = "\n".join(rows) or "| - | - | - | - |"
+    return ("# Self-play: the promotion gate per round\n\n| round | role | gate | delta per suite |\n"
+            f"|---|---|---|---|\n{table}\n")
+
+
+def publish_gate_curves(curves: list[dict]) -> None:
+    create_markdown_artifact(gate_curves_markdown(curves), key="self-play-gate",
+                             description="the promotion gate's decision and figures per round and role")

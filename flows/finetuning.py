@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from sinq.flows.artifacts import publish_curves
+from sinq.flows.artifacts import publish_curves, publish_gate_curves
 from sinq.flows.nightly import nightly_generation
 from sinq.settings import Settings, load_settings
 from sinq.tasks import stages
@@ -123,4 +123,6 @@ def self_play(settings: dict | None = None, rounds: int = 2, kind: str = "sft",
         curves.append(curve)
         logger.info("round %d: %s", round_, curve)
     publish_curves(curves)
+    if cfg.eval.gate.enabled:
+        publish_gate_curves(curves)
     return {"rounds": curves}

@@ -237,6 +237,7 @@ def test_the_decision_is_visible_in_prefect(gated) -> None:
             time.sleep(0.5)
     texts = " ".join(a.data for a in artifacts)
     assert "`bad-adapter` REJECTED" in texts and "`good-adapter` PROMOTED" in texts
+    assert f"The evaluator goes on with `base model {gated['rejected']['incumbent_model']}`" in texts
     assert gated["passed"]["decision_id"] in texts and "| identifier-swap:constructed.csv | primary |" in texts
     assert {a.flow_run_id for a in artifacts} == {r.id for r in runs} and len(runs) == 2
     assert expected in lines
