@@ -54,8 +54,13 @@ class _Models:
             from sinq.agents.backends import make_backend
             from sinq.agents.config import AgentConfig
 
-            self.backends[model] = make_backend(AgentConfig(kind="llm", backend="transformers", model=model,
-                                                            device=self.gate.device, cache=False))
+            try:
+                self.backends[model] = make_backend(AgentConfig(kind="llm", backend="transformers", model=model,
+                                                                device=self.gate.device, cache=False))
+            except (OSError, ValueError) as exc:
+                raise EvalError(f"the gate cannot load {model!r} through transformers: "
+                                f"{' '.join(str(exc).split())[:300]}",
+                                hint="the gate runs the base model locally (or [eval.gate] enabled = false)") from exc
         return self.backends[model]
 
     def scorer(self, model: str, adapter: str | None):

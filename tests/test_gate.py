@@ -297,3 +297,31 @@ limit = 3
     assert decision["passed"] and decision["incumbent_adapter_id"] == "bad-adapter"
     assert swap["incumbent_reused"] and swap["mcnemar"]["b_only"] >= 12 and swap["mcnemar"]["a_only"] == 0
     assert promoted(gated["warehouse"], "evaluator")["adapter_id"] == "bad-adapter"
+
+
+def test_migration_5_gives_old_adapters_a_status(tmp_path: Path) -> None:
+    """A warehouse made before the gate (schema 4): its promoted adapter becomes ``promoted``, the others
+    ``registered``, and listing adapters migrates the file (no decision yet)."""
+    import duckdb
+
+    from sinq.warehouse.adapters import gate_decisions, list_adapters
+    from sinq.warehouse.schema import LATEST, MIGRATIONS
+    from sinq.warehouse.store import Warehouse
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR, "
+                "applied_at TIMESTAMP DEFAULT current_timestamp)")
+    for migration in MIGRATIONS[:4]:
+        con.execute(migration.sql)
+        con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    [migration.version, migration.description])
+    con.execute("INSERT INTO adapters (adapter_id, role, promoted, created_at) VALUES "
+                "('old-a', 'generator', TRUE, now()), ('old-b', 'generator', FALSE, now())")
+    con.close()
+    warehouse = Warehouse(path)
+    assert {a["adapter_id"]: a["status"] for a in list_adapters(warehouse)} == {"old-a": "promoted",
+                                                                                 "old-b": "registered"}
+    assert gate_decisions(warehouse) == [] and LATEST == 5
+    with warehouse.reading() as check:
+        assert check.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == 5
