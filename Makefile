@@ -58,6 +58,7 @@ lint: $(VENV)/.installed
 bench: system-deps $(VENV)/.installed
 	$(SINQ) sandbox bench
 	$(SINQ) db bench
+	$(SINQ) train bench-thresholds
 
 bench-agents: $(VENV)/.llm-installed vllm-env
 	$(SINQ) agents bench --backend vllm-batch

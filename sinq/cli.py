@@ -994,13 +994,15 @@ def train_finetune(
     role: RoleOpt = "evaluator",
     kind: Annotated[str, typer.Option("--kind", help="sft | dpo | grpo")] = "sft",
     base: Annotated[str | None, typer.Option("--base", help="base model (default: the role's model)")] = None,
-    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the new adapter")] = True,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the new adapter if it passes "
+                                          "the gate ([eval.gate]; a rejected one is kept, marked)")] = True,
     db: DbOpt = None,
     config: ConfigOpt = None,
     sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """One command from stored data to a promoted adapter: the `finetune` flow (build, train, promote)."""
+    """One command from stored data to a promoted adapter: the `finetune` flow (build, train, gate, promote: only an
+    adapter that passes `[eval.gate]` against the incumbent is promoted)."""
     import os
 
     from sinq.flows import server
@@ -1017,6 +1019,28 @@ def train_finetune(
         print(json.dumps(result, default=str))
         return
     _figures({k: v for k, v in result.items() if k not in ("snapshot", "metrics")}, f"finetune {role}", False)
+
+
+@train_app.command("bench-thresholds")
+def train_bench_thresholds(
+    limit: Annotated[int | None, typer.Option(help="HumanEval problems (default: all 164)")] = None,
+    max_mutants: Annotated[int | None, typer.Option(help="mutants per program (default: all)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The figures behind the near-duplicate and decontamination thresholds, on HumanEval and its mutants."""
+    from sinq.training.thresholds_bench import thresholds_bench
+
+    result = thresholds_bench(limit=limit, max_mutants=max_mutants)
+    if json_out:
+        print(json.dumps(result))
+        return
+    flat = {"problems": result["problems"], **{f"near.{k}": v for k, v in result["near_duplicates"].items()},
+            **{f"decontam.{k}": v for k, v in result["decontamination"].items() if k != "table"},
+            **{f"decontam.removed@{r['threshold']}": r["train_material_removed_share"]
+               for r in result["decontamination"]["table"]},
+            **{f"decontam.caught@{r['threshold']}": r["held_out_mutants_caught_share"]
+               for r in result["decontamination"]["table"]}, "seconds": result["seconds"]}
+    _figures(flat, "hygiene thresholds", False)
 
 
 @train_app.command("bench")
