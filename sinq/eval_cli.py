@@ -45,6 +45,18 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="only the f
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="sampling and bootstrap seed (default [eval] seed)")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: config, SINQ_DB, ./sinq.duckdb)")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
+SandboxOpt = Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")]
+
+
+def _sandbox(settings, backend: str | None):
+    """The sandbox config of the settings, on the backend named by --backend when given."""
+    from sinq.settings import SettingsError
+
+    if backend is None:
+        return settings.sandbox
+    if backend not in ("local", "docker"):
+        raise SettingsError(f"unknown backend {backend!r} (local | docker)")
+    return settings.sandbox.model_copy(update={"backend": backend})
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
@@ -136,7 +148,7 @@ def humaneval(
     limit: LimitOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")] = None,
+    backend: SandboxOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -145,11 +157,9 @@ def humaneval(
     from sinq.evals import humaneval as suite
     from sinq.evals.common import record
     from sinq.sandbox import open_backend
-    from sinq.settings import SettingsError
 
     settings = load_settings(config)
-    if backend is not None and backend not in ("local", "docker"):
-        raise SettingsError(f"unknown backend {backend!r} (local | docker)")
+    sandbox = _sandbox(settings, backend)
     if samples is not None and (model is not None or agent is not None):
         raise EvalError("--samples scores a file's completions: it excludes --model and --agent")
     warehouse = _warehouse(settings, db)
@@ -159,7 +169,6 @@ def humaneval(
     if samples is None and agent_config is None:
         raise EvalError("nothing to score: give --samples FILE, --model PATH or --agent ROLE")
     llm = _backend(agent_config) if agent_config is not None else None
-    sandbox = settings.sandbox.model_copy(update={"backend": backend}) if backend else settings.sandbox
     with open_backend(sandbox) as pool:
         run = suite.evaluate(pool, eval_config, backend=llm, model=agent_config.model if agent_config else None,
                              adapter=agent_config.adapter if agent_config else None, samples_file=samples,
@@ -279,7 +288,7 @@ def gate(
     apply: Annotated[bool, typer.Option("--apply/--measure-only", help="promote on a pass, mark rejected "
                                         "otherwise (default); --measure-only stores the decision only")] = True,
     device: DeviceOpt = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")] = None,
+    backend: SandboxOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -287,15 +296,13 @@ def gate(
     """The promotion gate on one registered adapter: [eval.gate]'s suites, candidate against the incumbent."""
     from sinq.evals.gate import run_gate
     from sinq.sandbox import open_backend
-    from sinq.settings import SettingsError
     from sinq.warehouse.adapters import promote, reject
     from sinq.warehouse.store import WarehouseError
 
     settings = load_settings(config)
     if role not in ("generator", "evaluator"):
         raise EvalError(f"unknown role {role!r} (generator | evaluator)")
-    if backend is not None and backend not in ("local", "docker"):
-        raise SettingsError(f"unknown backend {backend!r} (local | docker)")
+    sandbox = _sandbox(settings, backend)
     warehouse = _warehouse(settings, db)
     if not warehouse.path.exists():
         raise WarehouseError(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)")
@@ -303,7 +310,6 @@ def gate(
     if device is not None:
         eval_config = eval_config.model_copy(update={"gate": eval_config.gate.model_copy(update={"device": device})})
     offline()
-    sandbox = settings.sandbox.model_copy(update={"backend": backend}) if backend else settings.sandbox
     try:
         with open_backend(sandbox) as pool:
             decision = run_gate(warehouse, pool, role, adapter, eval_config, base_model=base,
