@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 
 class RunConfig(BaseModel):
@@ -28,6 +28,9 @@ class RunConfig(BaseModel):
     slot_wait_s: float = Field(1800.0, gt=0, le=86400, description="a batch waits at most this long for a "
                                "fleet-wide slot, saying so in the log, then fails with SlotTimeout (exit 5)")
     work_pool: str = Field("sinq-cpu", description="work pool of the nightly deployment")
+    gpu_pool: str = Field("sinq-gpu", description="work pool of the fine-tune and gate deployments (`sinq deploy`)")
+    finetune_cron: str | None = Field("0 4 * * 0", description="schedule of the weekly fine-tune deployment (train "
+                                      "the evaluator with SFT, gate, promote); \"\": registered unscheduled")
     audit_sample: int = Field(20, ge=0, description="verified pairs of the run re-verified from scratch after "
                               "evaluation (fresh processes, other hash seeds); the figure is in the summary; 0 = off")
 
@@ -40,13 +43,15 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
         return value
 
-    @field_validator("cron")
+    @field_validator("cron", "finetune_cron")
     @classmethod
-    def _valid_cron(cls, value: str) -> str:
+    def _valid_cron(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Checked with the config, not first at `sinq deploy`, by the parser Prefect schedules with (imported only
         when a config sets cron: Prefect is slow to import)."""
         from prefect.client.schemas.schedules import CronSchedule
 
+        if not value and info.field_name == "finetune_cron":  # TOML has no null: "" leaves it unscheduled
+            return None
         try:
             CronSchedule(cron=value)
         except ValidationError as exc:

@@ -825,7 +825,8 @@ def deploy(
     sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Register the nightly deployment (cron + timezone from [run], never overlapping) and its work pools."""
+    """Register the deployments and their work pools: the nightly one (cron + timezone from [run], never
+    overlapping) on the CPU pool; the weekly fine-tune (with the gate) and the gate on the GPU pool."""
     import os
 
     from sinq.flows import server
@@ -840,7 +841,8 @@ def deploy(
         print(json.dumps(result))
         return
     _figures(result, f"deployed to {api}", False)
-    out.print(f"Start a worker: sinq worker start --pool {result['work_pool']}")
+    out.print(f"Start a worker: sinq worker start --pool {result['work_pool']} (fine-tune/gate: --pool "
+              f"{result['gpu_pool']} on the GPU host)")
 
 
 worker_app = typer.Typer(help="Prefect workers that run the deployments.", no_args_is_help=True)

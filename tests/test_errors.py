@@ -98,6 +98,18 @@ def test_cron_is_checked_with_the_config(home: Path) -> None:
     done = sinq("run", "--db", str(db), "--config", config(home, '[run]\ncron = "not a cron"\n'), home=home)
     one_line(done, 2, "run.cron", "not a cron")
     assert not db.exists()
+    done = sinq("run", "--db", str(db), "--config", config(home, '[run]\nfinetune_cron = "weekly"\n'), home=home)
+    one_line(done, 2, "run.finetune_cron", "not a cron")
+
+
+def test_the_weekly_finetune_can_be_left_unscheduled_but_the_nightly_cannot() -> None:
+    from pydantic import ValidationError
+
+    from sinq.flows.config import RunConfig
+
+    assert RunConfig(finetune_cron="").finetune_cron is None and RunConfig().finetune_cron == "0 4 * * 0"
+    with pytest.raises(ValidationError, match="not a cron"):
+        RunConfig(cron="")
 
 
 def test_a_config_that_is_not_utf8_is_one_line_naming_it(home: Path) -> None:
