@@ -240,10 +240,7 @@ def verify(
 
 
 def _warehouse(db: Path | None, config: Path | None):
-    from sinq.warehouse.store import Warehouse
-
-    settings = load_settings(config)
-    return Warehouse.from_config(settings.warehouse, db)
+    return _settings_warehouse(config, db)[1]
 
 
 def _mark_dead_runs(warehouse) -> list[str]:

@@ -322,6 +322,15 @@ def test_an_evaluate_batch_says_it_was_skipped_because_its_generate_batch_failed
     assert status == "failed" and "skipped because generate" in error
 
 
+def _rows_once_readable(db: Path) -> dict:
+    """The tables' rows as soon as the file can be read (the run may hold its write lock for a moment)."""
+    while True:
+        try:
+            return _rows(db)
+        except duckdb.Error:
+            time.sleep(0.1)
+
+
 def test_a_run_whose_prefect_api_goes_away_ends_with_one_message_and_its_work_intact(local_backend,
                                                                                       tmp_path: Path) -> None:
     """Our own server (its own SINQ_HOME and port), stopped by PID mid-run: the run notices within seconds, closes its
@@ -362,12 +371,7 @@ def test_a_run_whose_prefect_api_goes_away_ends_with_one_message_and_its_work_in
             time.sleep(0.2)
         os.killpg(pid, signal.SIGKILL)
         gone = time.monotonic()
-        before = None
-        while before is None:
-            try:
-                before = _rows(db)
-            except duckdb.Error:
-                time.sleep(0.1)
+        before = _rows_once_readable(db)
         status = "running"
         while status == "running":
             assert time.monotonic() - gone < 180, "the run did not notice its API was gone"
@@ -377,12 +381,7 @@ def test_a_run_whose_prefect_api_goes_away_ends_with_one_message_and_its_work_in
             except duckdb.Error:
                 continue
         assert status == "failed" and "went away" in error and "rerun to resume" in error, error
-        after = None
-        while after is None:
-            try:
-                after = _rows(db)
-            except duckdb.Error:
-                time.sleep(0.1)
+        after = _rows_once_readable(db)
         assert all(set(rows) <= set(after[table]) for table, rows in before.items()), "stored work was lost"
         try:
             _, stderr = victim.communicate(timeout=120)
