@@ -81,4 +81,7 @@ class EvalConfig(BaseModel):
     max_tokens: int = Field(512, ge=1, description="completion budget of a HumanEval answer")
     choice_max_tokens: int = Field(8, ge=1, description="answer budget of an identifier-swap 'generate' query")
     batch_size: int = Field(8, ge=1, description="sequences scored per forward pass (loglikelihood)")
+    classify_votes: int = Field(5, ge=1, description="classify majority mode: answers sampled per item (at "
+                                "temperature) whose majority is the prediction; a tie counts wrong")
+    classify_max_tokens: int = Field(8, ge=1, description="answer budget of a classify Yes/No query")
     gate: GateConfig = Field(default_factory=GateConfig, description="the promotion gate ([eval.gate])")

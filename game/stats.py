@@ -90,3 +90,38 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 2000, confidence: f
     """(mean, low, high) by resampling items: the interval of a mean of per-item estimates (pass@k with several
     samples per task), where no closed form fits."""
     return paired_bootstrap([0.0] * len(values), values, resamples, confidence, seed)
+
+
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    """F1 of the positive class, 2tp / (2tp + fp + fn). nan when there is neither a positive item nor a positive
+    prediction: nothing was there to find, and 0 or 1 would both claim a result."""
+    if min(tp, fp, fn) < 0:
+        raise ValueError(f"counts must be >= 0, got tp={tp}, fp={fp}, fn={fn}")
+    denominator = 2 * tp + fp + fn
+    return 2 * tp / denominator if denominator else math.nan
+
+
+def bootstrap_f1(truth: Sequence[bool], predicted: Sequence[bool], resamples: int = 2000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(F1, low, high): a seeded percentile interval from resampling items. F1 is not a mean of per-item scores, so
+    each resample recounts tp/fp/fn; resamples where F1 is undefined (no positive at all) are left out."""
+    if len(truth) != len(predicted):
+        raise ValueError(f"truth and predictions need equal lengths ({len(truth)} != {len(predicted)})")
+    codes = [(2 if t else 1) if t != p else (0 if t else 3) for t, p in zip(truth, predicted, strict=True)]
+    value = f1_score(codes.count(0), codes.count(1), codes.count(2))
+    n = len(codes)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    rng = random.Random(seed)
+    estimates = []
+    for _ in range(resamples):
+        sample = rng.choices(codes, k=n)
+        estimate = f1_score(sample.count(0), sample.count(1), sample.count(2))
+        if not math.isnan(estimate):
+            estimates.append(estimate)
+    if not estimates:
+        return value, math.nan, math.nan
+    estimates.sort()
+    alpha = (1 - confidence) / 2
+    m = len(estimates)
+    return value, estimates[max(0, math.floor(alpha * m))], estimates[min(m - 1, math.ceil((1 - alpha) * m) - 1)]
