@@ -1,5 +1,5 @@
 """Alice and Bob played by a language model through any LLM backend: game/ renders the prompts and parses the
-answers; these agents only propose, the sandbox settles every claim (tasks/play.py composes the two). A backend
+answers; these agents only propose, the sandbox settles every claim (agents/play.py composes the two). A backend
 failure or an unparsable answer becomes a reason code on the sample, never an exception, so one bad response costs
 one sample."""
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sinq.agents.config import AgentConfig, BaselineConfig
+
 
 class GateSuite(BaseModel):
     """One suite of the gate: what it runs on and how it counts (the primary suite must improve, a no-regression
@@ -15,7 +17,8 @@ class GateSuite(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    suite: Literal["humaneval", "identifier-swap"] = Field(description="the suite (sinq eval SUITE)")
+    suite: Literal["game", "humaneval", "identifier-swap"] = Field(description="the suite (sinq eval SUITE); "
+                                                                  "game plays the role being gated")
     role: Literal["primary", "no_regression"] = Field("no_regression", description="primary: must improve "
                                                       "significantly; no_regression: must not fall too far")
     file: Path | None = Field(None, description="identifier-swap's CSV; without one the suite is skipped (said so)")
@@ -27,12 +30,40 @@ class GateSuite(BaseModel):
 
     @property
     def headline(self) -> str:
-        return self.metric or ("pass@1" if self.suite == "humaneval" else "accuracy")
+        return self.metric or {"humaneval": "pass@1", "game": "success_rate"}.get(self.suite, "accuracy")
 
 
 def _default_suites() -> list[GateSuite]:
-    return [GateSuite(suite="humaneval", role="no_regression"),
-            GateSuite(suite="identifier-swap", role="primary", file=None)]
+    return [GateSuite(suite="game", role="primary"),
+            GateSuite(suite="humaneval", role="no_regression"),
+            GateSuite(suite="identifier-swap", role="no_regression", file=None)]
+
+
+class GameEvalConfig(BaseModel):
+    """The held-out ``game`` suite (``[eval.game]``): a frozen set of verified pairs from held-out problems
+    (`sinq eval freeze`). The evaluator answers each pair ``answers`` times; the generator proposes ``samples``
+    variants per held-out problem of the set, each judged against a pinned reference evaluator (the model-free
+    baseline with its own budgets by default, so a generator's figures never move because the evaluator did)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    set: str = Field("latest", description="the frozen set measured on: a set id, or latest (the newest; the "
+                     "gate freezes one when none exists)")
+    answers: int = Field(4, ge=1, description="evaluator answers per pair (every one in the denominator)")
+    samples: int = Field(2, ge=1, description="generator variants per held-out problem")
+    target_difficulty: int = Field(10, ge=0, le=10, description="the difficulty the generator is asked for")
+    hard: int = Field(5, ge=0, le=10, description="a generator sample succeeds when it is valid and the reference "
+                      "evaluator's difficulty is at least this")
+    temperature: float = Field(1.0, ge=0, description="sampling of the answers and variants (the paper: 1.0)")
+    top_p: float = Field(0.7, gt=0, le=1, description="(the paper: 0.7)")
+    max_tokens: int = Field(1024, ge=1, description="budget of one answer or variant")
+    freeze_max_pairs: int = Field(200, ge=1, description="pairs a frozen set holds at most")
+    freeze_per_problem: int = Field(2, ge=1, description="pairs per held-out problem at most (spread over problems)")
+    freeze_seed: int = Field(0, description="which pairs are chosen when there are more")
+    reference: AgentConfig = Field(default_factory=AgentConfig, description="the pinned evaluator that measures "
+                                   "generator samples (default: the model-free baseline)")
+    reference_baseline: BaselineConfig = Field(default_factory=BaselineConfig, description="its budgets when it is "
+                                               "the baseline")
 
 
 class GateConfig(BaseModel):
@@ -84,4 +115,5 @@ class EvalConfig(BaseModel):
     classify_votes: int = Field(5, ge=1, description="classify majority mode: answers sampled per item (at "
                                 "temperature) whose majority is the prediction; a tie counts wrong")
     classify_max_tokens: int = Field(8, ge=1, description="answer budget of a classify Yes/No query")
+    game: GameEvalConfig = Field(default_factory=GameEvalConfig, description="the held-out game suite ([eval.game])")
     gate: GateConfig = Field(default_factory=GateConfig, description="the promotion gate ([eval.gate])")

@@ -71,9 +71,41 @@ class _Models:
         return self.scorers[(model, adapter)]
 
 
+    def agent(self, role: str, model: str, adapter: str | None, config: EvalConfig):
+        """The role's LLM agent on a loaded model (+ adapter), with the game suite's sampling."""
+        from sinq.agents.config import AgentConfig
+        from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
+        from sinq.evals.game import sampled
+
+        agent_config = sampled(AgentConfig(kind="llm", backend="transformers", model=model, adapter=adapter,
+                                           device=self.gate.device, cache=False), config)
+        return (LLMGenerator if role == "generator" else LLMEvaluator)(self.backend(model), agent_config)
+
+
+def reference_evaluator(config: EvalConfig, pool: WorkerPool):
+    """The pinned evaluator that measures generator samples in the game suite (never cached: it is re-asked)."""
+    from sinq.agents.backends import make_evaluator
+
+    reference = config.game.reference
+    if reference.kind == "llm":
+        reference = reference.model_copy(update={"cache": False, "replay": False})
+    return make_evaluator(reference, config.game.reference_baseline, pool)
+
+
 def run_suite(spec: GateSuite, pool: WorkerPool, config: EvalConfig, models: _Models, model: str,
-              adapter: str | None, role: str, splits=None) -> EvalRun:
+              adapter: str | None, role: str, splits=None, warehouse: Warehouse | None = None,
+              frozen_set: dict | None = None) -> EvalRun:
     """One suite on one side (model + adapter), as `sinq eval` would run it."""
+    if spec.suite == "game":
+        from sinq.evals import game
+
+        assert frozen_set is not None and warehouse is not None
+        agent = models.agent(role, model, adapter, config)
+        if role == "evaluator":
+            return game.evaluate_evaluator(pool, frozen_set, agent, config, model=model, adapter=adapter, role=role,
+                                           limit=spec.limit)
+        return game.evaluate_generator(pool, frozen_set, agent, reference_evaluator(config, pool), warehouse, config,
+                                       model=model, adapter=adapter, role=role, limit=spec.limit)
     if spec.suite == "humaneval":
         from sinq.evals import humaneval
 
@@ -97,6 +129,16 @@ def reusable(warehouse: Warehouse, like: EvalRun, model: str, adapter: str | Non
              and r["model"] == model and r["adapter"] == adapter and r["mode"] == like.mode
              and (r["sampling"] or {}) == like.sampling and (r["seeds"] or {}) == like.seeds]
     return found[-1] if found else None
+
+
+def skip_reason(spec: GateSuite, frozen_set: dict | None) -> str | None:
+    """Why a configured suite cannot be measured here (it is then skipped and the decision says so)."""
+    if spec.suite == "identifier-swap" and spec.file is None:
+        return "no file given ([[eval.gate.suites]] file = \"swap.csv\")"
+    if spec.suite == "game" and frozen_set is None:
+        return ("no frozen game set and no verified pair of a held-out problem to freeze one from (sinq eval "
+                "freeze after a run)")
+    return None
 
 
 def gate_config(config: EvalConfig) -> EvalConfig:
@@ -132,23 +174,30 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
     figures: list[SuiteFigures] = []
     evidence: dict[str, dict] = {}
     taken: set[str] = set()
+    frozen_set: dict | None = None
+    if any(spec.suite == "game" for spec in gate.suites):
+        from sinq.evals.game import frozen_or_freeze
+
+        frozen_set = frozen_or_freeze(warehouse, config.game, splits)
     for index, spec in enumerate(gate.suites):
         label = label_of(spec, index, taken)
         taken.add(label)
-        if spec.suite == "identifier-swap" and spec.file is None:
-            figures.append(SuiteFigures(label, spec.role, skipped="no file given ([[eval.gate.suites]] file = "
-                                                                  "\"swap.csv\")"))
-            evidence[label] = {"role": spec.role, "skipped": figures[-1].skipped}
+        skipped = skip_reason(spec, frozen_set)
+        if skipped:
+            figures.append(SuiteFigures(label, spec.role, skipped=skipped))
+            evidence[label] = {"role": spec.role, "skipped": skipped}
             continue
         if spec.file is not None and not Path(spec.file).exists():
             raise EvalError(f"[eval.gate] suite {label}: {spec.file} does not exist")
-        run = run_suite(spec, pool, suite_config, models, cand_model, cand_adapter, role, splits)
+        run = run_suite(spec, pool, suite_config, models, cand_model, cand_adapter, role, splits, warehouse,
+                        frozen_set)
         candidate_id = record(warehouse, run, code_version)
         stored = reusable(warehouse, run, inc_model, inc_adapter)
         if stored is not None:
             incumbent_id, incumbent_metrics, reused = stored["eval_id"], stored["metrics"], True
         else:
-            inc_run = run_suite(spec, pool, suite_config, models, inc_model, inc_adapter, role, splits)
+            inc_run = run_suite(spec, pool, suite_config, models, inc_model, inc_adapter, role, splits, warehouse,
+                                frozen_set)
             incumbent_id, incumbent_metrics, reused = record(warehouse, inc_run, code_version), inc_run.metrics, False
         paired = compare(warehouse, incumbent_id, candidate_id, compare_config)
         delta = paired["delta"]

@@ -19,7 +19,8 @@ from sinq.evals.config import EvalConfig
 from sinq.game.errors import SinqError
 from sinq.settings import load_settings
 
-app = typer.Typer(help="Evaluation: HumanEval pass@k, identifier swap; stored runs, compared pairwise.",
+app = typer.Typer(help="Evaluation: the held-out game, HumanEval pass@k, identifier swap, classification; stored runs, "
+                  "compared pairwise; the promotion gate.",
                   no_args_is_help=True)
 out = Console()
 

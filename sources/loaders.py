@@ -52,6 +52,8 @@ def load(spec: str, columns: ColumnMap | None = None, limit: int | None = None,
         rows: Iterable[Problem] = _humaneval()
     elif kind in ("mbpp", "file") and rest:
         rows = _mapped(_read_file(Path(rest)), columns or ColumnMap(), source=f"{kind}:{Path(rest).name}")
+        if kind == "mbpp" and splits is not None and splits.mbpp_official and not (columns and columns.split):
+            rows = _official_mbpp(rows)
     elif kind == "hf" and rest:
         name, _, split = rest.partition(":")
         rows = _mapped(_read_hf(name, split or "train"), columns or ColumnMap(), source=f"hf:{name}",
@@ -70,6 +72,22 @@ def load(spec: str, columns: ColumnMap | None = None, limit: int | None = None,
         problem.split = assigned_split(problem.split, problem.problem_id, splits, problem.source)
         problems.append(problem)
     return problems
+
+
+MBPP_SPLITS = ((1, 10, "prompt"), (11, 510, "test"), (511, 600, "validation"), (601, 974, "train"))
+"""MBPP's published split by task id (Austin et al., 2021)."""
+
+
+def mbpp_split(task_id: str) -> str:
+    """The published split of an MBPP task id; an id outside 1-974 (not an MBPP row) is ``train``."""
+    number = int(task_id) if task_id.isdigit() else 0
+    return next((name for low, high, name in MBPP_SPLITS if low <= number <= high), "train")
+
+
+def _official_mbpp(rows: Iterable[Problem]) -> Iterator[Problem]:
+    for problem in rows:
+        problem.split = mbpp_split(problem.source_id)
+        yield problem
 
 
 def _humaneval() -> Iterator[Problem]:

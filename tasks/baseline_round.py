@@ -1,17 +1,17 @@
 """One baseline round without Prefect or a warehouse: the mutation generator and the fuzzing evaluator play through
-the same generate → settle → evaluate → settle → label path as the nightly stages (tasks/play.py). It measures the
+the same generate → settle → evaluate → settle → label path as the nightly stages (agents/play.py). It measures the
 baselines' yield and is the reference any LLM agent is compared against (`sinq agents baseline`)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+from sinq.agents import play
 from sinq.agents.base import EvaluatorRequest
 from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
 from sinq.agents.config import BaselineConfig
 from sinq.sandbox.pool import WorkerPool
 from sinq.sources.problem import Problem
-from sinq.tasks import play
 
 
 def baseline_round(problems: list[Problem], pool: WorkerPool, n: int = 1, difficulty: int = 5,

@@ -1,5 +1,5 @@
 """The nightly stages as plain functions over batches of problem ids (the Prefect tasks in tasks/nightly.py wrap
-them). They compose: the agents propose and the sandbox settles (tasks/play.py), the warehouse answers what is
+them). They compose: the agents propose and the sandbox settles (agents/play.py), the warehouse answers what is
 already done and stores what is new (warehouse/queries.py, warehouse/records.py). Heavy data moves through the
 warehouse by id; every stage first asks what is already done (content-hash keys), so a rerun or a resumed run adds
 nothing twice and calls no agent twice."""
@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
+from sinq.agents import play
 from sinq.agents.base import EvaluatorRequest, GeneratorSample
 from sinq.agents.identity import agent_id, agent_rows
 from sinq.game.parsing import normalize_input
@@ -18,7 +19,6 @@ from sinq.sandbox.shared import holding, no_lost_executions, shared_pool
 from sinq.sandbox.verify import Pair, raise_for_sandbox
 from sinq.settings import Settings
 from sinq.sources.problem import Problem
-from sinq.tasks import play
 from sinq.tasks.hygiene import preparer
 from sinq.tasks.validation import needs_recheck, validate, validation_key
 from sinq.warehouse import queries

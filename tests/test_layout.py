@@ -67,8 +67,10 @@ def violations(where: str, me: str, source: str, config_module: bool = False) ->
         room = room_of(module)
         if room is None or room == me:
             continue
-        if config_module and module != "sinq.game.errors":
-            bad.append(f"{where}:{line}: a config model imports {module} (config modules are plain pydantic)")
+        if config_module and not (module == "sinq.game.errors" or (module.endswith(".config")
+                                                                    and room in BELOW[me])):
+            bad.append(f"{where}:{line}: a config model imports {module} (config modules are plain pydantic, "
+                       "composed only of the config models of rooms below)")
         elif me == "settings" and not (module.endswith(".config") or room == "game"):
             bad.append(f"{where}:{line}: settings assembles config models (and the pure rules) only, not {module}")
         elif me != "settings" and room not in BELOW[me]:
@@ -107,6 +109,9 @@ def test_every_room_is_walked_and_the_rules_can_fail() -> None:
     assert violations("x.py", "tasks", "from sandbox.verify import Pair\n")
     assert violations("x.py", "settings", "from sinq.tasks.stages import x\n")
     assert violations("x.py", "sandbox", "from sinq.game.inputs import x\n", config_module=True)
+    assert violations("x.py", "agents", "from sinq.evals.config import EvalConfig\n", config_module=True)
+    assert violations("x.py", "evals", "from sinq.agents.backends import make\n", config_module=True)
+    assert not violations("x.py", "evals", "from sinq.agents.config import AgentConfig\n", config_module=True)
     assert not violations("x.py", "flows", "from sinq.tasks import nightly\nfrom sinq.settings import Settings\n")
     assert not violations("x.py", "training", "from sinq.agents.tiny_model import make\nfrom sinq import x\n")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from sinq.agents import play
 from sinq.agents.base import EvaluatorRequest, GeneratorRequest
 from sinq.agents.cache import CachedBackend
 from sinq.agents.config import AgentConfig, Sampling
@@ -14,7 +15,6 @@ from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
 from sinq.game.parsing import parse_alice
 from sinq.game.prompts import render_alice
 from sinq.sources.loaders import load
-from sinq.tasks import play
 from sinq.warehouse.store import Warehouse
 
 KNOWN_REASONS = {"empty_response", "truncated", "no_program", "syntax_error", "no_entry_point", "signature_changed",

@@ -125,3 +125,18 @@ def test_held_out_split_is_deterministic_near_its_share_and_keeps_named_splits(t
     path = write_jsonl(tmp_path / "named.jsonl", named)
     loaded = load(f"mbpp:{path}", ColumnMap(split="split"), splits=SplitConfig(held_out_share=1.0))
     assert [p.split for p in loaded] == ["test", "validation", "held_out"]
+
+
+def test_mbpp_official_split_holds_out_test_and_validation_by_task_id(tmp_path: Path) -> None:
+    """The paper's protocol: MBPP's published split (prompt 1-10, test 11-510, validation 511-600, train 601-974)
+    when asked for; the held-out rule divides only the train rows (none with share 0)."""
+    from sinq.sources.config import SplitConfig
+
+    row = MBPP_ROWS[0]
+    rows = [{**row, "task_id": task_id, "code": row["code"] + f"\n# {task_id}\n"} for task_id in (5, 20, 510, 511,
+                                                                                                   600, 601, 974)]
+    path = write_jsonl(tmp_path / "mbpp.jsonl", rows)
+    official = load(f"mbpp:{path}", splits=SplitConfig(mbpp_official=True, held_out_share=0.0))
+    assert [p.split for p in official] == ["prompt", "test", "test", "validation", "validation", "train", "train"]
+    plain = load(f"mbpp:{path}", splits=SplitConfig(held_out_share=0.0))
+    assert {p.split for p in plain} == {"train"}

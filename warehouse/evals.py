@@ -73,3 +73,65 @@ def paired_outcomes(warehouse: Warehouse, eval_a: str, eval_b: str) -> list[dict
             "WHERE a.eval_id = ? AND b.eval_id = ? ORDER BY a.item_id, a.query_index", [eval_a, eval_b]).fetchall()
     return [{"item_id": r[0], "query_index": r[1], "correct_a": r[2], "correct_b": r[3], "score_a": r[4],
              "score_b": r[5]} for r in rows]
+
+
+# ---- frozen evaluation sets (the game suite, migration 6)
+SET_COLUMNS = ("set_id", "suite", "name", "content_hash", "pairs", "problems", "detail", "created_at")
+SET_PAIR_COLUMNS = ("position", "pair_id", "item_id", "problem_id", "source", "entry_point", "original_code",
+                    "variant_code", "diverging_input", "difficulty", "seed_inputs")
+
+
+def held_out_candidates(warehouse: Warehouse) -> list[dict]:
+    """Every verified, unflagged pair with what a frozen set copies (its problem's split and seed inputs too): the
+    material `sinq eval freeze` chooses from."""
+    if not warehouse.path.exists():
+        return []
+    with warehouse.reading() as con:
+        cursor = con.execute(
+            "SELECT v.pair_id, v.problem_id, v.source, v.entry_point, v.original_code, v.variant_code, "
+            "v.diverging_input, v.difficulty, v.split, pr.seed_inputs FROM verified_pairs v "
+            "JOIN problems pr USING (problem_id) WHERE v.flags = '[]' ORDER BY v.pair_id")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    for row in rows:
+        row["seed_inputs"] = json.loads(row["seed_inputs"] or "[]")
+    return rows
+
+
+def store_set(warehouse: Warehouse, row: dict, pairs: list[dict]) -> bool:
+    """One transaction: the set and its pairs. False when a set with this id (the same content) is stored already."""
+    row = {key: row.get(key) for key in SET_COLUMNS}
+    row["created_at"] = row["created_at"] or datetime.now(UTC)
+    row["detail"] = json.dumps(row["detail"] or {}, sort_keys=True, default=str)
+    rows = [{"set_id": row["set_id"], **{k: p.get(k) for k in SET_PAIR_COLUMNS}} for p in pairs]
+    for r in rows:
+        r["seed_inputs"] = json.dumps(r["seed_inputs"] or [])
+    inserted = warehouse.store({"eval_sets": [row], "eval_set_pairs": rows})
+    return bool(inserted.get("eval_sets"))
+
+
+def list_sets(warehouse: Warehouse, suite: str = "game") -> list[dict]:
+    """The frozen sets of a suite, oldest first."""
+    if not warehouse.path.exists():
+        return []
+    with warehouse.reading() as con:
+        rows = con.execute(f"SELECT {', '.join(SET_COLUMNS)} FROM eval_sets WHERE suite = ? "
+                           "ORDER BY created_at, set_id", [suite]).fetchall()
+    return [_decode(dict(zip(SET_COLUMNS, r, strict=True))) for r in rows]
+
+
+def read_set(warehouse: Warehouse, set_id: str) -> dict:
+    """A frozen set with its pairs in their frozen order; KeyError when there is none."""
+    if not warehouse.path.exists():
+        raise KeyError(set_id)
+    with warehouse.reading() as con:
+        found = con.execute(f"SELECT {', '.join(SET_COLUMNS)} FROM eval_sets WHERE set_id = ?", [set_id]).fetchall()
+        if not found:
+            raise KeyError(set_id)
+        row = _decode(dict(zip(SET_COLUMNS, found[0], strict=True)))
+        pairs = con.execute(f"SELECT {', '.join(SET_PAIR_COLUMNS)} FROM eval_set_pairs WHERE set_id = ? "
+                            "ORDER BY position", [set_id]).fetchall()
+    row["pair_rows"] = [dict(zip(SET_PAIR_COLUMNS, p, strict=True)) for p in pairs]
+    for p in row["pair_rows"]:
+        p["seed_inputs"] = json.loads(p["seed_inputs"] or "[]")
+    return row

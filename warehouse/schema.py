@@ -230,6 +230,21 @@ UPDATE adapters SET status = CASE WHEN promoted THEN 'promoted' ELSE 'registered
 both eval ids, values, the paired delta with its interval, McNemar's p); ``forced`` marks a user's override
 (``sinq models promote --force --reason``). ``adapters.status``: registered | promoted | rejected."""
 
+GAME_SETS_V6 = """
+CREATE TABLE eval_sets (
+    set_id VARCHAR PRIMARY KEY, suite VARCHAR NOT NULL, name VARCHAR, content_hash VARCHAR NOT NULL,
+    pairs INTEGER NOT NULL, problems INTEGER NOT NULL, detail JSON, created_at TIMESTAMP);
+CREATE TABLE eval_set_pairs (
+    set_id VARCHAR NOT NULL, position INTEGER NOT NULL, pair_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+    problem_id VARCHAR NOT NULL, source VARCHAR, entry_point VARCHAR, original_code VARCHAR NOT NULL,
+    variant_code VARCHAR NOT NULL, diverging_input VARCHAR NOT NULL, difficulty INTEGER, seed_inputs JSON,
+    PRIMARY KEY (set_id, pair_id));
+"""
+"""Issue 13, the ``game`` suite. ``eval_sets``: a frozen evaluation set (`sinq eval freeze`), named by the hash of
+its content; ``eval_set_pairs``: a copy of each verified held-out pair it holds (codes, diverging input, the
+difficulty it had, the problem's seed inputs), so the set stays the same whatever is stored or audited later. Each
+pair's variant is in ``eval_items`` too, which keeps it out of every training set."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -243,6 +258,8 @@ MIGRATIONS: list[Migration] = [
                  "outcome in eval_results", EVALUATION_V4),
     Migration(5, "the promotion gate: gate_decisions (candidate against incumbent, reasons, figures, forced) and "
                  "adapters.status (registered | promoted | rejected)", GATE_V5),
+    Migration(6, "the game suite: eval_sets (frozen, content-hashed sets of held-out verified pairs) and "
+                 "eval_set_pairs (a copy of each pair)", GAME_SETS_V6),
 ]
 LATEST = MIGRATIONS[-1].version
 

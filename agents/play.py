@@ -1,8 +1,8 @@
 """One round of the game as plain functions: agents propose, the sandbox settles, this module composes.
 
-The nightly stages (tasks/stages.py, which add the warehouse) and `sinq agents baseline` (which does not) both play
-through here, so there is one generate → settle → evaluate → settle → label path. Nothing here stores anything or
-talks to Prefect.
+The nightly stages (tasks/stages.py, which add the warehouse), `sinq agents baseline` (which does not) and the
+``game`` evaluation suite (evals/game.py) all play through here, so there is one generate → settle → evaluate →
+settle → label path. Nothing here stores anything or talks to Prefect.
 """
 
 from __future__ import annotations
