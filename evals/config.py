@@ -86,7 +86,8 @@ class GateConfig(BaseModel):
                          "alpha (binary items) or the paired bootstrap's 1 - alpha interval above 0")
     require_primary: bool = Field(False, description="refuse when no primary suite could be measured (default: "
                                   "the no-regression suites decide alone, and the reasons say so)")
-    max_tokens: int = Field(128, ge=1, description="HumanEval completion budget in the gate (small: a laptop)")
+    max_tokens: int = Field(128, ge=1, description="completion budget in the gate of a HumanEval completion and "
+                            "of a game answer or variant (small: a laptop; raise it on a GPU)")
     device: str | None = Field(None, description="where the gate's models run (default: cuda if present)")
 
     @model_validator(mode="after")

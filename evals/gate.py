@@ -12,9 +12,10 @@ import math
 import time
 from pathlib import Path
 
-from sinq.evals.common import EvalError, EvalRun, offline, record
+from sinq.evals.common import EvalError, EvalRun, record
 from sinq.evals.compare import compare
-from sinq.evals.config import EvalConfig, GateConfig, GateSuite
+from sinq.evals.config import EvalConfig
+from sinq.evals.suites import Models, label_of, run_suite, side_of, skip_reason
 from sinq.game.gate import SuiteFigures, decide
 from sinq.sandbox.pool import WorkerPool
 from sinq.warehouse.adapters import adapter as adapter_row
@@ -22,103 +23,6 @@ from sinq.warehouse.adapters import promoted, store_decision
 from sinq.warehouse.evals import list_evals
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
-
-
-def side_of(row: dict | None, base_model: str) -> tuple[str, str | None]:
-    """(model, adapter) an adapter row is evaluated as: a PEFT folder on its base model, a full fine-tune (no
-    adapter_config.json) as the model itself; None is the base model alone."""
-    if row is None:
-        return base_model, None
-    if Path(row["path"], "adapter_config.json").exists():
-        return str(row["base_model"] or base_model), str(row["path"])
-    return str(row["path"]), None
-
-
-def label_of(spec: GateSuite, index: int, taken: set[str]) -> str:
-    label = spec.suite if spec.file is None else f"{spec.suite}:{Path(spec.file).name}"
-    return label if label not in taken else f"{label}#{index}"
-
-
-class _Models:
-    """The models the gate's suites need, loaded on first use only (a reused incumbent run loads nothing)."""
-
-    def __init__(self, gate: GateConfig, batch_size: int) -> None:
-        self.gate = gate
-        self.batch_size = batch_size
-        self.backends: dict[str, object] = {}
-        self.scorers: dict[tuple[str, str | None], object] = {}
-
-    def backend(self, model: str):
-        if model not in self.backends:
-            offline()
-            from sinq.agents.backends import make_backend
-            from sinq.agents.config import AgentConfig
-
-            try:
-                self.backends[model] = make_backend(AgentConfig(kind="llm", backend="transformers", model=model,
-                                                                device=self.gate.device, cache=False))
-            except (OSError, ValueError) as exc:
-                raise EvalError(f"the gate cannot load {model!r} through transformers: "
-                                f"{' '.join(str(exc).split())[:300]}",
-                                hint="the gate runs the base model locally (or [eval.gate] enabled = false)") from exc
-        return self.backends[model]
-
-    def scorer(self, model: str, adapter: str | None):
-        if (model, adapter) not in self.scorers:
-            from sinq.evals.identifier_swap import TransformersScorer
-
-            self.scorers[(model, adapter)] = TransformersScorer(model, adapter, self.gate.device, self.batch_size)
-        return self.scorers[(model, adapter)]
-
-
-    def agent(self, role: str, model: str, adapter: str | None, config: EvalConfig):
-        """The role's LLM agent on a loaded model (+ adapter), with the game suite's sampling."""
-        from sinq.agents.config import AgentConfig
-        from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
-        from sinq.evals.game import sampled
-
-        agent_config = sampled(AgentConfig(kind="llm", backend="transformers", model=model, adapter=adapter,
-                                           device=self.gate.device, cache=False), config)
-        return (LLMGenerator if role == "generator" else LLMEvaluator)(self.backend(model), agent_config)
-
-
-def reference_evaluator(config: EvalConfig, pool: WorkerPool):
-    """The pinned evaluator that measures generator samples in the game suite (never cached: it is re-asked)."""
-    from sinq.agents.backends import make_evaluator
-
-    reference = config.game.reference
-    if reference.kind == "llm":
-        reference = reference.model_copy(update={"cache": False, "replay": False})
-    return make_evaluator(reference, config.game.reference_baseline, pool)
-
-
-def run_suite(spec: GateSuite, pool: WorkerPool, config: EvalConfig, models: _Models, model: str,
-              adapter: str | None, role: str, splits=None, warehouse: Warehouse | None = None,
-              frozen_set: dict | None = None) -> EvalRun:
-    """One suite on one side (model + adapter), as `sinq eval` would run it."""
-    if spec.suite == "game":
-        from sinq.evals import game
-
-        assert frozen_set is not None and warehouse is not None
-        agent = models.agent(role, model, adapter, config)
-        if role == "evaluator":
-            return game.evaluate_evaluator(pool, frozen_set, agent, config, model=model, adapter=adapter, role=role,
-                                           limit=spec.limit)
-        return game.evaluate_generator(pool, frozen_set, agent, reference_evaluator(config, pool), warehouse, config,
-                                       model=model, adapter=adapter, role=role, limit=spec.limit)
-    if spec.suite == "humaneval":
-        from sinq.evals import humaneval
-
-        return humaneval.evaluate(pool, config, backend=models.backend(model), model=model, adapter=adapter,
-                                  split=spec.split, splits=splits, limit=spec.limit, role=role)
-    from sinq.evals import identifier_swap
-
-    assert spec.file is not None
-    if spec.mode == "loglikelihood":
-        return identifier_swap.evaluate(Path(spec.file), "loglikelihood", config, scorer=models.scorer(model, adapter),
-                                        model=model, adapter=adapter, limit=spec.limit, role=role)
-    return identifier_swap.evaluate(Path(spec.file), "generate", config, backend=models.backend(model), model=model,
-                                    adapter=adapter, limit=spec.limit, role=role)
 
 
 def reusable(warehouse: Warehouse, like: EvalRun, model: str, adapter: str | None) -> dict | None:
@@ -131,20 +35,12 @@ def reusable(warehouse: Warehouse, like: EvalRun, model: str, adapter: str | Non
     return found[-1] if found else None
 
 
-def skip_reason(spec: GateSuite, frozen_set: dict | None) -> str | None:
-    """Why a configured suite cannot be measured here (it is then skipped and the decision says so)."""
-    if spec.suite == "identifier-swap" and spec.file is None:
-        return "no file given ([[eval.gate.suites]] file = \"swap.csv\")"
-    if spec.suite == "game" and frozen_set is None:
-        return ("no frozen game set and no verified pair of a held-out problem to freeze one from (sinq eval "
-                "freeze after a run)")
-    return None
-
-
 def gate_config(config: EvalConfig) -> EvalConfig:
     """The suites' settings under the gate: one greedy sample per HumanEval task (binary items: McNemar applies)
-    and the gate's small completion budget."""
-    return config.model_copy(update={"humaneval_samples": 1, "humaneval_k": [1], "max_tokens": config.gate.max_tokens})
+    and the gate's completion budget for HumanEval completions and game answers alike."""
+    game = config.game.model_copy(update={"max_tokens": min(config.game.max_tokens, config.gate.max_tokens)})
+    return config.model_copy(update={"humaneval_samples": 1, "humaneval_k": [1], "max_tokens": config.gate.max_tokens,
+                                     "game": game})
 
 
 def _value(metrics: dict, name: str) -> float | None:
@@ -170,7 +66,7 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
     inc_model, inc_adapter = side_of(incumbent, base)
     suite_config = gate_config(config)
     compare_config = config.model_copy(update={"confidence": 1 - gate.alpha})
-    models = _Models(gate, config.batch_size)
+    models = Models(gate.device, config.batch_size)
     figures: list[SuiteFigures] = []
     evidence: dict[str, dict] = {}
     taken: set[str] = set()

@@ -192,9 +192,28 @@ def publish(summary: dict, source: dict, timings: dict) -> None:
                           description="difficulty histogram of the pairs this run labelled")
 
 
+def gate_series(curves: list[dict]) -> dict[str, list[tuple[int, float, float, float, bool]]]:
+    """Per role and suite, the gate's measured deltas by round: (round, delta, low, high, promoted)."""
+    series: dict[str, list[tuple[int, float, float, float, bool]]] = {}
+    for c in curves:
+        for role, g in (c.get("gate") or {}).items():
+            if not g or g.get("passed") is None:
+                continue
+            for label, f in (g.get("suites") or {}).items():
+                if f and f.get("delta") is not None:
+                    low, high = f.get("low", f["delta"]), f.get("high", f["delta"])
+                    series.setdefault(f"{role}: {label}", []).append((c["round"], f["delta"], low, high,
+                                                                      bool(g["passed"])))
+    return series
+
+
 def curves_png(curves: list[dict]) -> bytes:
-    """Self-play curves per round: generator validity, evaluator success, share of difficulty 10."""
-    figure, axis = plt.subplots(figsize=(6, 3), dpi=100)
+    """Self-play curves per round: generator validity, evaluator success, share of difficulty 10; beneath them,
+    when adapters were gated, each suite's paired delta (candidate - incumbent) with its interval, filled where the
+    adapter was promoted and hollow where it was rejected."""
+    series = gate_series(curves)
+    figure, axes = plt.subplots(2 if series else 1, 1, figsize=(6, 5.5 if series else 3), dpi=100, squeeze=False)
+    axis = axes[0][0]
     rounds = [c["round"] for c in curves]
     for key, name in (("generator_validity", "generator validity"),
                       ("evaluator_success_rate", "evaluator success"), ("share_difficulty_10", "share difficulty 10")):
@@ -203,6 +222,22 @@ def curves_png(curves: list[dict]) -> bytes:
     axis.set_ylim(-0.05, 1.05)
     axis.set_xticks(rounds)
     axis.legend(fontsize=7)
+    if series:
+        gate_axis = axes[1][0]
+        for index, (name, points) in enumerate(sorted(series.items())):
+            shift = (index - (len(series) - 1) / 2) * 0.06
+            xs = [r + shift for r, *_ in points]
+            deltas = [d for _, d, *_ in points]
+            errors = [[d - low for _, d, low, _, _ in points], [high - d for _, d, _, high, _ in points]]
+            line = gate_axis.errorbar(xs, deltas, yerr=errors, capsize=3, linestyle="-", label=name)
+            colour = line[0].get_color()
+            gate_axis.scatter(xs, deltas, s=36, zorder=3, edgecolors=colour,
+                              facecolors=[colour if promoted else "white" for *_, promoted in points])
+        gate_axis.axhline(0.0, color="grey", linewidth=0.8)
+        gate_axis.set_xlabel("round (filled: promoted, hollow: rejected)")
+        gate_axis.set_ylabel("gate delta")
+        gate_axis.set_xticks(rounds)
+        gate_axis.legend(fontsize=7)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -213,7 +248,8 @@ def curves_png(curves: list[dict]) -> bytes:
 def publish_curves(curves: list[dict]) -> None:
     png = curves_png(curves)
     create_image_artifact(f"data:image/png;base64,{base64.b64encode(png).decode()}", key="self-play-curves",
-                          description="generator validity, evaluator success, share of difficulty 10 per round")
+                          description="generator validity, evaluator success, share of difficulty 10 per round, "
+                                      "and the promotion gate's deltas with their intervals")
     table = "\n".join(f"| {c['round']} | {c.get('generator_validity')} | {c.get('evaluator_success_rate')} | "
                       f"{c.get('share_difficulty_10')} | {c.get('difficulty_histogram')} | {c['trained']} |"
                       for c in curves)
@@ -243,3 +279,47 @@ def gate_curves_markdown(curves: list[dict]) -> str:
 def publish_gate_curves(curves: list[dict]) -> None:
     create_markdown_artifact(gate_curves_markdown(curves), key="self-play-gate",
                              description="the promotion gate's decision and figures per round and role")
+
+
+def evaluation_rows(result: dict) -> list[dict]:
+    """One table row per suite: its headline metric with the interval and n, or why it was skipped."""
+    rows = []
+    for s in result["suites"]:
+        m = (s.get("metrics") or {}).get(s["headline"]) or {}
+        rows.append({"suite": s["label"], "metric": s["headline"], "value": m.get("value"), "low": m.get("low"),
+                     "high": m.get("high"), "n": s.get("n"), "eval_id": s.get("eval_id"),
+                     "skipped": s.get("skipped")})
+    return rows
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def evaluation_png(rows: list[dict], title: str) -> bytes:
+    """Each measured suite's headline metric as a point with its interval (skipped suites are left out)."""
+    measured = [r for r in rows if r["value"] is not None]
+    figure, axis = plt.subplots(figsize=(6, 0.6 * max(len(measured), 1) + 1.2), dpi=100)
+    names = [f"{r['suite']} {r['metric']} (n={r['n']})" for r in measured]
+    values = [r["value"] for r in measured]
+    errors = [[r["value"] - r["low"] for r in measured], [r["high"] - r["value"] for r in measured]]
+    axis.errorbar(values, range(len(measured)), xerr=errors, fmt="o", capsize=4, color="#3b6fb6")
+    axis.set_yticks(range(len(measured)), names)
+    axis.set_xlim(-0.02, max([1.02] + [r["high"] * 1.05 for r in measured]))
+    axis.set_title(title, fontsize=9)
+    return _png(figure)
+
+
+def publish_evaluation(result: dict) -> None:
+    """The ``evaluate`` flow's table and picture in the UI."""
+    rows = evaluation_rows(result)
+    who = f"{result['model']}" + (f" + {result['adapter']}" if result["adapter"] else "")
+    key = f"evaluation-{result['role']}"
+    create_table_artifact(rows, key=key, description=f"evaluation of the {result['role']}: {who}")
+    png = evaluation_png(rows, f"{result['role']}: {who}"[-90:])
+    create_image_artifact(f"data:image/png;base64,{base64.b64encode(png).decode()}", key=f"{key}-plot",
+                          description=f"each suite's headline metric with its interval ({who})")

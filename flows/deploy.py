@@ -1,6 +1,6 @@
 """Registers the deployments (the nightly one on the CPU pool: cron + IANA timezone from [run], concurrency limit 1,
-runs never overlap; the weekly fine-tune and the on-demand gate on the GPU pool) and the work pools they need, from
-the same facts prefect.yaml states for people who use `prefect deploy`."""
+runs never overlap; the weekly fine-tune, the on-demand gate and evaluate on the GPU pool) and the work pools they
+need, from the same facts prefect.yaml states for people who use `prefect deploy`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ ENTRYPOINT = "sinq.flows.nightly.nightly_generation"
 """By installed module name, so a worker runs the sinq it has installed (editable or wheel), not a file path."""
 FINETUNE_ENTRYPOINT = "sinq.flows.finetuning.finetune"
 GATE_ENTRYPOINT = "sinq.flows.finetuning.gate"
+EVALUATE_ENTRYPOINT = "sinq.flows.evaluation.evaluate"
 
 
 def ensure_pools(names: list[str]) -> list[str]:
@@ -70,6 +71,7 @@ def _deploy_gpu(settings: Settings) -> list[str]:
     """The weekly fine-tune (train the evaluator with SFT, gate it against the incumbent, promote on a pass) and the
     gate on its own (run on demand for an adapter trained elsewhere: `prefect deployment run gate/gate -p role=…
     -p adapter_id=…`), with the same settings baked in as the nightly."""
+    from sinq.flows.evaluation import evaluate
     from sinq.flows.finetuning import finetune, gate
 
     data = settings.model_dump(mode="json")
@@ -87,4 +89,10 @@ def _deploy_gpu(settings: Settings) -> list[str]:
         description="sinq gate: one registered adapter against the incumbent on [eval.gate]'s suites",
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         **common)
-    return ["finetune/weekly-finetune", "gate/gate"]
+    evaluate.from_source(source=str(Path.cwd()), entrypoint=EVALUATE_ENTRYPOINT).deploy(
+        name="evaluate", parameters={"settings": data, "role": "evaluator"},
+        description="sinq evaluate: a role's agent (its promoted adapter, or -p adapter_id=…) on [eval.gate]'s "
+                    "suites, stored with intervals",
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+        **common)
+    return ["finetune/weekly-finetune", "gate/gate", "evaluate/evaluate"]

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from sinq.flows.artifacts import publish_curves, publish_gate_curves
+from sinq.flows.evaluation import evaluate
 from sinq.flows.nightly import nightly_generation
 from sinq.settings import Settings, load_settings
 from sinq.tasks import stages
@@ -48,14 +49,17 @@ def _gate_figures(decision: dict | None) -> dict | None:
         return None
     suites = decision["figures"].get("suites", {})
     return {"decision_id": decision["decision_id"], "passed": decision["passed"], "reasons": decision["reasons"],
-            "suites": {label: None if f.get("skipped") else {"delta": f["delta"]["value"], "p_value": f["p_value"]}
-                       for label, f in suites.items()}}
+            "suites": {label: None if f.get("skipped") else {
+                "delta": f["delta"]["value"], "low": f["delta"]["low"], "high": f["delta"]["high"],
+                "p_value": f["p_value"], "role": f["role"], "candidate": f["rate_candidate"],
+                "incumbent": f["rate_incumbent"]} for label, f in suites.items()}}
 
 
 @flow(name="finetune", persist_result=False)
 def finetune(settings: dict | None = None, role: str = "evaluator", kind: str = "sft", base: str | None = None,
              promote: bool = False) -> dict:
-    """Build the role's training set from everything stored, train on it, optionally promote the adapter."""
+    """Build the role's training set from everything stored, train on it, then gate and promote the adapter
+    (``promote``) or only measure it on the gate's suites (the ``evaluate`` flow)."""
     cfg = _settings(settings)
     data = cfg.model_dump(mode="json")
     built = build_set(data, kind, role)
@@ -64,9 +68,15 @@ def finetune(settings: dict | None = None, role: str = "evaluator", kind: str = 
         return {"trained": False}
     model = _base(cfg, role, base)
     result = train_role(data, kind, role, model, built["snapshot_id"], flow_run.id)
-    outcome = _promote(cfg, data, role, result["adapter_id"], model) if promote else {"promoted": False, "gate": None}
+    measured = None
+    if promote:
+        outcome = _promote(cfg, data, role, result["adapter_id"], model)
+    else:
+        outcome = {"promoted": False, "gate": None}
+        if cfg.eval.gate.enabled:
+            measured = evaluate(data, role, result["adapter_id"], model)
     return {"trained": True, "snapshot": built, **result, "promoted": outcome["promoted"],
-            "gate": _gate_figures(outcome["gate"])}
+            "gate": _gate_figures(outcome["gate"]), "evaluation": measured}
 
 
 @flow(name="gate", persist_result=False)

@@ -827,7 +827,7 @@ def deploy(
     json_out: JsonOpt = False,
 ) -> None:
     """Register the deployments and their work pools: the nightly one (cron + timezone from [run], never
-    overlapping) on the CPU pool; the weekly fine-tune (with the gate) and the gate on the GPU pool."""
+    overlapping) on the CPU pool; the weekly fine-tune (with the gate), the gate and evaluate on the GPU pool."""
     import os
 
     from sinq.flows import server
@@ -842,7 +842,7 @@ def deploy(
         print(json.dumps(result))
         return
     _figures(result, f"deployed to {api}", False)
-    out.print(f"Start a worker: sinq worker start --pool {result['work_pool']} (fine-tune/gate: --pool "
+    out.print(f"Start a worker: sinq worker start --pool {result['work_pool']} (fine-tune/gate/evaluate: --pool "
               f"{result['gpu_pool']} on the GPU host)")
 
 

@@ -327,3 +327,50 @@ def gate(
     out.print(f"gate {decision['decision_id']}: {role} adapter {adapter} {verdict} ({action})")
     for reason in decision["reasons"]:
         out.print(f"  {reason}")
+
+
+@app.command("run")
+def run_flow(
+    role: Annotated[str, typer.Argument(help="generator | evaluator")],
+    adapter: Annotated[str | None, typer.Option("--adapter", help="a registered adapter id (default: the role's "
+                                                "promoted adapter, or the base model)")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="base model (default: [agents.ROLE] model)")] = None,
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The `evaluate` flow: a role's agent on [eval.gate]'s suites, each run stored, visible in the Prefect UI
+    (a local server is started if none answers)."""
+    import os
+
+    from sinq.flows import server
+
+    if role not in ("generator", "evaluator"):
+        raise EvalError(f"unknown role {role!r} (generator | evaluator)")
+    settings = load_settings(config)
+    if db is not None:
+        settings = settings.model_copy(update={"warehouse": settings.warehouse.model_copy(update={"path": db})})
+    if device is not None:
+        gate = settings.eval.gate.model_copy(update={"device": device})
+        settings = settings.model_copy(update={"eval": settings.eval.model_copy(update={"gate": gate})})
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    server.ensure_api()
+    offline()
+    from sinq.flows.artifacts import evaluation_rows
+    from sinq.flows.evaluation import evaluate
+
+    result = evaluate(settings.model_dump(mode="json"), role, adapter, base)
+    if json_out:
+        print(json.dumps(result, default=str))
+        return
+    table = Table("suite", "metric", "value", "interval", "n", "eval", title=f"{role}: {result['model']}"
+                  + (f" + {result['adapter']}" if result["adapter"] else ""))
+    for r in evaluation_rows(result):
+        if r["skipped"]:
+            table.add_row(r["suite"], r["metric"], "-", f"skipped: {r['skipped']}", "", "")
+            continue
+        value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        table.add_row(r["suite"], r["metric"], value, f"[{r['low']:.4f}, {r['high']:.4f}]", str(r["n"]),
+                      r["eval_id"])
+    out.print(table)

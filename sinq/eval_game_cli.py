@@ -126,7 +126,7 @@ def game(
     against the pinned reference evaluator on its held-out problems."""
     from sinq.evals import game as suite
     from sinq.evals.common import record
-    from sinq.evals.gate import reference_evaluator
+    from sinq.evals.suites import reference_evaluator
     from sinq.sandbox import open_backend
 
     role = mode or agent

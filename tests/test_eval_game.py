@@ -146,7 +146,7 @@ class Unchanged:
 def test_generator_mode_against_the_pinned_reference(played, frozen_set, local_backend) -> None:
     from sinq.agents.baselines import MutationGenerator
     from sinq.evals import game
-    from sinq.evals.gate import reference_evaluator
+    from sinq.evals.suites import reference_evaluator
 
     warehouse, the_set = played["warehouse"], frozen_set["set"]
     config = EvalConfig(game=GameEvalConfig(samples=2, answers=2, hard=0), bootstrap_resamples=200)
@@ -235,3 +235,47 @@ def test_the_gate_measures_on_the_game_and_refuses_no_improvement(played, frozen
     # a random adapter on a random model finds no divergence, like its base model: no improvement, refused
     assert not decision["passed"] and "game" in decision["reasons"][0]
     assert gate_decisions(warehouse, "evaluator", "game-lora")[-1]["decision_id"] == decision["decision_id"]
+
+
+def test_the_evaluate_flow_measures_a_registered_adapter_and_shows_it(played, frozen_set, tiny_model, lora) -> None:
+    """The `evaluate` flow (the GPU pool's deployment) on a registered adapter: every suite stored with its
+    interval, a skipped one said, and the UI's table and picture through the Prefect client."""
+    from datetime import UTC, datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from sinq.evals.config import GateConfig, GateSuite
+    from sinq.flows.evaluation import evaluate
+    from sinq.sandbox.shared import close_shared_pools
+    from sinq.warehouse.evals import read_eval
+
+    warehouse = played["warehouse"]
+    warehouse.store({"adapters": [{"adapter_id": "eval-lora", "role": "evaluator", "base_model": str(tiny_model),
+                                   "path": str(lora), "job_id": None, "snapshot_id": None, "promoted": False,
+                                   "promoted_at": None, "created_at": datetime.now(UTC)}]})
+    settings = played["settings"].model_copy(deep=True)
+    settings.eval = EvalConfig(game=GameEvalConfig(answers=2, max_tokens=16, set=frozen_set["set_id"]),
+                               gate=GateConfig(device="cpu", max_tokens=8, suites=[
+                                   GateSuite(suite="game", role="primary", limit=2),
+                                   GateSuite(suite="humaneval", limit=2), GateSuite(suite="identifier-swap")]))
+    try:
+        result = evaluate(settings.model_dump(mode="json"), "evaluator", "eval-lora")
+    finally:
+        close_shared_pools()
+    assert result["adapter_id"] == "eval-lora" and result["adapter"] == str(lora)
+    assert result["model"] == str(tiny_model)
+    suites = {s["label"]: s for s in result["suites"]}
+    assert suites["game"]["n"] == 4 and suites["humaneval"]["n"] == 2
+    assert "no file given" in suites["identifier-swap"]["skipped"]
+    stored = read_eval(warehouse, suites["game"]["eval_id"])
+    assert stored["adapter"] == str(lora) and stored["mode"] == "evaluator" and len(stored["results"]) == 4
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "evaluation-evaluator", "evaluation-evaluator-plot"])))
+    kinds = {a.key: a for a in artifacts}
+    assert set(kinds) == {"evaluation-evaluator", "evaluation-evaluator-plot"}
+    assert kinds["evaluation-evaluator-plot"].data.startswith("data:image/png;base64,")
+    table = json.loads(kinds["evaluation-evaluator"].data)
+    assert {row["suite"] for row in table} == {"game", "humaneval", "identifier-swap"}
+    assert next(r for r in table if r["suite"] == "game")["eval_id"] == suites["game"]["eval_id"]

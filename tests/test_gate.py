@@ -326,3 +326,24 @@ def test_migration_5_gives_old_adapters_a_status(tmp_path: Path) -> None:
     assert gate_decisions(warehouse) == [] and LATEST >= 5
     with warehouse.reading() as check:
         assert check.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == LATEST
+
+
+def test_the_curves_picture_shows_the_gate_figures() -> None:
+    """The self-play picture gains a panel of gate deltas (with their intervals) once a round was gated."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from sinq.flows.artifacts import curves_png, gate_series
+
+    plain = [{"round": r, "generator_validity": 0.5, "evaluator_success_rate": 0.4, "share_difficulty_10": 0.1,
+              "gate": {"evaluator": {"passed": None, "measured": False}}} for r in (0, 1)]
+    gated = [dict(c, gate={"evaluator": {"passed": r == 1, "suites": {
+        "game": {"delta": 0.1 * r - 0.05, "low": 0.1 * r - 0.15, "high": 0.1 * r + 0.05, "p_value": None},
+        "identifier-swap": None}}}) for r, c in enumerate(plain)]
+    assert gate_series(plain) == {}
+    assert gate_series(gated) == {"evaluator: game": [(0, -0.05, -0.15, 0.05, False),
+                                                      (1, pytest.approx(0.05), pytest.approx(-0.05),
+                                                       pytest.approx(0.15), True)]}
+    one, two = (plt.imread(io.BytesIO(curves_png(c))) for c in (plain, gated))
+    assert one.shape[0] == 300 and two.shape[0] == 550

@@ -199,10 +199,11 @@ def test_prefect_yaml_is_a_valid_deployment_file():
         for schedule in deployment["schedules"]:
             CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
         assert deployment["concurrency_limit"]["limit"] == 1
-    assert flows == {"nightly": "nightly-generation", "weekly-finetune": "finetune", "gate": "gate"}
+    assert flows == {"nightly": "nightly-generation", "weekly-finetune": "finetune", "gate": "gate",
+                     "evaluate": "evaluate"}
     pools = {d["name"]: d["work_pool"]["name"] for d in spec["deployments"]}
     assert pools == {"nightly": RunConfig().work_pool, "weekly-finetune": RunConfig().gpu_pool,
-                     "gate": RunConfig().gpu_pool}
+                     "gate": RunConfig().gpu_pool, "evaluate": RunConfig().gpu_pool}
     assert spec["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
 
 
@@ -236,11 +237,13 @@ export_dir = "{tmp_path / 'exports'}"
     [schedule] = deployment.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("30 1 * * *", "Europe/Berlin")
     assert deployment.parameters["settings"]["run"]["limit"] == 3
-    assert result["gpu_deployments"] == ["finetune/weekly-finetune", "gate/gate"]
+    assert result["gpu_deployments"] == ["finetune/weekly-finetune", "gate/gate", "evaluate/evaluate"]
     with get_client(sync_client=True) as client:
         weekly = client.read_deployment_by_name("finetune/weekly-finetune")
         gate = client.read_deployment_by_name("gate/gate")
-    assert weekly.work_pool_name == gate.work_pool_name == "sinq-gpu"
+        evaluate = client.read_deployment_by_name("evaluate/evaluate")
+    assert weekly.work_pool_name == gate.work_pool_name == evaluate.work_pool_name == "sinq-gpu"
+    assert evaluate.parameters["role"] == "evaluator" and not evaluate.schedules
     assert [s.schedule.cron for s in weekly.schedules] == [RunConfig().finetune_cron] and not gate.schedules
     assert weekly.parameters["promote"] is True and weekly.parameters["settings"]["run"]["limit"] == 3
 

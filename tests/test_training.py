@@ -235,6 +235,15 @@ def test_two_round_self_play_under_prefect(prefect_server, local_backend, tiny_m
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
             "self-play-curves"])))
     assert artifacts and artifacts[0].data.startswith("data:image/png;base64,")
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    picture = plt.imread(io.BytesIO(base64.b64decode(artifacts[0].data.split(",", 1)[1])))
+    assert picture.shape[0] == 550  # the gate's panel: every trained adapter was measured
+    assert all(g["suites"]["humaneval"]["low"] <= g["suites"]["humaneval"]["delta"] for c in curves
+               for g in c["gate"].values())
 
 
 def test_finetune_command_goes_from_stored_data_to_a_promoted_adapter(filled, tiny_model, prefect_server):
