@@ -6,12 +6,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from pathlib import Path
 
 import httpx
 
 from sinq.agents.llm import LLMRequest, LLMResult, chat_body
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def served_name(adapter: str) -> str:
+    """The model name a served LoRA adapter answers to: its folder's name, as in ``vllm serve BASE --enable-lora
+    --lora-modules NAME=PATH``. A server that does not serve it answers 404 for each request (recorded as the
+    request's error), never the base model silently in its place."""
+    return Path(adapter.rstrip("/")).name or adapter
 
 
 class OpenAIBackend:
@@ -43,7 +51,8 @@ class OpenAIBackend:
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
     def _body(self, request: LLMRequest, n: int) -> dict:
-        return chat_body(request, request.model or self.model, n)
+        return chat_body(request, served_name(request.adapter) if request.adapter else request.model or self.model,
+                         n)
 
     async def _complete(self, client: httpx.AsyncClient, request: LLMRequest) -> LLMResult:
         started = time.perf_counter()

@@ -1024,6 +1024,46 @@ def train_finetune(
     _figures({k: v for k, v in result.items() if k not in ("snapshot", "metrics")}, f"finetune {role}", False)
 
 
+@train_app.command("self-play")
+def train_self_play(
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="rounds to play")] = 2,
+    role: Annotated[list[str] | None, typer.Option("--role", help="the roles trained each round (repeatable; "
+                                                   "default both): --role generator plays generator rounds "
+                                                   "against a frozen evaluator")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="sft | dpo | grpo")] = "sft",
+    first_round: Annotated[int | None, typer.Option("--round", help="the first round's number (default [run] "
+                                                    "round)")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The `self-play` flow: per round, generation with the promoted adapters, then build, train, gate and promote
+    the roles; curves and gate figures per round in the UI."""
+    import os
+
+    from sinq.flows import server
+
+    roles = role or ["generator", "evaluator"]
+    unknown = sorted(set(roles) - {"generator", "evaluator"})
+    if unknown:
+        raise SettingsError(f"unknown role(s) {', '.join(unknown)} (generator | evaluator)")
+    settings = _run_settings(config, None, None, None, None, db, first_round, None, sets)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    server.ensure_api()
+    from sinq.flows.finetuning import self_play
+
+    _console_errors_one_line()
+    result = self_play(settings.model_dump(mode="json"), rounds=rounds, kind=kind, roles=roles)
+    if json_out:
+        print(json.dumps(result, default=str))
+        return
+    for curve in result["rounds"]:
+        _figures({k: v for k, v in curve.items() if k in ("round", "verified_pairs", "generator_validity",
+                                                            "evaluator_success_rate", "share_difficulty_10",
+                                                            "trained")}, f"round {curve['round']}", False)
+
+
 @train_app.command("bench-thresholds")
 def train_bench_thresholds(
     limit: Annotated[int | None, typer.Option(help="HumanEval problems (default: all 164)")] = None,

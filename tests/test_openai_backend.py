@@ -43,6 +43,10 @@ class FaultInjector(BaseHTTPRequestHandler):
             return self._reply(400, {"error": "n must be 1 for this model"})
         if scenario == "fatal":
             return self._reply(400, {"error": "bad request"})
+        if scenario == "model":
+            if body["model"] not in ("base", "round-3"):
+                return self._reply(404, {"error": f"The model `{body['model']}` does not exist."})
+            return self._reply(200, {"choices": [{"message": {"content": body["model"]}, "finish_reason": "stop"}]})
         choices = [{"message": {"content": f"{scenario} {attempt}.{i}"}, "finish_reason": "stop"} for i in range(n)]
         return self._reply(200, {"choices": choices, "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n}})
 
@@ -124,3 +128,15 @@ def test_cache_never_pays_twice_and_replay_reads_only(server: str, tmp_path) -> 
     hit, miss = replay.generate([request("ok"), request("never-asked")])
     assert hit.cache_hit and hit.texts == first[0].texts
     assert miss.error is not None and "replay" in miss.error
+
+
+def test_an_adapter_is_asked_for_by_its_served_name_never_silently_the_base(server: str) -> None:
+    """`vllm serve BASE --enable-lora --lora-modules round-3=/adapters/round-3`: a request with that adapter names
+    ``round-3``; an adapter the server does not serve is that request's error, not the base model's answer."""
+    backend = OpenAIBackend(server, "base", max_backoff_s=0.05)
+    served, plain, unknown = backend.generate([
+        LLMRequest(messages=[{"role": "user", "content": "model"}], n=1, adapter="/adapters/round-3/"),
+        LLMRequest(messages=[{"role": "user", "content": "model"}], n=1),
+        LLMRequest(messages=[{"role": "user", "content": "model"}], n=1, adapter="/adapters/other")])
+    assert served.texts == ["round-3"] and plain.texts == ["base"]
+    assert unknown.error is not None and "404" in unknown.error and not unknown.texts
