@@ -134,6 +134,102 @@ class TransformersScorer:
         return scores
 
 
+class ServedScorer:
+    """Summed continuation log-probabilities from an OpenAI-compatible completions server that echoes the prompt's
+    log-probabilities (``vllm serve``): context and continuation are tokenised separately by the server's
+    ``/tokenize`` and the joined ids sent as the prompt, so a served model scores exactly as ``TransformersScorer``
+    scores the same weights. A server without ``/tokenize`` is sent the joined text; the continuation's tokens are
+    then those that start at or after the context's end (a token across the boundary counts for the context).
+    Chat-only servers cannot score log-likelihood: that is one EvalError naming the server's answer."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0,
+                 batch_size: int = 8) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.root = self.base_url.removesuffix("/v1")
+        self.model = model
+        self.batch_size = batch_size
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(headers=headers, timeout=timeout_s, transport=httpx.HTTPTransport(retries=2))
+        self.tokenize: bool | None = None
+        self.max_model_len: int | None = None
+
+    def _post(self, url: str, body: dict) -> dict:
+        import httpx
+
+        try:
+            response = self.client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            raise EvalError(f"the server at {self.base_url} did not answer: {type(exc).__name__}: {exc}",
+                            exit_code=3) from exc
+        if response.status_code >= 400:
+            raise EvalError(f"{url} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def _ids(self, text: str) -> list[int] | None:
+        if self.tokenize is False:
+            return None
+        import httpx
+
+        try:
+            response = self.client.post(f"{self.root}/tokenize", json={"model": self.model, "prompt": text,
+                                                                        "add_special_tokens": False})
+        except httpx.HTTPError:
+            response = None
+        if response is None or response.status_code >= 400:
+            self.tokenize = False
+            return None
+        self.tokenize = True
+        answer = response.json()
+        self.max_model_len = answer.get("max_model_len") or self.max_model_len
+        return list(answer["tokens"])
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        prompts: list[list[int] | str] = []
+        spans: list[tuple[str, int, int]] = []
+        for context, continuation in pairs:
+            if not continuation:
+                raise EvalError("an empty continuation cannot be scored")
+            ctx, cont = self._ids(context), self._ids(continuation)
+            if ctx is not None and cont is not None:
+                room = (self.max_model_len or 1 << 30) - 1  # one generated token: the server insists on one
+                if len(cont) >= room:
+                    raise EvalError(f"a continuation of {len(cont)} tokens does not fit the served "
+                                    f"{self.max_model_len}")
+                joined = (ctx + cont)[-room:]  # the context loses its start, never the continuation
+                prompts.append(joined)
+                spans.append(("ids", len(joined) - len(cont), len(cont)))
+            else:
+                prompts.append(context + continuation)
+                spans.append(("text", len(context), len(context) + len(continuation)))
+        scores: list[float] = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start:start + self.batch_size]
+            data = self._post(f"{self.base_url}/completions", {
+                "model": self.model, "prompt": chunk, "max_tokens": 1, "echo": True, "logprobs": 0,
+                "temperature": 0.0})
+            choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+            if len(choices) != len(chunk):
+                raise EvalError(f"{self.base_url}/completions returned {len(choices)} choices for {len(chunk)} "
+                                "prompts")
+            for choice, (kind, low, high) in zip(choices, spans[start:start + len(chunk)], strict=True):
+                logprobs = choice.get("logprobs") or {}
+                values = logprobs.get("token_logprobs")
+                if not values:
+                    raise EvalError(f"{self.base_url} returned no prompt log-probabilities (echo with logprobs "
+                                    "is needed: vllm serve has it, chat-only servers do not)")
+                if kind == "ids":
+                    picked = values[low:low + high]
+                else:
+                    picked = [v for v, at in zip(values, logprobs.get("text_offset") or [], strict=False)
+                              if low <= at < high]
+                if not picked or any(v is None for v in picked):
+                    raise EvalError(f"{self.base_url} returned no log-probability for a continuation's tokens")
+                scores.append(float(sum(picked)))
+        return scores
+
+
 def loglikelihood(items: Sequence[SwapItem], scorer: Scorer) -> list[Result]:
     """One query per item: correct when the right completion is strictly more likely (a tie is wrong: it would
     otherwise favour whichever position a tie-break picks)."""

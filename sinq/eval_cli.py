@@ -179,6 +179,24 @@ def humaneval(
     _show(run.summary(), json_out, warehouse.path)
 
 
+def _scorer(suite, agent_config, batch_size: int):
+    """Log-likelihoods from the local model through transformers, or from a served one (the openai backend: vLLM's
+    prompt log-probabilities; an adapter is asked for by its served name)."""
+    import os
+
+    if agent_config.backend == "openai":
+        from sinq.agents.openai_backend import served_name
+
+        name = served_name(agent_config.adapter) if agent_config.adapter else agent_config.model or ""
+        return suite.ServedScorer(agent_config.base_url or "", name, os.environ.get(agent_config.api_key_env),
+                                  agent_config.timeout_s, batch_size)
+    if not Path(agent_config.model or "").exists():
+        raise EvalError(f"loglikelihood scores with a local model or a served one (backend = 'openai'); "
+                        f"{agent_config.model!r} is not a folder here", hint="or --mode generate")
+    offline()
+    return suite.TransformersScorer(agent_config.model or "", agent_config.adapter, agent_config.device, batch_size)
+
+
 @app.command("identifier-swap")
 def identifier_swap(
     file: Annotated[Path, typer.Option("--file", help="CSV in the inverse-scaling format: prompt, classes (a list "
@@ -209,12 +227,7 @@ def identifier_swap(
         raise EvalError("no model: give --model PATH or --agent ROLE")
     suite.load(file, limit)  # a bad file fails before a model loads
     if mode == "loglikelihood":
-        if not Path(agent_config.model or "").exists():
-            raise EvalError(f"loglikelihood scores with a local model; {agent_config.model!r} is not a folder here",
-                            hint="use --mode generate for a served model")
-        offline()
-        scorer = suite.TransformersScorer(agent_config.model or "", agent_config.adapter, agent_config.device,
-                                          eval_config.batch_size)
+        scorer = _scorer(suite, agent_config, eval_config.batch_size)
         run = suite.evaluate(file, mode, eval_config, scorer=scorer, model=agent_config.model,
                              adapter=agent_config.adapter, limit=limit, role=agent)
     else:

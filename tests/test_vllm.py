@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from sinq.agents.llm import LLMRequest
 from sinq.agents.openai_backend import OpenAIBackend
 from sinq.agents.vllm_batch_backend import VLLMBatchBackend, read_results
 
+SWAP_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "identifier_swap_sample.csv"
 CPU_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager", "--no-enable-chunked-prefill"]
 
 
@@ -91,13 +93,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_vllm_serve_behind_the_openai_backend(tiny_model, vllm_python):
+@pytest.fixture(scope="module")
+def served(tiny_model, vllm_python):
+    """`vllm serve` on the tiny model (float32: the figures compare exactly with transformers'), its /v1 URL."""
     port = _free_port()
     env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(
         [vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--served-model-name",
-         "tiny", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", *CPU_ARGS],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+         "tiny", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "4096", "--dtype", "float32",
+         *CPU_ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -110,13 +114,7 @@ def test_vllm_serve_behind_the_openai_backend(tiny_model, vllm_python):
                 pass
             assert time.monotonic() < deadline, "vllm serve did not come up in 300 s"
             time.sleep(2)
-        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "tiny", concurrency=4, max_retries=1)
-        requests = [_ask(i) for i in range(5)]
-        results = backend.generate(requests)
-        for result in results:
-            assert result.error is None, result.error
-            assert len(result.texts) == 2 and result.completion_tokens > 0
-        assert backend.generate(requests[:1])[0].texts == results[0].texts  # seeded: same answer twice
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -124,3 +122,32 @@ def test_vllm_serve_behind_the_openai_backend(tiny_model, vllm_python):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_vllm_serve_behind_the_openai_backend(served):
+    backend = OpenAIBackend(served, "tiny", concurrency=4, max_retries=1)
+    requests = [_ask(i) for i in range(5)]
+    results = backend.generate(requests)
+    for result in results:
+        assert result.error is None, result.error
+        assert len(result.texts) == 2 and result.completion_tokens > 0
+    assert backend.generate(requests[:1])[0].texts == results[0].texts  # seeded: same answer twice
+
+
+def test_identifier_swap_log_likelihood_from_vllm_prompt_logprobs(served, tiny_model):
+    """The served scorer (vLLM's echoed prompt log-probabilities over ids tokenised as transformers does) gives the
+    same per-item log-likelihoods and picks as the transformers scorer on the same weights; without /tokenize the
+    text path gives the same sums here; a chat-only answer is one clear error."""
+    from sinq.evals.common import EvalError
+    from sinq.evals.identifier_swap import ServedScorer, TransformersScorer, load
+
+    items = load(SWAP_SAMPLE, 12)
+    pairs = [(it.prompt, c) for it in items for c in it.classes]
+    local = TransformersScorer(str(tiny_model))(pairs)
+    remote = ServedScorer(served, "tiny")(pairs)
+    assert max(abs(a - b) / abs(b) for a, b in zip(remote, local, strict=True)) < 1e-5
+    text_only = ServedScorer(served, "tiny")
+    text_only.tokenize = False
+    assert max(abs(a - b) / abs(b) for a, b in zip(text_only(pairs), local, strict=True)) < 1e-5
+    with pytest.raises(EvalError, match="answered 404"):
+        ServedScorer(served, "not-served")(pairs[:1])
