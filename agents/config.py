@@ -14,7 +14,20 @@ class BaselineConfig(BaseModel):
 
     search_budget: int = Field(24, ge=1, description="candidate inputs tried per mutant")
     max_mutants: int = Field(12, ge=1, description="mutants tried per problem")
-    search_timeout_s: float = Field(0.5, gt=0, description="one search execution; verdicts use the sandbox limits")
+    search_timeout_s: float = Field(0.5, gt=0, description="one search execution at most (the cap of the relative "
+                                    "timeout); verdicts use the sandbox limits")
+    search_timeout_factor: float = Field(20.0, ge=0, description="a search execution's timeout is this many times the "
+                                         "original's measured (traced) runtime on the problem's candidate inputs, "
+                                         "clamped to [search_timeout_floor_s, search_timeout_s]; 0 = always the cap")
+    search_timeout_floor_s: float = Field(0.1, ge=0.05, le=3600, description="the least a search execution is allowed "
+                                          "(noise on a busy machine must not look like a hang)")
+    coverage_skip: bool = Field(True, description="trace which lines of the original each candidate input runs and try "
+                                "a mutant only on inputs that reach its changed lines (none: skipped_unreached); "
+                                "off = every picked mutant on every input, as before")
+    early_stop: bool = Field(True, description="search a problem's mutants a few at a time and stop once it has "
+                             "pairs_per_problem verified pairs (plus the one spare); off = all at once, as before")
+    search_chunk: int = Field(8, ge=1, description="with early_stop: candidate inputs one mutant tries per round, "
+                              "seeds and their boundary edits first")
     seed: int = 0
 
 

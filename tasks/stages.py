@@ -72,6 +72,19 @@ def source_problems(settings: Settings, run_id: str) -> dict:
 
 
 # ---- generation
+SEARCH_COUNTS: dict[str, Counter] = {}
+"""Per run id: the baseline generator's search counts (mutants picked, skipped as unreached, searched, left by the
+early stop ...), summed over the generate batches this process ran; run_summary reports them (not stored)."""
+
+
+def _search_counts(groups: list[list[GeneratorSample]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for group in groups:
+        for sample in group:
+            total.update(sample.meta.get("search") or {})
+    return dict(sorted(total.items()))
+
+
 def _sample_rows(problem: Problem, group: list[GeneratorSample], generator: str, settings: Settings, run_id: str,
                  now: datetime) -> dict[str, list[dict]]:
     round_, difficulty = settings.run.round, settings.agents.target_difficulty
@@ -130,6 +143,10 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
         groups = play.generate(agent, problems, settings.agents.target_difficulty, settings.agents.pairs_per_problem,
                                pool)
     raise_for_sandbox([s.verdict for g in groups for s in g if s.verdict is not None], "sample checks")
+    search = _search_counts(groups)
+    if search:
+        counts["search"] = search
+        SEARCH_COUNTS.setdefault(run_id, Counter()).update(search)
     now = datetime.now(UTC)
     batch = merge(*(_sample_rows(p, g, generator, settings, run_id, now)
                     for p, g in zip(problems, groups, strict=True)))
@@ -199,7 +216,8 @@ def run_summary(settings: Settings, run_id: str) -> dict:
     ``verified_pairs`` is what the public view holds for the run: no duplicates of earlier pairs, nothing an audit
     could not reproduce (``stored_pairs`` has them all, ``duplicates`` counts
     them by kind); ``flagged`` counts the degenerate flags of the non-duplicates; ``verification_rate`` is stored
-    pairs per sample (a duplicate still verified)."""
+    pairs per sample (a duplicate still verified); ``search`` counts what became of the baseline generator's
+    mutants (picked, skipped_unreached, search_runs, not_searched_early_stop ...) over this process's batches."""
     generator = role_id(settings, "generator")
     evaluator = role_id(settings, "evaluator")
     round_ = settings.run.round
@@ -216,6 +234,7 @@ def run_summary(settings: Settings, run_id: str) -> dict:
         "round": round_, "generator": generator, "evaluator": evaluator,
         "round_verified_pairs": f["total_pairs"], "round_evaluated_pairs": f["total_labelled"],
         "sources": f["sources"],
+        "search": dict(sorted(SEARCH_COUNTS.get(run_id, Counter()).items())),
     }
 
 
