@@ -279,9 +279,13 @@ class _Search:
     seed: int | None = None
 
     def reaching(self, mutant: _Mutant, skip: bool) -> list[str]:
-        """The mutant's unsettled inputs inside the window that reach its changed lines."""
-        return [self.inputs[i] for i in range(mutant.searched, self.window)
-                if not skip or self.offset is None or _reaches(mutant.span, self.lines[i], self.offset)]
+        """The mutant's unsettled inputs inside the window that reach its changed lines (the others counted as
+        ``inputs_skipped_unreached``)."""
+        window = range(mutant.searched, self.window)
+        chosen = [self.inputs[i] for i in window
+                  if not skip or self.offset is None or _reaches(mutant.span, self.lines[i], self.offset)]
+        self.stats["inputs_skipped_unreached"] += len(window) - len(chosen)
+        return chosen
 
     def timeout(self, config: BaselineConfig) -> float:
         return relative_timeout(config, self.runtimes) if self.runtimes else config.search_timeout_s
