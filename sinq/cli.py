@@ -808,6 +808,7 @@ def run(
               "difficulty_histogram": summary["difficulty_histogram"],
               "round_verified_pairs": summary["round_verified_pairs"],
               "duplicates": summary.get("duplicates"), "flagged": summary.get("flagged"),
+              "search": summary.get("search"),
               "audit": _audit_figure(summary.get("audit")), "db": str(settings.warehouse.path),
               "snapshot": (summary["snapshot"] or {}).get("path"), "ui": ui, "timings": summary["timings"]}
     if json_out:
