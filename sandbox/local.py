@@ -97,6 +97,7 @@ def bwrap_command(config: SandboxConfig, hash_seed: int) -> list[str]:
     cmd += ["--ro-bind", str(RUNNER), RUNNER_IN_SANDBOX]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(max(64, config.tmpfs_mb * 2) << 20), "--tmpfs", "/tmp"]
     cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_KILL"]
+    cmd += ["--cap-add", "CAP_SYS_CHROOT"]  # setns into each slot's mount namespace (runner: _slot_namespace)
     cmd += [*env, "--chdir", "/tmp"]
     cmd += [python, "-S", "-B", "-u", RUNNER_IN_SANDBOX, *runner_args(config)]
     return cmd
