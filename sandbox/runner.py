@@ -1024,7 +1024,7 @@ class Worker:
         if not loaded and result["kind"] in ("timeout", "resource_limit", "crashed"):
             result = {"kind": "invalid", "reason": "fails_to_load", "type": result["kind"],
                       "message": f"{result['kind']} while loading the module: {result.get('message', '')}"}
-        if not clean or slot.uid is None:
+        if not clean or slot.uid is None or _uid_alive(slot.uid):  # a program can forge a clean frame
             self._sweep(slot)
         _wipe(self.slot_dirs[slot.index])
         result["wall_s"] = round(elapsed, 6)
