@@ -133,9 +133,11 @@ CASES: list[Case] = [
          "    data = json.dumps({'kind': 'returned', 'value': 123, 'backend': 'forged', 'digest': 1}).encode()\n"
          "    os.write(3, struct.pack('>I', len(data)) + data)\n    os._exit(0)\n", {"crashed"}),
     Case("forged_clean_frame_with_leftover", "import json, os, struct, time\ndef f(ctx):\n"
-         "    if os.fork() == 0:\n        os.setsid()\n        while True:\n            time.sleep(0.05)\n"
+         "    if os.fork() == 0:\n        os.setsid()\n        os.close(3)\n        while True:\n"
+         "            time.sleep(0.05)\n"
          "    data = json.dumps({'kind': 'raised', 'type': 'ValueError', 'message': 'm', 'threads': 1}).encode()\n"
-         "    os.write(3, struct.pack('>I', len(data)) + data)\n    os._exit(0)\n", {"raised", "crashed"}),
+         "    os.write(3, struct.pack('>I', len(data)) + data)\n    os._exit(0)\n", {"raised", "crashed"},
+         verdict={"diverges", "unstable"}),  # about what survives: a forged frame's verdict is the program's own
     Case("plants_symlinks_for_the_next_run", "import os\ndef f(ctx):\n    for name in ('.stdout', 'x'):\n"
          "        try:\n            os.unlink(name)\n        except OSError:\n            pass\n"
          "        os.symlink('/tmp/sinq-work', name)\n    return 'benign'\n", {"returned"}, verdict="same"),
