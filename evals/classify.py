@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, offline, rate
+from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, answers_or_fail, offline, rate
 from sinq.evals.config import EvalConfig
 from sinq.game.stats import bootstrap_f1
 
@@ -280,10 +280,7 @@ def ask(items: Sequence[ClassifyItem], layout: Layout, backend, mode: str, confi
     temperature = config.temperature if mode == "majority" else 0.0
     requests = [LLMRequest(messages=messages(it, layout), n=votes, temperature=temperature, top_p=config.top_p,
                            max_tokens=config.classify_max_tokens, seed=config.seed, adapter=adapter) for it in items]
-    answers = backend.generate(requests)
-    failed = [a.error for a in answers if a.error]
-    if failed:
-        raise EvalError(f"the model failed on {len(failed)} of {len(requests)} queries: {failed[0]}")
+    answers = answers_or_fail(backend, requests)
     results = []
     for it, answer in zip(items, answers, strict=True):
         texts = list(answer.texts or [])[:votes] or [None]

@@ -91,6 +91,16 @@ def offline() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def answers_or_fail(backend, requests: list, what: str = "queries") -> list:
+    """The backend's answers to every request; one failed request stops the run (a figure measured on the answers
+    that happened to come back would not be the model's)."""
+    answers = backend.generate(requests)
+    failed = [a.error for a in answers if a.error]
+    if failed:
+        raise EvalError(f"the model failed on {len(failed)} of {len(requests)} {what}: {failed[0]}")
+    return answers
+
+
 def rate(k: int, n: int, confidence: float = 0.95) -> dict:
     """A rate with its Wilson interval; nothing measured (n = 0) is a null value, so --json stays valid JSON."""
     value, low, high = wilson(k, n, confidence)

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, rate
+from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, answers_or_fail, rate
 from sinq.evals.config import EvalConfig
 from sinq.game.stats import bootstrap_mean, pass_at_k
 from sinq.sandbox.pool import WorkerPool
@@ -95,10 +95,7 @@ def generate(backend, rows: Sequence[dict], config: EvalConfig, adapter: str | N
     requests = [LLMRequest(messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": row["prompt"]}],
                            n=config.humaneval_samples, temperature=config.temperature, top_p=config.top_p,
                            max_tokens=config.max_tokens, seed=config.seed, adapter=adapter) for row in rows]
-    answers = backend.generate(requests)
-    failed = [a.error for a in answers if a.error]
-    if failed:
-        raise EvalError(f"the model failed on {len(failed)} of {len(requests)} HumanEval prompts: {failed[0]}")
+    answers = answers_or_fail(backend, requests, "HumanEval prompts")
     samples = []
     for row, answer in zip(rows, answers, strict=True):
         samples += [(row["task_id"], completion_of(text or "", row["entry_point"])) for text in answer.texts]

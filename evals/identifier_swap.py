@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, offline, rate
+from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, answers_or_fail, offline, rate
 from sinq.evals.config import EvalConfig
 
 SUITE = "identifier-swap"
@@ -271,10 +271,7 @@ def generate(items: Sequence[SwapItem], backend, config: EvalConfig, adapter: st
     requests = [LLMRequest(messages=messages, temperature=config.temperature, top_p=config.top_p,
                            max_tokens=config.choice_max_tokens, seed=config.seed, adapter=adapter)
                 for _, _, messages, _ in queries]
-    answers = backend.generate(requests)
-    failed = [a.error for a in answers if a.error]
-    if failed:
-        raise EvalError(f"the model failed on {len(failed)} of {len(requests)} queries: {failed[0]}")
+    answers = answers_or_fail(backend, requests)
     results = []
     for (it, order, _, right), answer in zip(queries, answers, strict=True):
         text = answer.texts[0] if answer.texts else None
