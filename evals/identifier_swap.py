@@ -154,6 +154,7 @@ class ServedScorer:
         self.client = httpx.Client(headers=headers, timeout=timeout_s, transport=httpx.HTTPTransport(retries=2))
         self.tokenize: bool | None = None
         self.max_model_len: int | None = None
+        self.known: dict[str, list[int]] = {}
 
     def _post(self, url: str, body: dict) -> dict:
         import httpx
@@ -168,8 +169,11 @@ class ServedScorer:
         return response.json()
 
     def _ids(self, text: str) -> list[int] | None:
+        """The server's token ids of ``text``, asked once per text (an item's prompt precedes both completions)."""
         if self.tokenize is False:
             return None
+        if text in self.known:
+            return self.known[text]
         import httpx
 
         try:
@@ -183,7 +187,8 @@ class ServedScorer:
         self.tokenize = True
         answer = response.json()
         self.max_model_len = answer.get("max_model_len") or self.max_model_len
-        return list(answer["tokens"])
+        self.known[text] = list(answer["tokens"])
+        return self.known[text]
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         prompts: list[list[int] | str] = []
