@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
+from sinq.sandbox import tally
 from sinq.sandbox.config import Limits, SandboxConfig
 from sinq.sandbox.outcome import Outcome
 
@@ -162,8 +163,16 @@ class WorkerPool:
 
     # ---- running
     def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Outcomes in job order; the batch's wall time is charged to the caller's purpose (sandbox/tally.py)."""
         if not jobs:
             return []
+        started = time.perf_counter()
+        try:
+            return self._run(jobs)
+        finally:
+            tally.charge(time.perf_counter() - started, len(jobs))
+
+    def _run(self, jobs: list[Job]) -> list[Outcome]:
         results: list[Outcome | None] = [None] * len(jobs)
         by_seed: dict[int, list[int]] = {}
         for position, job in enumerate(jobs):
