@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from sinq.agents.baselines import FuzzEvaluator, MutationGenerator
-from sinq.agents.cache import CachedBackend
+from sinq.agents.cache import CachedBackend, CarriedResponses
 from sinq.agents.config import AgentConfig, BaselineConfig
 from sinq.agents.llm_agents import LLMEvaluator, LLMGenerator
 from sinq.sandbox.pool import WorkerPool
@@ -53,8 +53,8 @@ def make_backend(config: AgentConfig):
     raise ValueError(f"unknown LLM backend {config.backend!r}")
 
 
-def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | None = None, run_id: str | None = None,
-                prompt_version: str | None = None):
+def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | CarriedResponses | None = None,
+                run_id: str | None = None, prompt_version: str | None = None):
     if config.replay and warehouse is None:
         raise ValueError("replay mode reads the response cache: it needs a warehouse")
     backend = None if config.replay else make_backend(config)
@@ -80,18 +80,21 @@ def resolve_adapter(config: AgentConfig, role: str, warehouse: Warehouse | None)
 
 
 def make_generator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,
-                   warehouse: Warehouse | None = None, run_id: str | None = None):
+                   warehouse: Warehouse | None = None, run_id: str | None = None,
+                   responses: CarriedResponses | None = None):
+    """``responses`` instead of ``warehouse``: a worker that cannot open it (the adapter is already resolved)."""
     if config.kind == "baseline":
         return MutationGenerator(sandbox, baseline)
     config = resolve_adapter(config, "generator", warehouse)
-    backend = llm_backend(config, "generator", warehouse, run_id, LLMGenerator.prompt_version)
+    backend = llm_backend(config, "generator", responses or warehouse, run_id, LLMGenerator.prompt_version)
     return LLMGenerator(backend, config)
 
 
 def make_evaluator(config: AgentConfig, baseline: BaselineConfig, sandbox: WorkerPool,
-                   warehouse: Warehouse | None = None, run_id: str | None = None):
+                   warehouse: Warehouse | None = None, run_id: str | None = None,
+                   responses: CarriedResponses | None = None):
     if config.kind == "baseline":
         return FuzzEvaluator(sandbox, baseline)
     config = resolve_adapter(config, "evaluator", warehouse)
-    backend = llm_backend(config, "evaluator", warehouse, run_id, LLMEvaluator.prompt_version)
+    backend = llm_backend(config, "evaluator", responses or warehouse, run_id, LLMEvaluator.prompt_version)
     return LLMEvaluator(backend, config)

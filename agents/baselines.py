@@ -17,6 +17,7 @@ from sinq.agents.search import candidates
 from sinq.sandbox.config import Limits
 from sinq.sandbox.outcome import Outcome
 from sinq.sandbox.pool import Job, WorkerPool, source_key
+from sinq.sandbox.tally import charged_to
 from sinq.sandbox.verify import Pair, verify_many
 
 COVER_ENTRY = "__sinq_cover__"
@@ -455,7 +456,8 @@ class MutationGenerator:
                     if halting or mutant.searched >= len(search.inputs):
                         self._close(search, mutant, halting[0] if halting else None, pairs, claims,
                                     searches.index(search))
-            verdicts = verify_many(pairs, self.backend) if pairs else []
+            with charged_to("verdicts"):
+                verdicts = verify_many(pairs, self.backend) if pairs else []
             for mutant, pair, verdict in zip(claims, pairs, verdicts, strict=True):
                 search = searches[int(pair.id.split(":")[0])]
                 reason = None if verdict.verdict == "diverges" else f"{verdict.verdict}:{verdict.reason}"

@@ -11,9 +11,40 @@ from sinq.warehouse import queries
 from sinq.warehouse.store import Warehouse
 
 
+def cached(warehouse: Warehouse, keys: list[str]) -> dict[str, list[tuple]]:
+    """Stored choices per request key: (choice_index, text, finish_reason, prompt_tokens, completion_tokens)."""
+    if not keys or not warehouse.path.exists():
+        return {}
+    found: dict[str, list[tuple]] = {}
+    for row in queries.cached_responses(warehouse, keys):
+        found.setdefault(row["request_id"], []).append((row["choice_index"], row["text"], row["finish_reason"],
+                                                        row["prompt_tokens"], row["completion_tokens"]))
+    return found
+
+
+class CarriedResponses:
+    """The response cache carried to a worker that cannot open the warehouse (a Dask worker on another host): the
+    flow's process looked this batch's requests up before sending it, and what the model answers fresh is kept as
+    rows the flow stores with the batch's results, in the same write."""
+
+    def __init__(self, found: dict[str, list[tuple]] | None = None) -> None:
+        self.found = dict(found or {})
+        self.rows: dict[str, list[dict]] = {}
+
+    def lookup(self, keys: list[str]) -> dict[str, list[tuple]]:
+        return {key: self.found[key] for key in keys if key in self.found}
+
+    def store(self, batch: dict[str, list[dict]]) -> None:
+        for table, rows in batch.items():
+            self.rows.setdefault(table, []).extend(rows)
+
+
 class CachedBackend:
-    def __init__(self, backend, warehouse: Warehouse, agent_id: str, prompt_version: str | None = None,
-                 run_id: str | None = None, replay: bool = False) -> None:
+    """``warehouse`` is where the cache lives: the warehouse itself, or the rows a batch carries
+    (``CarriedResponses``)."""
+
+    def __init__(self, backend, warehouse: Warehouse | CarriedResponses, agent_id: str,
+                 prompt_version: str | None = None, run_id: str | None = None, replay: bool = False) -> None:
         self.backend = backend
         self.warehouse = warehouse
         self.agent_id = agent_id
@@ -23,13 +54,9 @@ class CachedBackend:
         self.name = f"cached:{getattr(backend, 'name', 'replay')}"
 
     def _lookup(self, keys: list[str]) -> dict[str, list[tuple]]:
-        if not keys or not self.warehouse.path.exists():
-            return {}
-        found: dict[str, list[tuple]] = {}
-        for row in queries.cached_responses(self.warehouse, keys):
-            found.setdefault(row["request_id"], []).append((row["choice_index"], row["text"], row["finish_reason"],
-                                                            row["prompt_tokens"], row["completion_tokens"]))
-        return found
+        if isinstance(self.warehouse, CarriedResponses):
+            return self.warehouse.lookup(keys)
+        return cached(self.warehouse, keys)
 
     def generate(self, requests: list[LLMRequest]) -> list[LLMResult]:
         keys = [r.key() for r in requests]

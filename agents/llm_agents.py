@@ -32,9 +32,13 @@ class LLMGenerator:
         self.config = config
         self.name = f"llm:{config.model}" + (f"+{config.adapter}" if config.adapter else "")
 
+    def llm_requests(self, requests: list[GeneratorRequest]) -> list[LLMRequest]:
+        """What the model is asked (their keys name the response cache's entries)."""
+        return [_request(self.config, alice_messages(r.problem.program, r.problem.entry_point or "",
+                                                     r.target_difficulty), r.n) for r in requests]
+
     def generate(self, requests: list[GeneratorRequest]) -> list[list[GeneratorSample]]:
-        llm_requests = [_request(self.config, alice_messages(r.problem.program, r.problem.entry_point or "",
-                                                              r.target_difficulty), r.n) for r in requests]
+        llm_requests = self.llm_requests(requests)
         results = self.backend.generate(llm_requests) if llm_requests else []
         samples: list[list[GeneratorSample]] = []
         for request, result in zip(requests, results, strict=True):
@@ -63,9 +67,11 @@ class LLMEvaluator:
         self.config = config
         self.name = f"llm:{config.model}" + (f"+{config.adapter}" if config.adapter else "")
 
+    def llm_requests(self, requests: list[EvaluatorRequest]) -> list[LLMRequest]:
+        return [_request(self.config, bob_messages(r.original, r.variant, r.entry_point), r.n) for r in requests]
+
     def evaluate(self, requests: list[EvaluatorRequest]) -> list[list[EvaluatorAnswer]]:
-        llm_requests = [_request(self.config, bob_messages(r.original, r.variant, r.entry_point), r.n)
-                        for r in requests]
+        llm_requests = self.llm_requests(requests)
         results = self.backend.generate(llm_requests) if llm_requests else []
         answers = []
         for request, result in zip(requests, results, strict=True):

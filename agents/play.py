@@ -14,6 +14,7 @@ from sinq.game.difficulty import label
 from sinq.game.parsing import normalize_input
 from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.tally import charged_to
 from sinq.sandbox.verify import Pair, verify_many
 from sinq.sources.problem import Problem
 
@@ -27,7 +28,9 @@ def settle_samples(problems: list[Problem], groups: list[list[GeneratorSample]],
               if sample.reason is None and sample.verdict is None and sample.program is not None]
     pairs = [Pair(str(i), p.program, s.program or "", p.entry_point or "", s.input)
              for i, (p, s) in enumerate(claims)]
-    for (_, sample), verdict in zip(claims, verify_many(pairs, pool) if pairs else [], strict=True):
+    with charged_to("verdicts"):
+        verdicts = verify_many(pairs, pool) if pairs else []
+    for (_, sample), verdict in zip(claims, verdicts, strict=True):
         sample.verdict = verdict
         if verdict.verdict != "diverges":
             sample.reason = f"{verdict.verdict}:{verdict.reason}"
@@ -66,7 +69,9 @@ def evaluate(evaluator, requests: list[EvaluatorRequest], pool: WorkerPool, eval
                 result.checks.setdefault((request.pair_id, literal), Pair(
                     f"{request.pair_id}:{literal}", request.original, request.variant, request.entry_point, literal))
     if result.checks:
-        result.verdicts = dict(zip(result.checks, verify_many(list(result.checks.values()), pool), strict=True))
+        with charged_to("verdicts"):
+            verdicts = verify_many(list(result.checks.values()), pool)
+        result.verdicts = dict(zip(result.checks, verdicts, strict=True))
     for request, group in zip(requests, answers, strict=True):
         literals = [normalize_input(a.input) if a.input is not None else None for a in group]
         successes = [bool(literal) and result.verdicts[(request.pair_id, literal)].verdict == "diverges"

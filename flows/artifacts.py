@@ -61,9 +61,27 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 | stage | seconds |
 |---|---|
 {stages}
-
+{_efficiency_markdown(summary)}
 Query the data: `sinq sql "SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{summary['run_id']}'
 GROUP BY 1 ORDER BY 1"`
+"""
+
+
+def _efficiency_markdown(summary: dict) -> str:
+    """Verified pairs per CPU-minute and where the sandbox's time went (search, verdicts, evaluation ...)."""
+    sandbox = summary.get("sandbox")
+    if not sandbox:
+        return ""
+    rate = summary.get("pairs_per_cpu_minute")
+    rows = "\n".join(f"| {purpose} | {seconds:.1f} | {sandbox['executions'].get(purpose, 0)} | "
+                     f"{sandbox['shares'].get(purpose, 0.0):.1%} |" for purpose, seconds in sandbox["seconds"].items())
+    return f"""
+**Verified pairs per CPU-minute**: {'n/a' if rate is None else f'{rate:.1f}'} ({summary['cpu_s']:.0f} CPU-s in all)
+
+## Sandbox time by purpose
+| purpose | seconds | executions | share |
+|---|---|---|---|
+{rows or '| (none) | 0 | 0 | - |'}
 """
 
 

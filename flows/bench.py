@@ -14,7 +14,8 @@ from sinq.settings import Settings
 from sinq.sources.loaders import load
 from sinq.warehouse.config import WarehouseConfig
 
-WORK_STAGES = ("source", "generate", "evaluate", "summary")
+WORK_STAGES = ("source", "generate", "evaluate", "warehouse", "audit", "summary")
+"""Work: the stages' task bodies, the flow process's planning reads and batch writes, the audit, the summary."""
 
 
 def repeated_problems(path: Path, count: int) -> Path:

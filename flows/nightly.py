@@ -15,16 +15,16 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from sinq import code_version
 from sinq.flows.artifacts import publish, publish_pair_viewer, slug
+from sinq.flows.plays import Plays, efficiency
 from sinq.game.errors import SinqError
 from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings, load_settings
-from sinq.tasks import liveness, nightly, stages
+from sinq.tasks import cpu, liveness, nightly, stages
 from sinq.warehouse.export import viewer_pairs
 
 
@@ -165,6 +165,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
         "tags": json.dumps(run_tags(cfg)),
         "started_at": datetime.now(UTC), **liveness.run_identity()}]})
     started = time.perf_counter()
+    cpu_before = cpu.tree_cpu_s()
     timings: dict[str, float] = {}
     beat = time.monotonic()
     try:
@@ -176,40 +177,41 @@ def nightly_generation(settings: dict | None = None) -> dict:
         batches = _chunks(ids, cfg.run.batch_size)
         progress = create_progress_artifact(0.0, key="nightly-progress",
                                             description="generate + evaluate batches done")
-        generated = [nightly.generate.submit(data, run_id, batch, i) for i, batch in enumerate(batches)]
-        evaluated = [nightly.evaluate.submit(data, run_id, batch, i, wait_for=[generated[i]])
-                     for i, batch in enumerate(batches)]
+        plays = Plays(cfg, run_id, cpu_before)
+        plays.charge(source.pop("sandbox"))
+        for i, batch in enumerate(batches):
+            plays.plan(nightly.generate, "generate", batch, i)
         failures = []
         work = {"generate": 0.0, "evaluate": 0.0}
         finished = {"generate": 0, "evaluate": 0}
         _report("generate", 0, len(batches))
         _report("evaluate", 0, len(batches))
-        broken: set[int] = set()
-        for done, future in enumerate(as_completed(generated + evaluated), start=1):
-            stage = "generate" if future in generated else "evaluate"
-            index = (generated if stage == "generate" else evaluated).index(future)
+        for (stage, index), future in plays:
             finished[stage] += 1
             _report(stage, finished[stage], len(batches))
             if time.monotonic() - beat > liveness.HEARTBEAT_EVERY_S:
                 liveness.heartbeat(warehouse, run_id)
                 beat = time.monotonic()
             try:
-                counts = future.result()
+                counts = plays.store(future)
+                if stage == "generate":
+                    plays.plan(nightly.evaluate, "evaluate", batches[index], index)
             except Exception as exc:
                 if _api_gone(exc):
                     raise
+                failures.append(f"{stage}-{index}: {type(exc).__name__}: {exc}")
+                logger.error("%s batch %d failed: %s", stage, index, exc)
                 if stage == "generate":
-                    broken.add(index)
-                if stage == "evaluate" and (index in broken or generated[index].state.is_failed()):
                     failures.append(f"evaluate-{index}: skipped because generate-{index} failed")
                     logger.error("evaluate batch %d skipped: its generate batch failed", index)
-                else:
-                    failures.append(f"{stage}-{index}: {type(exc).__name__}: {exc}")
-                    logger.error("%s batch %d failed: %s", stage, index, exc)
+                    finished["evaluate"] += 1
+                    _report("evaluate", finished["evaluate"], len(batches))
             else:
                 work[stage] += counts.pop("seconds")
                 logger.info("%s batch: %s", stage, counts)
+            done = finished["generate"] + finished["evaluate"]
             update_progress_artifact(progress, 100.0 * done / (2 * len(batches)) if batches else 100.0)
+        work["warehouse"] = plays.warehouse_s
         if not batches:
             update_progress_artifact(progress, 100.0)
         timings.update(work)
@@ -222,6 +224,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
                 logger.error("audit failed: %s", exc)
             else:
                 timings["audit"] = audit.pop("seconds")
+                plays.charge(audit.pop("sandbox"))
                 logger.info("audit: %d of %d sampled pairs reproduced (%d answers checked); not reproduced: %s",
                             audit["reproduced"], audit["checked"], audit["answers"]["checked"], audit["by_reason"])
         summary = nightly.summarize(data, run_id)
@@ -229,7 +232,9 @@ def nightly_generation(settings: dict | None = None) -> dict:
         snapshot = nightly.export_snapshot(data, run_id)
         timings["wall"] = time.perf_counter() - started
         summary.update(problems=source["usable"], problems_loaded=source["loaded"], snapshot=snapshot,
-                       failed_batches=failures, audit=audit, timings={k: round(v, 3) for k, v in timings.items()})
+                       failed_batches=failures, audit=audit, **plays.figures(summary["verified_pairs"]))
+        timings.update(efficiency(summary))
+        summary["timings"] = {k: round(v, 4) for k, v in timings.items()}
         publish(summary, source, {k: v for k, v in timings.items() if k != "wall"})
         publish_pair_viewer(run_id, viewer_pairs(warehouse, run_id))
         logger.info("run %s: %d samples, %d verified pairs, %d labelled; snapshot %s", run_id, summary["samples"],

@@ -808,13 +808,16 @@ def run(
               "difficulty_histogram": summary["difficulty_histogram"],
               "round_verified_pairs": summary["round_verified_pairs"],
               "duplicates": summary.get("duplicates"), "flagged": summary.get("flagged"),
+              "pairs_per_cpu_minute": summary.get("pairs_per_cpu_minute"), "cpu_s": summary.get("cpu_s"),
+              "sandbox_shares": (summary.get("sandbox") or {}).get("shares"), "sandbox": summary.get("sandbox"),
               "search": summary.get("search"),
               "audit": _audit_figure(summary.get("audit")), "db": str(settings.warehouse.path),
               "snapshot": (summary["snapshot"] or {}).get("path"), "ui": ui, "timings": summary["timings"]}
     if json_out:
         print(json.dumps(result))
         return
-    _figures({k: v for k, v in result.items() if k not in ("ui", "timings")}, "nightly generation", False)
+    _figures({k: v for k, v in result.items() if k not in ("ui", "timings", "sandbox")}, "nightly generation",
+             False)
     out.print(f"Prefect UI: [link={ui}]{ui}[/link]")
     out.print(f"Query: sinq sql \"SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{run_id}' "
               f"GROUP BY 1 ORDER BY 1\" --db {settings.warehouse.path}")

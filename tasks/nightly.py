@@ -16,11 +16,13 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
 from sinq.game.errors import SinqError
+from sinq.sandbox import tally
 from sinq.sandbox.errors import SandboxUnavailable
 from sinq.sandbox.shared import take_lock_wait
+from sinq.sandbox.tally import charged_to
 from sinq.settings import Settings
 from sinq.tasks import audit as audits
-from sinq.tasks import stages
+from sinq.tasks import cpu, stages
 from sinq.warehouse.store import WarehouseBusy
 
 SANDBOX_LIMIT = "sinq-sandbox"
@@ -166,24 +168,38 @@ def _timed(function, *args) -> dict:
 def source_problems(settings: dict, run_id: str) -> dict:
     _not_abandoned()
     cfg = Settings.model_validate(settings)
-    with _slots(cfg, False):
-        return _timed(stages.source_problems, cfg, run_id)
+    before = tally.snapshot()
+    with _slots(cfg, False), charged_to("validation"):
+        return {**_timed(stages.source_problems, cfg, run_id), "sandbox": tally.since(before)}
+
+
+def _play(function, settings: Settings, work: stages.Work) -> stages.Played:
+    """Play a planned batch; its counts gain the stage's seconds, and it says where it ran and the CPU its
+    process tree spent (the flow adds that for batches played on other hosts)."""
+    before = cpu.tree_cpu_s()
+    take_lock_wait()
+    started = time.perf_counter()
+    played = function(settings, work)
+    played.counts["seconds"] = time.perf_counter() - started - take_lock_wait()
+    played.cpu = {**cpu.where(), "cpu_s": round(cpu.tree_cpu_s() - before, 3)}
+    return played
 
 
 @task(name="generate", task_run_name="generate-{index}", **OPTIONS)
-def generate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+def generate(settings: dict, work: stages.Work, index: int) -> stages.Played:
+    """Runs wherever the task runner puts it (a thread, or a Dask worker on another host): no warehouse."""
     _not_abandoned()
     cfg = Settings.model_validate(settings)
-    with _slots(cfg, cfg.agents.generator.kind == "llm"):
-        return _timed(stages.generate_batch, cfg, run_id, problem_ids)
+    with _slots(cfg, work.agent.kind == "llm"):
+        return _play(stages.play_generate, cfg, work)
 
 
 @task(name="evaluate", task_run_name="evaluate-{index}", **OPTIONS)
-def evaluate(settings: dict, run_id: str, problem_ids: list[str], index: int) -> dict:
+def evaluate(settings: dict, work: stages.Work, index: int) -> stages.Played:
     _not_abandoned()
     cfg = Settings.model_validate(settings)
-    with _slots(cfg, cfg.agents.evaluator.kind == "llm"):
-        return _timed(stages.evaluate_batch, cfg, run_id, problem_ids)
+    with _slots(cfg, work.agent.kind == "llm"):
+        return _play(stages.play_evaluate, cfg, work)
 
 
 @task(name="audit", **OPTIONS)
@@ -192,8 +208,9 @@ def audit(settings: dict, run_id: str) -> dict:
     pool, closed afterwards: never the per-process pool the batches share); what fails leaves verified_pairs."""
     _not_abandoned()
     cfg = Settings.model_validate(settings)
-    with _slots(cfg, False):
-        return _timed(audits.audit_run_sample, cfg, run_id)
+    before = tally.snapshot()
+    with _slots(cfg, False), charged_to("audit"):
+        return {**_timed(audits.audit_run_sample, cfg, run_id), "sandbox": tally.since(before)}
 
 
 @task(name="summarize", **OPTIONS)

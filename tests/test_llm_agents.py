@@ -177,3 +177,40 @@ def test_llm_config_is_checked():
         AgentConfig(kind="llm", model="m")
     with pytest.raises(ValueError, match="base_url"):
         AgentConfig(kind="llm", backend="openai", model="m")
+
+
+def test_a_batch_carries_its_cached_responses_to_the_worker_and_brings_new_ones_back(tiny_model, local_backend,
+                                                                                     tmp_path, monkeypatch):
+    """What a Dask worker on another host relies on: the flow's plan looks the batch's requests up in the warehouse,
+    the worker's model answers only what is missing, and its fresh responses come back as rows stored with the
+    batch (so a later plan finds them and the model is not asked again)."""
+    from sinq.agents.transformers_backend import TransformersBackend
+    from sinq.flows.config import RunConfig
+    from sinq.settings import Settings
+    from sinq.tasks import stages
+    from sinq.warehouse.config import WarehouseConfig
+    from tests.conftest import fast_config
+
+    settings = Settings(sandbox=fast_config(), warehouse=WarehouseConfig(path=tmp_path / "w.duckdb"),
+                        run=RunConfig(limit=2, export_dir=None))
+    settings.agents.generator = _config(tiny_model)
+    settings.agents.pairs_per_problem = 2
+    ids = stages.source_problems(settings, "run-1")["problem_ids"]
+    work = stages.plan_generate(settings, "run-1", ids)
+    assert work.responses == {} and len(work.problems) == len(ids) == 2
+    played = stages.play_generate(settings, work)
+    assert len(played.rows["llm_requests"]) == 2 and len(played.rows["llm_responses"]) == 4
+    assert stages.store_played(settings, played)["samples"] == 4
+
+    def forbidden(self, requests):
+        raise AssertionError("the model was asked again for responses the batch carried")
+
+    monkeypatch.setattr(TransformersBackend, "generate", forbidden)
+    settings.run.round = 1
+    again = stages.plan_generate(settings, "run-2", ids)
+    assert set(again.responses) == {r["request_id"] for r in played.rows["llm_requests"]}
+    replayed = stages.play_generate(settings, again)
+    assert "llm_responses" not in replayed.rows
+    first = sorted((s["problem_id"], s["response_id"], s["status"]) for s in played.rows["samples"])
+    second = sorted((s["problem_id"], s["response_id"], s["status"]) for s in replayed.rows["samples"])
+    assert first == second

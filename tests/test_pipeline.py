@@ -74,6 +74,28 @@ def test_nightly_run_stores_verified_pairs(first_run):
     assert (snapshot / "verified_pairs.parquet").exists() and (snapshot / "README.md").exists()
 
 
+def test_run_reports_pairs_per_cpu_minute_and_where_sandbox_time_went(first_run):
+    """The figures users ask for, in the summary, in runs.timings and in the summary artifact's text."""
+    settings, summary = first_run
+    sandbox = summary["sandbox"]
+    assert {"validation", "search", "verdicts", "evaluation", "audit"} <= set(sandbox["seconds"])
+    assert all(sandbox["executions"][p] > 0 for p in sandbox["seconds"])
+    assert abs(sum(sandbox["shares"].values()) - 1.0) < 1e-3
+    assert summary["cpu_s"] > sum(sandbox["seconds"].values()) * 0.2 > 0, "the sandbox's CPU is in the tree"
+    assert summary["pairs_per_cpu_minute"] == pytest.approx(summary["verified_pairs"] / (summary["cpu_s"] / 60),
+                                                            rel=1e-2)
+    assert summary["search"]["picked"] > 0 and summary["search"]["search_runs"] > 0
+    con = duckdb.connect(str(settings.warehouse.path), read_only=True)
+    try:
+        [(timings,)] = con.execute("SELECT timings FROM runs WHERE run_id = ?", [summary["run_id"]]).fetchall()
+    finally:
+        con.close()
+    timings = json.loads(timings)
+    assert timings["pairs_per_cpu_minute"] == pytest.approx(summary["pairs_per_cpu_minute"], rel=1e-3)
+    assert timings["sandbox_share_search"] == sandbox["shares"]["search"]
+    assert timings["sandbox_share_verdicts"] == sandbox["shares"]["verdicts"]
+
+
 def test_run_carries_tags_and_artifacts(first_run):
     from uuid import UUID
 
@@ -91,6 +113,8 @@ def test_run_carries_tags_and_artifacts(first_run):
     assert {"nightly-summary", "nightly-progress", "difficulty-histogram", "source-humaneval"} <= set(by_key)
     assert f"| verified pairs (sandbox says they diverge) | {summary['verified_pairs']} |" in \
         by_key["nightly-summary"].data
+    assert "**Verified pairs per CPU-minute**" in by_key["nightly-summary"].data
+    assert "| search |" in by_key["nightly-summary"].data and "| verdicts |" in by_key["nightly-summary"].data
     assert by_key["nightly-progress"].data == 100.0
     assert by_key["difficulty-histogram"].data.startswith("data:image/png;base64,")
     table = by_key["source-humaneval"].data
