@@ -19,14 +19,17 @@ WORK_STAGES = ("source", "generate", "evaluate", "warehouse", "audit", "summary"
 
 
 def repeated_problems(path: Path, count: int) -> Path:
-    """HumanEval's valid problems repeated up to ``count`` under distinct ids (a file source, MBPP-style)."""
+    """HumanEval's valid problems repeated up to ``count`` under distinct ids (a file source, MBPP-style). Each copy
+    opens with its own module docstring, so the loader's AST dedupe keeps it (mutants never touch docstrings: the
+    work per copy is the original's)."""
     problems = [p for p in load("humaneval") if p.reason is None]
     with path.open("w") as handle:
         for i in range(count):
             p = problems[i % len(problems)]
             # tests call the entry point by name (not through `candidate`), so seed inputs are found as usual
             tests = p.tests.replace("candidate", p.entry_point or "candidate")
-            handle.write(json.dumps({"task_id": f"bench-{i}", "text": p.text, "code": p.code,
+            code = f'"""Benchmark copy {i} of {p.source_id}."""\n{p.code}'
+            handle.write(json.dumps({"task_id": f"bench-{i}", "text": p.text, "code": code,
                                      "test_list": tests, "entry_point": p.entry_point}) + "\n")
     return path
 
