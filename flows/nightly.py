@@ -233,9 +233,10 @@ def nightly_generation(settings: dict | None = None) -> dict:
         timings["wall"] = time.perf_counter() - started
         summary.update(problems=source["usable"], problems_loaded=source["loaded"], snapshot=snapshot,
                        failed_batches=failures, audit=audit, **plays.figures(summary["verified_pairs"]))
+        stage_seconds = {k: v for k, v in timings.items() if k != "wall"}
         timings.update(efficiency(summary))
         summary["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        publish(summary, source, {k: v for k, v in timings.items() if k != "wall"})
+        publish(summary, source, stage_seconds)
         publish_pair_viewer(run_id, viewer_pairs(warehouse, run_id))
         logger.info("run %s: %d samples, %d verified pairs, %d labelled; snapshot %s", run_id, summary["samples"],
                     summary["verified_pairs"], summary["evaluated_pairs"], snapshot and snapshot["path"])

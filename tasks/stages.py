@@ -1,8 +1,9 @@
 """The nightly stages as plain functions over batches of problem ids (the Prefect tasks in tasks/nightly.py wrap
-them). They compose: the agents propose and the sandbox settles (agents/play.py), the warehouse answers what is
-already done and stores what is new (warehouse/queries.py, warehouse/records.py). Heavy data moves through the
-warehouse by id; every stage first asks what is already done (content-hash keys), so a rerun or a resumed run adds
-nothing twice and calls no agent twice."""
+them). A generate or evaluate batch is three steps: ``plan_*`` asks the warehouse what is already done (content-hash
+keys, so a rerun or a resumed run adds nothing twice and calls no agent twice) and gathers what the batch needs;
+``play_*`` lets the agents propose and the sandbox settle (agents/play.py) and turns the outcome into rows, touching
+no warehouse, so it runs on any host; ``store_played`` writes those rows in one transaction from the flow's process.
+``generate_batch``/``evaluate_batch`` do all three in this process."""
 
 from __future__ import annotations
 
