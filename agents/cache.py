@@ -4,7 +4,10 @@ or a resumed run never pays twice, and replay mode answers only from the cache (
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sinq.agents.llm import LLMRequest, LLMResult
 from sinq.warehouse import queries
@@ -15,26 +18,53 @@ def cached(warehouse: Warehouse, keys: list[str]) -> dict[str, list[tuple]]:
     """Stored choices per request key: (choice_index, text, finish_reason, prompt_tokens, completion_tokens)."""
     if not keys or not warehouse.path.exists():
         return {}
-    found: dict[str, list[tuple]] = {}
+    rows: dict[str, list[dict]] = {}
     for row in queries.cached_responses(warehouse, keys):
-        found.setdefault(row["request_id"], []).append((row["choice_index"], row["text"], row["finish_reason"],
-                                                        row["prompt_tokens"], row["completion_tokens"]))
-    return found
+        rows.setdefault(row["request_id"], []).append(row)
+    return {key: _choices(choices) for key, choices in rows.items()}
+
+
+def _choices(responses: list[dict]) -> list[tuple]:
+    return [(r["choice_index"], r["text"], r["finish_reason"], r["prompt_tokens"], r["completion_tokens"])
+            for r in sorted(responses, key=lambda r: r["choice_index"])]
 
 
 class CarriedResponses:
     """The response cache carried to a worker that cannot open the warehouse (a Dask worker on another host): the
     flow's process looked this batch's requests up before sending it, and what the model answers fresh is kept as
-    rows the flow stores with the batch's results, in the same write."""
+    rows the flow stores with the batch's results, in the same write. Fresh answers are also remembered in the
+    worker's process (bounded), so a retried batch — its sandbox failed after the model answered, nothing was
+    stored — reuses them and still brings their rows back."""
+
+    RECENT_MAX = 20_000
+    _recent: ClassVar[OrderedDict[str, tuple[dict, list[dict]]]] = OrderedDict()
+    _recent_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, found: dict[str, list[tuple]] | None = None) -> None:
         self.found = dict(found or {})
         self.rows: dict[str, list[dict]] = {}
 
     def lookup(self, keys: list[str]) -> dict[str, list[tuple]]:
-        return {key: self.found[key] for key in keys if key in self.found}
+        out = {key: self.found[key] for key in keys if key in self.found}
+        with self._recent_lock:
+            recent = {key: self._recent[key] for key in keys if key not in out and key in self._recent}
+        for key, (request, responses) in recent.items():
+            self._keep({"llm_requests": [request], "llm_responses": responses})
+            out[key] = _choices(responses)
+        return out
 
     def store(self, batch: dict[str, list[dict]]) -> None:
+        self._keep(batch)
+        responses: dict[str, list[dict]] = {}
+        for row in batch.get("llm_responses", []):
+            responses.setdefault(row["request_id"], []).append(row)
+        by_key = {r["request_id"]: (r, responses.get(r["request_id"], [])) for r in batch.get("llm_requests", [])}
+        with self._recent_lock:
+            self._recent.update(by_key)
+            while len(self._recent) > self.RECENT_MAX:
+                self._recent.popitem(last=False)
+
+    def _keep(self, batch: dict[str, list[dict]]) -> None:
         for table, rows in batch.items():
             self.rows.setdefault(table, []).extend(rows)
 

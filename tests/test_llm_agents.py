@@ -214,3 +214,28 @@ def test_a_batch_carries_its_cached_responses_to_the_worker_and_brings_new_ones_
     first = sorted((s["problem_id"], s["response_id"], s["status"]) for s in played.rows["samples"])
     second = sorted((s["problem_id"], s["response_id"], s["status"]) for s in replayed.rows["samples"])
     assert first == second
+
+
+def test_a_retried_batch_reuses_the_answers_its_failed_attempt_got_and_still_brings_their_rows(backend):
+    """A batch whose sandbox failed after the model answered stored nothing; its retry in the same worker process
+    asks the model nothing and returns the rows the first attempt would have stored."""
+    from sinq.agents.cache import CarriedResponses
+
+    class Counting:
+        name = "counting"
+        calls = 0
+
+        def generate(self, requests):
+            Counting.calls += len(requests)
+            return backend.generate(requests)
+
+    requests = [LLMRequest(messages=[{"role": "user", "content": f"retry {i}"}], n=2, max_tokens=8, seed=i)
+                for i in range(2)]
+    first = CarriedResponses()
+    texts = [r.texts for r in CachedBackend(Counting(), first, "generator:tiny").generate(requests)]
+    retry = CarriedResponses()
+    again = CachedBackend(Counting(), retry, "generator:tiny").generate(requests)
+    assert Counting.calls == 2 and [r.texts for r in again] == texts
+    assert sorted(r["response_id"] for r in retry.rows["llm_responses"]) == \
+        sorted(r["response_id"] for r in first.rows["llm_responses"])
+    assert len(retry.rows["llm_requests"]) == 2
