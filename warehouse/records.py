@@ -137,7 +137,7 @@ def pair_rows(batch: dict[str, list[dict]], generator: str, round_: int | None =
             "verdict_id": verdict["verdict_id"], "original_program_id": verdict["original_program_id"],
             "variant_program_id": verdict["variant_program_id"], "input_id": verdict["input_id"],
             "entry_point": verdict["entry_point"], "generator_agent_id": generator, "round": round_,
-            "run_id": verdict["run_id"], "created_at": verdict["created_at"],
+            "pair_kind": "inequivalent", "run_id": verdict["run_id"], "created_at": verdict["created_at"],
         })
     return rows
 
@@ -157,3 +157,53 @@ def problem_row(problem: Problem, run_id: str, now: datetime) -> dict:
             "signature": problem.signature, "seed_inputs": json.dumps(problem.seed_inputs),
             "validation_status": "valid" if problem.reason is None else "invalid",
             "validation_reason": problem.reason, "run_id": run_id, "created_at": now}
+
+
+def equivalent_pair_rows(tried: list[tuple[Pair, Verdict]], evidence: str, transformations: list[str],
+                         generator: str, round_: int | None, problem_id: str | None, sample_id: str | None,
+                         run_id: str, now: datetime, config: SandboxConfig | None = None,
+                         fuzz: dict | None = None) -> dict[str, list[dict]]:
+    """An equivalent pair (issue 15) from every input it was fuzzed on: each input's verdict and executions (all
+    must be ``same``: a candidate that diverged anywhere is not equivalent and has no rows), a ``pairs`` row of kind
+    ``equivalent`` naming the first input's verdict, and its ``equivalence_evidence`` (how it was made, the
+    transformations, every input tried and its verdict). Never called proven: fuzzed equal on these inputs."""
+    if not tried:
+        raise ValueError("an equivalent pair needs at least one input it was fuzzed on")
+    unequal = [v.verdict for _, v in tried if v.verdict != "same"]
+    if unequal:
+        raise ValueError(f"not equivalent on every input tried: verdicts {sorted(set(unequal))}")
+    compare = config.compare if config is not None else "canonical"
+    batch: dict[str, list[dict]] = {}
+    for pair, verdict in tried:
+        batch = merge(batch, verdict_rows(pair, verdict, run_id, compare, now, config))
+    verdicts = batch["verdicts"]
+    first = verdicts[0]
+    pair_id = content_id("pair", "equivalent", first["original_program_id"], first["variant_program_id"],
+                         first["entry_point"], *([sample_id] if sample_id else []))
+    batch["pairs"] = [{
+        "pair_id": pair_id, "problem_id": problem_id, "sample_id": sample_id, "verdict_id": first["verdict_id"],
+        "original_program_id": first["original_program_id"], "variant_program_id": first["variant_program_id"],
+        "input_id": first["input_id"], "entry_point": first["entry_point"], "generator_agent_id": generator,
+        "round": round_, "pair_kind": "equivalent", "run_id": run_id, "created_at": now}]
+    batch["equivalence_evidence"] = [{
+        "pair_id": pair_id, "evidence": evidence, "transformations": json.dumps(transformations),
+        "inputs_tried": len(verdicts), "input_ids": json.dumps([v["input_id"] for v in verdicts]),
+        "verdict_ids": json.dumps([v["verdict_id"] for v in verdicts]), "fuzz": json.dumps(fuzz or {}),
+        "run_id": run_id, "created_at": now}]
+    return batch
+
+
+def relabel_rows(pair_id: str, verdict_rows_: dict[str, list[dict]], answer_id: str | None, generator: str,
+                 round_: int | None, problem_id: str | None, sample_id: str | None, run_id: str,
+                 now: datetime) -> dict[str, list[dict]]:
+    """An equivalent pair an evaluator's input refuted: the diverging verdict becomes an inequivalent pair (as any
+    verified pair), and ``pair_relabels`` records which stored equivalent pair it overturned and by which answer."""
+    [verdict] = verdict_rows_["verdicts"]
+    if verdict["verdict"] != "diverges":
+        raise ValueError(f"only a divergence refutes an equivalent pair, not {verdict['verdict']!r}")
+    batch = merge(verdict_rows_, {"pairs": pair_rows(verdict_rows_, generator, round_, problem_id, sample_id)})
+    batch["pair_relabels"] = [{
+        "pair_id": pair_id, "relabelled_to": "inequivalent", "new_pair_id": batch["pairs"][0]["pair_id"],
+        "answer_id": answer_id, "verdict_id": verdict["verdict_id"], "input_id": verdict["input_id"],
+        "run_id": run_id, "created_at": now}]
+    return batch

@@ -245,6 +245,106 @@ its content; ``eval_set_pairs``: a copy of each verified held-out pair it holds 
 difficulty it had, the problem's seed inputs), so the set stays the same whatever is stored or audited later. Each
 pair's variant is in ``eval_items`` too, which keeps it out of every training set."""
 
+PAIR_KINDS_V7 = """
+ALTER TABLE pairs ADD COLUMN pair_kind VARCHAR DEFAULT 'inequivalent';
+CREATE TABLE equivalence_evidence (
+    pair_id VARCHAR PRIMARY KEY, evidence VARCHAR NOT NULL, transformations JSON, inputs_tried INTEGER NOT NULL,
+    input_ids JSON NOT NULL, verdict_ids JSON NOT NULL, fuzz JSON, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE pair_relabels (
+    pair_id VARCHAR PRIMARY KEY, relabelled_to VARCHAR NOT NULL, new_pair_id VARCHAR, answer_id VARCHAR,
+    verdict_id VARCHAR NOT NULL, input_id VARCHAR NOT NULL, run_id VARCHAR, created_at TIMESTAMP);
+CREATE OR REPLACE VIEW all_pairs AS
+SELECT p.pair_id, p.problem_id, pr.source, p.entry_point,
+       o.code AS original_code, v.code AS variant_code,
+       CAST(i.literal AS VARCHAR) AS diverging_input,
+       vd.original_outcome, vd.variant_outcome,
+       p.generator_agent_id AS generator, p.round, d.difficulty, d.evaluator_agent_id AS evaluator,
+       p.run_id, p.created_at,
+       coalesce(pr.split, 'train') AS split, coalesce(p.flags, '[]') AS flags,
+       p.duplicate_of, p.duplicate_kind, p.similarity, la.reproduced AS audit_reproduced, la.reason AS audit_reason,
+       CASE WHEN coalesce(p.pair_kind, 'inequivalent') = 'equivalent' THEN
+                CASE WHEN rl.pair_id IS NOT NULL THEN 'refuted'
+                     WHEN vd.verdict <> 'same' THEN 'not_equal'
+                     WHEN p.duplicate_of IS NOT NULL THEN 'duplicate'
+                     ELSE 'equivalent' END
+            WHEN vd.verdict <> 'diverges' THEN 'not_diverging'
+            WHEN p.duplicate_of IS NOT NULL THEN 'duplicate'
+            WHEN la.reproduced = false THEN 'not_reproduced'
+            ELSE 'verified' END AS status,
+       coalesce(p.pair_kind, 'inequivalent') AS pair_kind
+FROM pairs p
+JOIN verdicts vd USING (verdict_id)
+JOIN programs o ON o.program_id = p.original_program_id
+JOIN programs v ON v.program_id = p.variant_program_id
+JOIN inputs i ON i.input_id = p.input_id
+LEFT JOIN problems pr ON pr.problem_id = p.problem_id
+LEFT JOIN latest_difficulty d ON d.pair_id = p.pair_id
+LEFT JOIN latest_audit la ON la.pair_id = p.pair_id
+LEFT JOIN pair_relabels rl ON rl.pair_id = p.pair_id;
+CREATE OR REPLACE VIEW equivalent_pairs AS
+WITH answers AS (
+    SELECT pair_id, count(*) FILTER (WHERE counted) AS answers,
+           count(*) FILTER (WHERE counted AND claimed_equivalent) AS said_yes,
+           count(*) FILTER (WHERE counted AND NOT coalesce(claimed_equivalent, false) AND NOT coalesce(diverged, false)
+                            AND claimed_equivalent IS NOT NULL) AS false_alarms,
+           count(*) FILTER (WHERE counted AND coalesce(diverged, false)) AS refuting_answers
+    FROM evaluator_answers GROUP BY pair_id)
+SELECT a.pair_id, a.problem_id, a.source, a.entry_point, a.original_code, a.variant_code,
+       e.transformations, e.inputs_tried, e.evidence, e.input_ids,
+       coalesce(n.answers, 0) AS answers, coalesce(n.said_yes, 0) AS said_yes,
+       coalesce(n.false_alarms, 0) AS false_alarms, n.said_yes / nullif(n.answers, 0) AS evaluator_accuracy,
+       a.generator, a.round, a.run_id, a.created_at, a.split
+FROM all_pairs a
+JOIN equivalence_evidence e USING (pair_id)
+LEFT JOIN answers n USING (pair_id)
+WHERE a.status = 'equivalent';
+CREATE OR REPLACE VIEW round_stats AS
+WITH s AS (
+    SELECT round, count(*) AS samples, count(*) FILTER (WHERE status = 'valid') AS valid_samples
+    FROM samples GROUP BY round),
+p AS (SELECT round, count(*) FILTER (WHERE coalesce(pair_kind, 'inequivalent') = 'inequivalent') AS verified_pairs,
+             count(*) FILTER (WHERE pair_kind = 'equivalent') AS equivalent_pairs FROM pairs GROUP BY round),
+a AS (SELECT e.round,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'inequivalent') AS answers,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'inequivalent' AND e.diverged) AS successful_answers,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'inequivalent' AND e.claimed_equivalent) AS misses,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'equivalent') AS equivalent_answers,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'equivalent'
+                              AND (e.claimed_equivalent OR e.diverged)) AS equivalent_correct,
+             count(*) FILTER (WHERE e.counted AND k.kind = 'equivalent' AND e.claimed_equivalent = false
+                              AND NOT coalesce(e.diverged, false)) AS false_alarms
+      FROM evaluator_answers e
+      JOIN (SELECT pair_id, coalesce(pair_kind, 'inequivalent') AS kind FROM pairs) k USING (pair_id)
+      GROUP BY e.round),
+d AS (SELECT l.round, count(*) AS evaluated_pairs, count(*) FILTER (WHERE l.difficulty = 10) AS difficulty_10,
+             histogram(l.difficulty) AS difficulty_histogram
+      FROM difficulty_labels l JOIN pairs k USING (pair_id)
+      WHERE coalesce(k.pair_kind, 'inequivalent') = 'inequivalent' GROUP BY l.round)
+SELECT coalesce(s.round, p.round, a.round, d.round) AS round,
+       coalesce(s.samples, 0) AS samples, coalesce(s.valid_samples, 0) AS valid_samples,
+       s.valid_samples / nullif(s.samples, 0) AS generator_validity,
+       coalesce(p.verified_pairs, 0) AS verified_pairs,
+       a.successful_answers / nullif(a.answers, 0) AS evaluator_success_rate,
+       coalesce(d.evaluated_pairs, 0) AS evaluated_pairs, d.difficulty_histogram,
+       d.difficulty_10 / nullif(d.evaluated_pairs, 0) AS share_difficulty_10,
+       coalesce(p.equivalent_pairs, 0) AS equivalent_pairs, coalesce(a.equivalent_answers, 0) AS equivalent_answers,
+       a.equivalent_correct / nullif(a.equivalent_answers, 0) AS evaluator_accuracy_equivalent,
+       a.false_alarms / nullif(a.equivalent_answers, 0) AS false_alarm_rate,
+       a.misses / nullif(a.answers, 0) AS miss_rate
+FROM s FULL JOIN p USING (round) FULL JOIN a USING (round) FULL JOIN d USING (round);
+"""
+"""Issue 15, equivalent pairs. ``pairs.pair_kind``: inequivalent (a verified divergence: the stored verdict
+diverges) or equivalent (fuzzed equal: the stored verdict, on the first input tried, is ``same``; never proven).
+``equivalence_evidence``: how an equivalent pair was made (``construction``: semantics-preserving transformations;
+``llm``: an equivalent-rewrite prompt, fuzz-filtered alike), the transformations, and every input tried with its
+verdict (each ``same``, stored in verdicts/executions so `sinq verify` can settle them again). ``pair_relabels``: an
+equivalent pair an evaluator answer refuted (a "No" whose input diverges), with the verdict that did it and the
+inequivalent pair made of it; insert-only like the rest. ``all_pairs`` gains ``pair_kind`` and the statuses
+equivalent | refuted | not_equal; ``verified_pairs`` stays inequivalent only; ``equivalent_pairs`` lists the standing
+ones with their evidence and the evaluator's figures; ``round_stats`` keeps its figures on inequivalent pairs and
+adds equivalent_pairs, evaluator_accuracy_equivalent, false_alarm_rate (a "No" without a divergence, over answers on
+equivalent pairs) and miss_rate (a "Yes" on an inequivalent pair, over answers on those)."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -260,6 +360,8 @@ MIGRATIONS: list[Migration] = [
                  "adapters.status (registered | promoted | rejected)", GATE_V5),
     Migration(6, "the game suite: eval_sets (frozen, content-hashed sets of held-out verified pairs) and "
                  "eval_set_pairs (a copy of each pair)", GAME_SETS_V6),
+    Migration(7, "equivalent pairs: pairs.pair_kind, equivalence_evidence, pair_relabels; all_pairs statuses per "
+                 "kind, the equivalent_pairs view, round_stats per kind (false alarms, misses)", PAIR_KINDS_V7),
 ]
 LATEST = MIGRATIONS[-1].version
 
