@@ -82,3 +82,23 @@ class AgentsConfig(BaseModel):
     answers: int = Field(4, ge=1, description="evaluator answers per pair: the n of difficulty")
     pairs_per_problem: int = Field(1, ge=1)
     target_difficulty: int = Field(5, ge=0, le=10)
+
+
+class EquivalenceConfig(BaseModel):
+    """Equivalent pairs by construction (issue 15): rewrites of the original by semantics-preserving
+    transformations (game/equivalence.py), each candidate fuzzed against the original before it is believed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="make equivalent pairs (off: none are made)")
+    per_problem: int = Field(2, ge=1, description="equivalent pairs wanted per problem")
+    attempts: int = Field(3, ge=1, description="rewrites tried per wanted pair (distinct seeds)")
+    steps: int = Field(3, ge=1, description="transformations composed per variant")
+    fuzz_budget: int = Field(48, ge=1, description="inputs each candidate is run on against the original: the seed "
+                             "inputs, then the baseline's search inputs, then type-aware random ones")
+    search_share: float = Field(0.5, ge=0, le=1, description="share of the budget after the seeds given to the "
+                                "baseline's search inputs (the rest: type-aware random inputs)")
+    min_inputs: int = Field(1, ge=1, description="a survivor needs at least this many inputs settled as equal")
+    random_seed: int = 0
+    transformations: list[str] | None = Field(None, description="names of the transformations to use "
+                                              "(default: every sound one)")

@@ -1,0 +1,283 @@
+"""Equivalent pairs by construction, believed only after fuzzing (issue 15, items 1-2).
+
+``EquivalentMaker`` rewrites a problem's code with composed semantics-preserving transformations
+(``game/equivalence.py``), then runs every candidate against the original through the verdict rules
+(``verify_many``) on the problem's seed inputs, the baseline's search inputs (``agents/search.py``
+``candidates``, the builder the mutation generator uses) and type-aware random inputs. Any divergence drops the
+candidate (``unsound_transformation``) and blames *every* transformation applied in it (a candidate composes
+several; the counter cannot tell which one broke it, so each is charged once). A survivor carries its evidence:
+the transformations, the inputs tried and each one's settled outcome. Evidence, never proof.
+
+An input counts as tried only when the verdict rules settle it as ``same`` (equal values, the same exception,
+both timing out...): an input the original itself rejects (``input_does_not_bind``, ``original_...``) is not
+tried; an ``unstable`` input drops the candidate (``fuzz_unstable``: equality could not be settled), as does a
+variant the sandbox cannot load (``variant_invalid``). A sandbox failure raises (``raise_for_sandbox``).
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sinq.agents.config import BaselineConfig, EquivalenceConfig
+from sinq.agents.search import candidates
+from sinq.game.equivalence import rewrite
+from sinq.game.inputs import InputError, parse_input
+from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.tally import charged_to
+from sinq.sandbox.verify import Pair, raise_for_sandbox, verify_many
+from sinq.sources.problem import Problem
+
+UNSOUND = "unsound_transformation"
+
+
+@dataclass
+class EquivalentPair:
+    """A candidate that survived the fuzz filter, with its evidence."""
+
+    problem_id: str
+    entry_point: str
+    original_code: str
+    variant_code: str
+    transformations: list[str]
+    inputs_tried: list[str]
+    outcomes: list[dict]
+    """Per input tried: the verdict reason (``same_value``, ``same_exception``, ``both_timeout``...) and the
+    original's outcome kind and digest (equal to the variant's)."""
+    seed: int
+    evidence: str = "fuzzed_rewrite"
+
+
+@dataclass
+class Dropped:
+    problem_id: str
+    variant_code: str
+    transformations: list[str]
+    reason: str
+    input: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class EquivalenceResult:
+    pairs: list[EquivalentPair] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    blamed: Counter = field(default_factory=Counter)
+    """Per transformation: candidates dropped as ``unsound_transformation`` it took part in."""
+    fuzzed: Counter = field(default_factory=Counter)
+    """Per transformation: candidates fuzzed that it took part in (the denominator of its drop share)."""
+    stats: Counter = field(default_factory=Counter)
+
+    def drop_share(self) -> dict[str, float]:
+        return {name: self.blamed[name] / n for name, n in sorted(self.fuzzed.items()) if n}
+
+
+def _random_value(like: object, rng: random.Random, depth: int = 0) -> object:
+    """A value of the same type as ``like``: ints near boundaries, floats with signed zeros, strings incl. empty,
+    containers of varied length whose items are shaped like ``like``'s."""
+    if isinstance(like, bool):
+        return rng.choice([True, False])
+    if isinstance(like, int):
+        return rng.choice([0, 1, -1, 2, -2, 3, 7, 10, 100, -100, like, like + 1, like - 1, 2 ** 31 - 1, -(2 ** 31),
+                           2 ** 63, rng.randint(-1000, 1000), rng.randint(0, 20)])
+    if isinstance(like, float):
+        return rng.choice([0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e-9, 1e300, -1e300, like, -like,
+                           round(rng.uniform(-100, 100), 3), rng.uniform(-1, 1)])
+    if isinstance(like, str):
+        alphabet = sorted(set(like)) or list("ab")
+        pool = alphabet + list("aAzZ09 ,.-_()[]") + ["é"]
+        length = rng.choice([0, 0, 1, 2, 3, 5, 8, max(0, len(like) - 1), len(like) + 1])
+        return "".join(rng.choice(pool if rng.random() < 0.3 else alphabet) for _ in range(length))
+    if isinstance(like, (list, tuple, set)) and depth < 4:
+        items = list(like)
+        length = rng.choice([0, 1, 2, 3, 4, 6, 9, len(items), len(items) + 1])
+        made = [_random_value(rng.choice(items) if items else 0, rng, depth + 1) for _ in range(length)]
+        if isinstance(like, set):
+            try:
+                return set(made)
+            except TypeError:
+                return set()
+        return type(like)(made)
+    if isinstance(like, dict) and depth < 4:
+        entries = list(like.items())
+        out: dict = {}
+        for _ in range(rng.choice([0, 1, 2, 3, 5, len(entries)])):
+            key, value = rng.choice(entries) if entries else ("a", 0)
+            new_key = _random_value(key, rng, depth + 1)
+            try:
+                out[new_key] = _random_value(value, rng, depth + 1)
+            except TypeError:
+                pass
+        return out
+    return like
+
+
+def random_inputs(seed_inputs: list[str], count: int, seed: int = 0) -> list[str]:
+    """``count`` keyword dicts shaped like the seed inputs (each argument a random value of its seed's type)."""
+    seeds = []
+    for literal in seed_inputs:
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            seeds.append(value)
+    if not seeds:
+        return []
+    rng = random.Random(seed)
+    out: list[str] = []
+    for _ in range(count * 4):
+        if len(out) >= count:
+            break
+        base = rng.choice(seeds)
+        made = {k: _random_value(v, rng) for k, v in base.items()}
+        try:
+            literal = parse_input(made).literal
+        except InputError:
+            continue
+        if literal not in out:
+            out.append(literal)
+    return out
+
+
+def arg_types(seed_inputs: list[str]) -> dict[str, set[str]]:
+    """The type names each argument takes in the seed inputs (what the type-dependent rules may rely on)."""
+    types: dict[str, set[str]] = {}
+    for literal in seed_inputs:
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                types.setdefault(key, set()).add(type(item).__name__)
+    return types
+
+
+def fuzz_inputs(problem: Problem, config: EquivalenceConfig, baseline: BaselineConfig) -> list[str]:
+    """The seed inputs, then the baseline's search inputs, then type-aware random ones, up to the budget."""
+    budget = config.fuzz_budget
+    chosen: list[str] = []
+
+    def add(literals) -> None:
+        for literal in literals:
+            if len(chosen) >= budget:
+                return
+            if literal not in chosen:
+                chosen.append(literal)
+
+    add(problem.seed_inputs)
+    rest = budget - len(chosen)
+    searched = round(rest * config.search_share)
+    add(list(candidates(problem.seed_inputs, len(chosen) + searched, baseline.seed, boundary_first=True)))
+    add(random_inputs(problem.seed_inputs, budget, config.random_seed))
+    add(list(candidates(problem.seed_inputs, budget * 2, baseline.seed + 7)))
+    return chosen
+
+
+class EquivalentMaker:
+    """Equivalent variants of each problem, each fuzzed against its original in one sandbox batch."""
+
+    name = "baseline-equivalent"
+
+    def __init__(self, backend: WorkerPool, config: EquivalenceConfig | None = None,
+                 baseline: BaselineConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config or EquivalenceConfig()
+        self.baseline = baseline or BaselineConfig()
+
+    def candidates(self, problem: Problem) -> list[tuple[str, list[str], int]]:
+        """Distinct rewrites of the problem's code: (code, transformations applied, seed)."""
+        config = self.config
+        if problem.entry_point is None:
+            return []
+        types = arg_types(problem.seed_inputs)
+        seen = {ast.dump(ast.parse(problem.code))}
+        out = []
+        for attempt in range(config.per_problem * config.attempts):
+            seed = config.random_seed * 100_003 + attempt
+            made = rewrite(problem.code, problem.entry_point, transformations=config.transformations,
+                           steps=config.steps, seed=seed, arg_types=types)
+            if not made.changed:
+                continue
+            key = ast.dump(ast.parse(made.code))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((made.code, made.applied, seed))
+        return out
+
+    def make(self, problems: list[Problem]) -> EquivalenceResult:
+        result = EquivalenceResult()
+        if not self.config.enabled:
+            return result
+        plan: list[tuple[Problem, str, list[str], int, list[str]]] = []
+        pairs: list[Pair] = []
+        for problem in problems:
+            if problem.reason is not None or problem.entry_point is None:
+                continue
+            inputs = fuzz_inputs(problem, self.config, self.baseline)
+            made = self.candidates(problem)
+            result.stats["problems"] += 1
+            result.stats["candidates"] += len(made)
+            if not made:
+                result.stats["problems_without_candidate"] += 1
+            for code, applied, seed in made:
+                variant = self._program(problem, code)
+                index = len(plan)
+                plan.append((problem, code, applied, seed, inputs))
+                pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
+                          for j, literal in enumerate(inputs)]
+        with charged_to("verdicts"):
+            verdicts = verify_many(pairs, self.backend) if pairs else []
+        raise_for_sandbox(verdicts, "equivalence checks")
+        by_candidate: dict[int, list] = {}
+        for pair, verdict in zip(pairs, verdicts, strict=True):
+            by_candidate.setdefault(int(pair.id.split(":")[0]), []).append((pair, verdict))
+        kept: Counter = Counter()
+        for index, (problem, code, applied, seed, _inputs) in enumerate(plan):
+            result.fuzzed.update(set(applied))
+            runs = by_candidate.get(index, [])
+            result.stats["fuzz_executions"] += sum(v.executions for _, v in runs)
+            drop = self._judge(problem, code, applied, runs)
+            if drop is not None:
+                result.dropped.append(drop)
+                result.stats[f"dropped_{drop.reason}"] += 1
+                if drop.reason == UNSOUND:
+                    result.blamed.update(set(applied))
+                continue
+            tried = [(p, v) for p, v in runs if v.verdict == "same"]
+            if len(tried) < self.config.min_inputs:
+                result.dropped.append(Dropped(problem.problem_id, code, applied, "too_few_inputs_tried"))
+                result.stats["dropped_too_few_inputs_tried"] += 1
+                continue
+            if kept[problem.problem_id] >= self.config.per_problem:
+                result.stats["spare_survivors"] += 1
+                continue
+            kept[problem.problem_id] += 1
+            result.stats["inputs_tried"] += len(tried)
+            result.pairs.append(EquivalentPair(
+                problem.problem_id, problem.entry_point or "", problem.code, code, applied,
+                [p.input for p, _ in tried],  # type: ignore[misc]
+                [{"input": p.input, "reason": v.reason, "kind": v.original.kind if v.original else None,
+                  "digest": v.original.digest if v.original else None} for p, v in tried], seed))
+        return result
+
+    @staticmethod
+    def _program(problem: Problem, code: str) -> str:
+        """What runs for the variant: the problem's setup code, then the rewritten solution."""
+        return f"{problem.setup_code}\n{code}" if problem.setup_code.strip() else code
+
+    @staticmethod
+    def _judge(problem: Problem, code: str, applied: list[str], runs: list) -> Dropped | None:
+        for pair, verdict in runs:
+            if verdict.verdict == "diverges":
+                return Dropped(problem.problem_id, code, applied, UNSOUND, pair.input, verdict.reason)
+            if verdict.verdict == "unstable":
+                return Dropped(problem.problem_id, code, applied, "fuzz_unstable", pair.input, verdict.reason)
+            if verdict.verdict == "invalid" and (verdict.reason.startswith("variant_")
+                                                 or verdict.reason == "signature_changed"):
+                return Dropped(problem.problem_id, code, applied, "variant_invalid", pair.input, verdict.reason)
+        return None

@@ -1,0 +1,873 @@
+"""Semantics-preserving rewrites of a program: pure AST rules, no I/O (the equivalent half of the game, issue 15).
+
+Each transformation is a small object with a name; its soundness conditions are written in its docstring and
+checked before it fires: a site whose conditions fail is refused (counted, with the reason) and the next site is
+tried. ``rewrite`` composes several per variant, deterministically for a seed; the result parses, differs from the
+original's AST and keeps the entry point's name and signature.
+
+The conditions are about Python semantics for the values a problem's inputs can hold (literals: int, float, str,
+bool, None, list, tuple, dict, set). Where a rule needs the type of a value it takes it from ``arg_types`` (the
+types of the entry point's parameters seen in the seed inputs) and refuses without it. A rewrite is never a proof:
+the agent fuzzes every candidate against the original and drops it on any divergence (agents/equivalents.py).
+
+Out of reach on purpose: code that inspects its own frame (``locals()``, ``vars()``, ``eval``, ``exec``,
+``globals()``, ``sys._getframe``): every rule that adds, removes or renames a local refuses in such a function.
+Messages of ``NameError``/``UnboundLocalError`` name the variable, so a rename changes them: a program that raises
+one on some input is not equivalent after a rename (the fuzz filter's job: counted as ``unsound_transformation``).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+BUILTINS = frozenset(dir(builtins))
+DYNAMIC = frozenset({"locals", "vars", "eval", "exec", "globals", "dir", "_getframe", "currentframe", "f_locals",
+                     "__import__", "breakpoint"})
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class Refused(Exception):
+    """A site's soundness conditions failed; ``args[0]`` is the reason."""
+
+
+@dataclass
+class Context:
+    """What the rules know about the module: every identifier in it (fresh names avoid them all), the entry point
+    and the types its parameters had in the seed inputs."""
+
+    tree: ast.Module
+    entry_point: str
+    arg_types: Mapping[str, frozenset[str]]
+    used: set[str] = field(default_factory=set)
+    counter: int = 0
+    made: set[str] = field(default_factory=set)
+    """Temporaries this rewrite extracted: inlining one back would only undo the extraction."""
+
+    def __post_init__(self) -> None:
+        self.used = identifiers(self.tree) | BUILTINS
+
+    def fresh(self, rng: random.Random, stem: str) -> str:
+        words = [stem, "tmp", "acc", "val", "cur", "aux", "item", "res", "idx", "part"]
+        while True:
+            self.counter += 1
+            name = f"{rng.choice(words)}_{rng.randrange(10, 1000)}"
+            if name not in self.used and not name.startswith("__"):
+                self.used.add(name)
+                return name
+
+    def functions(self) -> list[Function]:
+        """Top-level functions: where every rule works (module-level code and class bodies are left alone)."""
+        return [n for n in self.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+    def types_of(self, function: Function, name: str) -> frozenset[str] | None:
+        """The seed types of ``name`` when it is a parameter of the entry point never rebound in it."""
+        if function.name != self.entry_point or name not in self.arg_types or name not in params(function):
+            return None
+        if name in stored(function):
+            return None
+        return self.arg_types[name]
+
+
+def identifiers(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, ast.alias):
+            found.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            found.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found.add(node.name)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            found.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            found.add(node.rest)
+    return found
+
+
+def params(function: Function | ast.Lambda) -> set[str]:
+    a = function.args
+    names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+    names += [x.arg for x in (a.vararg, a.kwarg) if x is not None]
+    return set(names)
+
+
+def stored(node: ast.AST) -> set[str]:
+    """Names bound or deleted anywhere under ``node`` (any scope)."""
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    names |= {n.name for n in ast.walk(node) if isinstance(n, ast.ExceptHandler) and n.name}
+    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))
+              for a in n.names}
+    names |= {n.name for n in ast.walk(node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            names.update(n.names)
+    return names
+
+
+def dynamic(node: ast.AST) -> bool:
+    """Whether the code may look at its own frame's names (then no local may be added, removed or renamed)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and n.id in DYNAMIC:
+            return True
+        if isinstance(n, ast.Attribute) and n.attr in DYNAMIC:
+            return True
+    return False
+
+
+def names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def has(node: ast.AST, *types: type) -> bool:
+    return any(isinstance(n, types) for n in ast.walk(node))
+
+
+def module_binds(tree: ast.Module, name: str) -> bool:
+    """Whether the module rebinds a builtin's name anywhere (then ``range``, ``len``... may not be the builtin)."""
+    return name in stored(tree) or any(isinstance(n, ast.arg) and n.arg == name for n in ast.walk(tree))
+
+
+def blocks(root: ast.AST) -> Iterator[list[ast.stmt]]:
+    """Every statement list under ``root`` without entering nested functions or classes."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(node, name, None)
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                yield value
+                stack += [s for s in value if not isinstance(s, SCOPES)]
+        for handler in getattr(node, "handlers", []) or []:
+            yield handler.body
+            stack += [s for s in handler.body if not isinstance(s, SCOPES)]
+        for case in getattr(node, "cases", []) or []:
+            yield case.body
+            stack += [s for s in case.body if not isinstance(s, SCOPES)]
+
+
+def scope_nodes(function: Function) -> Iterator[ast.AST]:
+    """The function's nodes, not entering nested functions, lambdas or classes."""
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        stack += [c for c in ast.iter_child_nodes(node) if not isinstance(c, SCOPES)]
+
+
+def _not(expr: ast.expr) -> ast.expr:
+    return ast.UnaryOp(op=ast.Not(), operand=expr)
+
+
+def _name(name: str, store: bool = False) -> ast.Name:
+    return ast.Name(id=name, ctx=ast.Store() if store else ast.Load())
+
+
+Site = tuple[Function, object]
+
+
+class Transformation:
+    """One rule: ``sites`` lists where it might fire (syntax only), ``apply`` checks the conditions at one site
+    (raising ``Refused`` with the reason) and then changes the tree in place."""
+
+    name = ""
+    unsound = False
+    """Deliberately wrong rules exist for the fuzz filter's tests; they are never in the default set."""
+
+    def sites(self, ctx: Context) -> list[Site]:
+        raise NotImplementedError
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        raise NotImplementedError
+
+
+class RenameLocal(Transformation):
+    """Rename one local variable of a top-level function to a fresh name, everywhere in that function.
+
+    Sound when: the name is bound in the function by plain assignment/loop/with targets only (not a parameter:
+    callers pass keyword arguments by name; not declared ``global``/``nonlocal``; not an import, ``except ... as``,
+    nested def/class or match capture); no nested function, lambda or class mentions it (closures and class bodies
+    see names by their spelling); no comprehension binds the same name (that one is another variable); the new
+    name appears nowhere in the module and is no builtin (so it can capture nothing and shadow nothing); the
+    function does not inspect its frame. A local is local throughout its function, so every reading of it reads
+    the renamed variable."""
+
+    name = "rename_local"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for function in ctx.functions():
+            names = sorted({n.id for n in scope_nodes(function) if isinstance(n, ast.Name)
+                            and isinstance(n.ctx, ast.Store)})
+            out += [(function, name) for name in names]
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, old = site
+        assert isinstance(old, str)
+        new = ctx.fresh(rng, "v")
+        reason = rename_refusal(function, old, new, ctx.used - {new})
+        if reason:
+            raise Refused(reason)
+        for node in ast.walk(function):
+            if isinstance(node, ast.Name) and node.id == old:
+                node.id = new
+        if old in ctx.made:
+            ctx.made.add(new)
+
+
+def rename_refusal(function: Function, old: str, new: str, taken: set[str]) -> str | None:
+    """Why renaming ``old`` to ``new`` in ``function`` is not sound (None: it is). ``taken``: names in use."""
+    if new in taken or new in BUILTINS or new in identifiers(function):
+        return "new_name_in_scope"
+    if not new.isidentifier():
+        return "new_name_not_identifier"
+    if old in params(function):
+        return "parameter"
+    if dynamic(function):
+        return "frame_introspection"
+    for node in ast.walk(function):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and old in node.names:
+            return "declared_global"
+        if isinstance(node, ast.ExceptHandler) and node.name == old:
+            return "other_binding"
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == old for a in node.names):
+            return "other_binding"
+        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name == old:
+            return "other_binding"
+    for node in ast.walk(function):
+        if node is not function and isinstance(node, SCOPES):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == old:
+                return "other_binding"
+            if old in identifiers(node):
+                return "used_by_nested_scope"
+        if isinstance(node, COMPREHENSIONS) and any(old in names_in(g.target) for g in node.generators):
+            return "comprehension_binds_name"
+    if not any(isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Store) for n in scope_nodes(function)):
+        return "not_local"
+    return None
+
+
+def _range_call(node: ast.expr, ctx: Context) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+            and not node.keywords and 1 <= len(node.args) <= 3
+            and not any(isinstance(a, ast.Starred) for a in node.args) and not module_binds(ctx.tree, "range"))
+
+
+def _int_constant(node: ast.expr) -> int | None:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+            and type(node.operand.value) is int:
+        return -node.operand.value
+    return None
+
+
+class ForToWhile(Transformation):
+    """``for i in range(a[, b[, s]]): B [else: E]`` → ``r = range(a[, b[, s]]); k = r.start;
+    while k < r.stop (> for a negative s): i = k; k += r.step; B [else: E]``.
+
+    Sound when: ``range`` is the builtin (the module never binds the name); the step is absent or a nonzero int
+    literal (its sign picks the comparison); the target is a plain name; the function does not inspect its frame
+    (two fresh locals appear). The same ``range(...)`` call runs at the same point (same arguments evaluated once,
+    same TypeError/ValueError for bad ones), the target takes the same values in the same order, and the counter
+    advances before the body, so ``continue`` and ``break`` behave as in the ``for``; ``while ... else`` runs its
+    ``else`` exactly when the loop ends without ``break``, like ``for ... else``."""
+
+    name = "for_to_while"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, (block, i)) for f in ctx.functions() for block in blocks(f) for i, s in enumerate(block)
+                if isinstance(s, ast.For) and _range_call(s.iter, ctx)]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        loop = block[index]
+        if not isinstance(loop.target, ast.Name):
+            raise Refused("target_not_a_name")
+        step = _int_constant(loop.iter.args[2]) if len(loop.iter.args) == 3 else 1
+        if step is None or step == 0:
+            raise Refused("step_not_int_literal")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        r, k = ctx.fresh(rng, "rng"), ctx.fresh(rng, "k")
+        test = ast.Compare(left=_name(k), ops=[ast.Lt() if step > 0 else ast.Gt()],
+                           comparators=[ast.Attribute(value=_name(r), attr="stop", ctx=ast.Load())])
+        body = [ast.Assign(targets=[loop.target], value=_name(k)),
+                ast.AugAssign(target=_name(k, True), op=ast.Add(),
+                              value=ast.Attribute(value=_name(r), attr="step", ctx=ast.Load())),
+                *loop.body]
+        block[index:index + 1] = [
+            ast.Assign(targets=[_name(r, True)], value=loop.iter),
+            ast.Assign(targets=[_name(k, True)], value=ast.Attribute(value=_name(r), attr="start", ctx=ast.Load())),
+            ast.While(test=test, body=body, orelse=loop.orelse)]
+
+
+class ComprehensionToLoop(Transformation):
+    """``x = [e for t in it if c ...]`` (or ``return [...]``) → ``acc = []; for t' in it: if c': acc.append(e')``
+    then ``x = acc`` (``return acc``), the comprehension's targets renamed to fresh names.
+
+    Sound when: it is a list comprehension (set/dict/generator ones differ in laziness or order of effects) with
+    no ``async``, and its element and conditions hold no lambda, nested comprehension, ``yield``, ``await`` or
+    walrus (their scoping differs between a comprehension and a loop); the function does not inspect its frame.
+    The first iterable is evaluated first in both (in the enclosing scope: it is not renamed); renaming the
+    targets to fresh names keeps the comprehension's own scope from leaking onto the function's variables; the
+    element is evaluated, and appended, in the same order; ``list.append`` on a fresh list has no other effect."""
+
+    name = "comprehension_to_loop"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for block in blocks(f):
+                for i, s in enumerate(block):
+                    value = s.value if isinstance(s, (ast.Return, ast.Assign)) else None
+                    if isinstance(value, ast.ListComp) and (isinstance(s, ast.Return) or (
+                            len(s.targets) == 1 and isinstance(s.targets[0], ast.Name))):
+                        out.append((f, (block, i)))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        statement = block[index]
+        comp: ast.ListComp = statement.value
+        if any(g.is_async for g in comp.generators):
+            raise Refused("async")
+        parts = [comp.elt] + [c for g in comp.generators for c in g.ifs] + [g.iter for g in comp.generators[1:]]
+        if any(has(p, ast.Lambda, *COMPREHENSIONS, ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)
+               for p in parts):
+            raise Refused("nested_scope_in_comprehension")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        targets = set().union(*(names_in(g.target) for g in comp.generators))
+        rename = {t: ctx.fresh(rng, "t") for t in sorted(targets)}
+
+        def renamed(node: ast.AST) -> ast.AST:
+            node = copy.deepcopy(node)
+            for n in ast.walk(node):
+                if isinstance(n, ast.Name) and n.id in rename:
+                    n.id = rename[n.id]
+            return node
+
+        acc = ctx.fresh(rng, "acc")
+        inner: list[ast.stmt] = [ast.Expr(value=ast.Call(
+            func=ast.Attribute(value=_name(acc), attr="append", ctx=ast.Load()), args=[renamed(comp.elt)],
+            keywords=[]))]
+        for position in range(len(comp.generators) - 1, -1, -1):
+            g = comp.generators[position]
+            for condition in reversed(g.ifs):
+                inner = [ast.If(test=renamed(condition), body=inner, orelse=[])]
+            iterable = g.iter if position == 0 else renamed(g.iter)
+            inner = [ast.For(target=renamed(g.target), iter=iterable, body=inner, orelse=[])]
+        end: ast.stmt = (ast.Return(value=_name(acc)) if isinstance(statement, ast.Return)
+                         else ast.Assign(targets=statement.targets, value=_name(acc)))
+        block[index:index + 1] = [ast.Assign(targets=[_name(acc, True)], value=ast.List(elts=[], ctx=ast.Load())),
+                                  *inner, end]
+
+
+class IfSwap(Transformation):
+    """``if t: A else: B`` → ``if not t: B else: A`` (and ``a if t else b`` → ``b if not t else a``).
+
+    Sound always when there is an ``else``: ``t`` is evaluated once either way and ``not`` asks its truth value
+    exactly once, as ``if`` does; the branch taken is the same."""
+
+    name = "if_swap"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f in ctx.functions() for n in scope_nodes(f) if isinstance(n, (ast.If, ast.IfExp))]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        if isinstance(node, ast.If):
+            if not node.orelse:
+                raise Refused("no_else")
+            node.body, node.orelse = node.orelse, node.body
+        else:
+            assert isinstance(node, ast.IfExp)
+            node.body, node.orelse = node.orelse, node.body
+        node.test = _not(node.test)
+
+
+class DeMorgan(Transformation):
+    """``not (a and b)`` ↔ ``not a or not b``; ``not (a or b)`` ↔ ``not a and not b``.
+
+    Sound for the values in play: both sides are bools, evaluate the operands left to right and stop at the same
+    operand (``b`` is evaluated exactly when ``a`` is truthy, resp. falsy). The only difference is how many times
+    an operand's ``__bool__`` is asked (the original asks a stopping operand twice): observable only through a
+    user-defined ``__bool__`` with effects, which literal inputs cannot bring."""
+
+    name = "de_morgan"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for n in scope_nodes(f):
+                negated = isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not) and isinstance(n.operand,
+                                                                                                  ast.BoolOp)
+                of_negations = isinstance(n, ast.BoolOp) and all(
+                    isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.Not) for v in n.values)
+                if negated or of_negations:
+                    out.append((f, n))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        if isinstance(node, ast.UnaryOp):
+            inner: ast.BoolOp = node.operand  # type: ignore[assignment]
+            flipped = ast.Or() if isinstance(inner.op, ast.And) else ast.And()
+            replacement: ast.expr = ast.BoolOp(op=flipped, values=[_not(v) for v in inner.values])
+        else:
+            assert isinstance(node, ast.BoolOp)
+            flipped = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+            replacement = _not(ast.BoolOp(op=flipped, values=[v.operand for v in node.values]))  # type: ignore[attr-defined]
+        _replace(site[0], node, replacement)
+
+
+def _replace(root: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    for parent in ast.walk(root):
+        for name, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, name, new)
+                return
+            if isinstance(value, list):
+                for i, child in enumerate(value):
+                    if child is old:
+                        value[i] = new
+                        return
+    raise Refused("site_not_found")
+
+
+class ExtractTemporary(Transformation):
+    """``return E`` → ``t = E; return t``; ``if E:`` → ``t = E; if t:``; ``for x in E:`` → ``t = E; for x in t:``.
+
+    Sound when: the whole expression is extracted (never a part of it: that would change the order in which its
+    parts are evaluated, and which exception wins); ``t`` is fresh; it is no ``while`` test (evaluated again on
+    each turn); the function does not inspect its frame (a new local appears) and ``E`` holds no ``yield``/
+    ``await`` (kept in place anyway: fine, but out of caution). ``E`` is evaluated exactly where it was."""
+
+    name = "extract_temporary"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for block in blocks(f):
+                for i, s in enumerate(block):
+                    expr = (s.value if isinstance(s, ast.Return) else s.test if isinstance(s, ast.If)
+                            else s.iter if isinstance(s, ast.For) else None)
+                    if expr is not None and not isinstance(expr, (ast.Name, ast.Constant)):
+                        out.append((f, (block, i)))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        statement = block[index]
+        attr = "value" if isinstance(statement, ast.Return) else "test" if isinstance(statement, ast.If) else "iter"
+        expr = getattr(statement, attr)
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        if has(expr, ast.Yield, ast.YieldFrom, ast.Await):
+            raise Refused("yield_or_await")
+        t = ctx.fresh(rng, "tmp")
+        ctx.made.add(t)
+        setattr(statement, attr, _name(t))
+        block.insert(index, ast.Assign(targets=[_name(t, True)], value=expr))
+
+
+class InlineTemporary(Transformation):
+    """``t = E`` followed by ``return t`` / ``x = t`` / ``if t:`` → ``return E`` / ``x = E`` / ``if E:``.
+
+    Sound when: ``t`` is a plain local (not a parameter, not declared global/nonlocal) that the function
+    mentions exactly twice in all (this binding and that reading: no other reading, no nested scope sees it, no
+    loop brings the reading back without the binding); the reading is the whole of the next statement's value/test
+    (so ``E`` is evaluated at the same point, before anything else of that statement); the function does not
+    inspect its frame (a local disappears)."""
+
+    name = "inline_temporary"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for block in blocks(f):
+                for i in range(len(block) - 1):
+                    s, nxt = block[i], block[i + 1]
+                    if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)):
+                        continue
+                    use = (nxt.value if isinstance(nxt, (ast.Return, ast.Assign)) else nxt.test
+                           if isinstance(nxt, ast.If) else None)
+                    if isinstance(use, ast.Name) and use.id == s.targets[0].id:
+                        out.append((f, (block, i)))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        s, nxt = block[index], block[index + 1]
+        t = s.targets[0].id
+        if t in ctx.made:
+            raise Refused("undoes_extraction")
+        if t in params(function):
+            raise Refused("parameter")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        mentions = sum(1 for n in ast.walk(function) if isinstance(n, ast.Name) and n.id == t)
+        if mentions != 2 or t in (stored(function) - {t}) or any(
+                isinstance(n, (ast.Global, ast.Nonlocal)) and t in n.names for n in ast.walk(function)):
+            raise Refused("temporary_used_elsewhere")
+        if any(isinstance(n, ast.ExceptHandler) and n.name == t for n in ast.walk(function)):
+            raise Refused("temporary_used_elsewhere")
+        if isinstance(nxt, ast.If):
+            nxt.test = s.value
+        else:
+            nxt.value = s.value
+        del block[index]
+
+
+def _always_bound_params(function: Function) -> set[str]:
+    return params(function) - stored(function)
+
+
+def _safe(expr: ast.expr, bound: set[str]) -> bool:
+    """An expression that cannot raise and has no effect: literals, always-bound parameters, lists/tuples of them."""
+    if isinstance(expr, ast.Constant):
+        return True
+    if isinstance(expr, ast.Name):
+        return expr.id in bound
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return all(not isinstance(e, ast.Starred) and _safe(e, bound) for e in expr.elts)
+    return False
+
+
+class ReorderStatements(Transformation):
+    """Swap two adjacent assignments ``S1; S2`` → ``S2; S1``.
+
+    Sound when: both are assignments (``=``, ``+=``, annotated) whose targets are plain names; the two share no
+    name at all (neither reads or writes what the other reads or writes); neither holds a call, ``yield``,
+    ``await``, walrus or lambda (calls may have effects whose order matters); at least one of them cannot raise
+    (its value is a literal, an always-bound parameter or a list/tuple of those, its targets plain names), so
+    if the other raises it raises in both orders; the function has no ``try``/``with`` (a handler could see the
+    binding made or not made before the exception) and does not inspect its frame."""
+
+    name = "reorder_statements"
+
+    @staticmethod
+    def _simple(s: ast.stmt) -> bool:
+        if isinstance(s, ast.Assign):
+            return all(isinstance(t, ast.Name) for t in s.targets)
+        if isinstance(s, ast.AugAssign):
+            return isinstance(s.target, ast.Name)
+        if isinstance(s, ast.AnnAssign):
+            return isinstance(s.target, ast.Name) and s.value is not None and bool(s.simple)
+        return False
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, (block, i)) for f in ctx.functions() for block in blocks(f) for i in range(len(block) - 1)
+                if self._simple(block[i]) and self._simple(block[i + 1])]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        first, second = block[index], block[index + 1]
+        if names_in(first) & names_in(second):
+            raise Refused("shared_name")
+        if any(has(s, ast.Call, ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr, ast.Lambda, *COMPREHENSIONS)
+               for s in (first, second)):
+            raise Refused("call_or_effect")
+        bound = _always_bound_params(function)
+        if not any(isinstance(s, ast.Assign) and _safe(s.value, bound) for s in (first, second)):
+            raise Refused("both_may_raise")
+        if has(function, ast.Try, ast.With, ast.AsyncWith, *((ast.TryStar,) if hasattr(ast, "TryStar") else ())):
+            raise Refused("exception_handler_in_function")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        block[index], block[index + 1] = second, first
+
+
+SEQUENCES = frozenset({"list", "str", "tuple"})
+
+
+class RangeLenToEnumerate(Transformation):
+    """``for i in range(len(x)): B`` → ``for i, v in enumerate(x): B[x[i] := v]`` (each ``x[i]`` read becomes v).
+
+    Sound when: ``range``, ``len`` and ``enumerate`` are the builtins; ``x`` is a parameter of the entry point,
+    never rebound in it, whose seed inputs are all lists, strings or tuples (on a dict ``x[i]`` is a lookup by
+    key, not the i-th key); the function mentions ``x`` only as ``len(x)`` and subscript reads ``x[...]`` (no
+    alias, no method call, no passing it on, no store or delete into it), so ``x`` cannot change during the
+    loop and ``enumerate`` sees the same items ``range(len(x))`` counted; the body never rebinds ``i`` (so ``x[i]``
+    is the current item wherever it is read) and holds no nested scope; the function does not inspect its
+    frame (a new local appears)."""
+
+    name = "range_len_to_enumerate"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for n in scope_nodes(f):
+                if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and _range_call(n.iter, ctx) \
+                        and len(n.iter.args) == 1:
+                    arg = n.iter.args[0]
+                    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "len" \
+                            and len(arg.args) == 1 and isinstance(arg.args[0], ast.Name) and not arg.keywords:
+                        out.append((f, n))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, loop = site
+        assert isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)
+        x = loop.iter.args[0].args[0].id  # type: ignore[attr-defined]
+        i = loop.target.id
+        if module_binds(ctx.tree, "len") or module_binds(ctx.tree, "enumerate"):
+            raise Refused("builtin_rebound")
+        types = ctx.types_of(function, x)  # type: ignore[arg-type]
+        if not types or not types <= SEQUENCES:
+            raise Refused("type_not_known_sequence")
+        allowed: set[int] = set()
+        for n in ast.walk(function):
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id == x \
+                    and isinstance(n.ctx, ast.Load):
+                allowed.add(id(n.value))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len" and len(n.args) == 1 \
+                    and isinstance(n.args[0], ast.Name) and n.args[0].id == x:
+                allowed.add(id(n.args[0]))
+        if any(isinstance(n, ast.Name) and n.id == x and id(n) not in allowed for n in ast.walk(function)):
+            raise Refused("sequence_may_change")
+        body = ast.Module(body=loop.body, type_ignores=[])
+        if i in stored(body):
+            raise Refused("index_rebound")
+        if has(body, *SCOPES):
+            raise Refused("nested_scope")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        v = ctx.fresh(rng, "item")
+        for n in ast.walk(body):
+            for name, value in ast.iter_fields(n):
+                items = value if isinstance(value, list) else [value]
+                for position, child in enumerate(items):
+                    if isinstance(child, ast.Subscript) and isinstance(child.ctx, ast.Load) \
+                            and isinstance(child.value, ast.Name) and child.value.id == x \
+                            and isinstance(child.slice, ast.Name) and child.slice.id == i:
+                        if isinstance(value, list):
+                            value[position] = _name(v)
+                        else:
+                            setattr(n, name, _name(v))
+        loop.target = ast.Tuple(elts=[_name(i, True), _name(v, True)], ctx=ast.Store())
+        loop.iter = ast.Call(func=_name("enumerate"), args=[_name(x)], keywords=[])
+
+
+def _returns(statements: list[ast.stmt], found: list[tuple[list[ast.stmt], int]]) -> None:
+    """Collect the returns of a loop body reachable through ``if`` only; raise Refused when one hides deeper."""
+    for index, s in enumerate(statements):
+        if isinstance(s, ast.Return):
+            found.append((statements, index))
+        elif isinstance(s, ast.If):
+            _returns(s.body, found)
+            _returns(s.orelse, found)
+        elif not isinstance(s, SCOPES) and any(isinstance(n, ast.Return) for n in ast.walk(s)):
+            raise Refused("return_in_nested_block")
+
+
+class EarlyReturnToFlag(Transformation):
+    """A loop at the top of a function body that returns from inside →
+    ``done = False; for ...: ... ret = E; done = True; break ...; if done: return ret`` right after the loop.
+
+    Sound when: the loop (``for``/``while``, not async) is a statement of the function's own body (so the check
+    right after it runs next) and has no ``else`` (``break`` would skip it, as ``return`` does, but keep it
+    simple); every ``return`` in its body is reached through ``if`` statements only (not inside a nested loop,
+    where ``break`` would leave the inner loop, nor in ``try``/``with``/``match``); the function does not inspect
+    its frame (two fresh locals). ``E`` is evaluated where it was, nothing runs between it and the loop's end but
+    the flag, and the function then returns the same object."""
+
+    name = "early_return_to_flag"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, i) for f in ctx.functions() for i, s in enumerate(f.body)
+                if isinstance(s, (ast.For, ast.While)) and any(isinstance(n, ast.Return) for n in ast.walk(s))]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, index = site
+        loop = function.body[index]  # type: ignore[index]
+        if loop.orelse:
+            raise Refused("loop_has_else")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        found: list[tuple[list[ast.stmt], int]] = []
+        _returns(loop.body, found)
+        if not found:
+            raise Refused("no_return")
+        done, ret = ctx.fresh(rng, "done"), ctx.fresh(rng, "ret")
+        for statements, position in reversed(found):
+            value = statements[position].value or ast.Constant(value=None)  # type: ignore[attr-defined]
+            statements[position:position + 1] = [ast.Assign(targets=[_name(ret, True)], value=value),
+                                                 ast.Assign(targets=[_name(done, True)], value=ast.Constant(True)),
+                                                 ast.Break()]
+        function.body[index:index + 1] = [  # type: ignore[index]
+            ast.Assign(targets=[_name(done, True)], value=ast.Constant(False)), loop,
+            ast.If(test=_name(done), body=[ast.Return(value=_name(ret))], orelse=[])]
+
+
+DOUBLING = frozenset({"int", "float", "bool", "str", "list", "tuple"})
+
+
+class AlgebraicDouble(Transformation):
+    """``x * 2`` / ``2 * x`` ↔ ``x + x``.
+
+    Sound when: ``x`` is a parameter of the entry point never rebound in it and every seed input gives it one of
+    int, float, bool, str, list, tuple: for those ``x * 2 == x + x`` with the same type (bool doubles to int
+    both ways; float doubling is exact, -0.0 stays -0.0, overflow gives inf both ways; sequences repeat).
+
+    Refused identities (not implemented on purpose): ``a - b`` ↔ ``-(b - a)`` (floats: ``0.0 - 0.0`` is 0.0,
+    ``-(0.0 - 0.0)`` is -0.0, and the canonical encoding tells them apart); ``a + b`` ↔ ``b + a`` without both
+    types known (strings and lists do not commute); ``a < b`` ↔ ``b > a`` across types (the TypeError message
+    names the operator and the operand order)."""
+
+    name = "algebraic_double"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for n in scope_nodes(f):
+                if not isinstance(n, ast.BinOp):
+                    continue
+                times = isinstance(n.op, ast.Mult) and any(isinstance(s, ast.Name) for s in (n.left, n.right)) \
+                    and any(_int_constant(s) == 2 for s in (n.left, n.right))
+                plus = isinstance(n.op, ast.Add) and isinstance(n.left, ast.Name) and isinstance(n.right, ast.Name) \
+                    and n.left.id == n.right.id
+                if times or plus:
+                    out.append((f, n))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, node = site
+        assert isinstance(node, ast.BinOp)
+        x = node.left if isinstance(node.left, ast.Name) else node.right
+        assert isinstance(x, ast.Name)
+        types = ctx.types_of(function, x.id)  # type: ignore[arg-type]
+        if not types or not types <= DOUBLING:
+            raise Refused("type_not_known")
+        if isinstance(node.op, ast.Mult):
+            replacement: ast.expr = ast.BinOp(left=_name(x.id), op=ast.Add(), right=_name(x.id))
+        else:
+            replacement = ast.BinOp(left=_name(x.id), op=ast.Mult(), right=ast.Constant(2))
+        _replace(function, node, replacement)
+
+
+class UnsoundLessThan(Transformation):
+    """TESTS ONLY, deliberately unsound: the first ``<`` becomes ``<=`` (wrong whenever the sides can be equal).
+    It exists so the fuzz filter can be shown to catch a broken rule; never in the default set."""
+
+    name = "unsound_lt_to_le"
+    unsound = True
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f in ctx.functions() for n in scope_nodes(f)
+                if isinstance(n, ast.Compare) and any(isinstance(o, ast.Lt) for o in n.ops)]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        assert isinstance(node, ast.Compare)
+        position = next(i for i, o in enumerate(node.ops) if isinstance(o, ast.Lt))
+        node.ops[position] = ast.LtE()
+
+
+REGISTRY: dict[str, Transformation] = {t.name: t for t in (
+    RenameLocal(), ForToWhile(), ComprehensionToLoop(), IfSwap(), DeMorgan(), ExtractTemporary(),
+    InlineTemporary(), ReorderStatements(), RangeLenToEnumerate(), EarlyReturnToFlag(), AlgebraicDouble(),
+    UnsoundLessThan())}
+DEFAULT = tuple(name for name, t in REGISTRY.items() if not t.unsound)
+
+
+@dataclass
+class Rewrite:
+    """A rewritten program. ``applied``: the transformations that fired, in order (empty: nothing applied and
+    ``code`` is the original); ``refused``: per transformation, the sites whose conditions failed, and
+    ``reasons`` the same per ``name:reason``."""
+
+    code: str
+    applied: list[str]
+    refused: dict[str, int]
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+def _signature(tree: ast.Module, entry_point: str) -> str | None:
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
+            return ast.dump(node.args) + ast.dump(ast.Module(body=node.decorator_list, type_ignores=[])) + \
+                (ast.dump(node.returns) if node.returns else "") + type(node).__name__
+    return None
+
+
+def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[str, ...] | None = None,
+            steps: int = 3, seed: int = 0, arg_types: Mapping[str, frozenset[str] | set[str]] | None = None
+            ) -> Rewrite:
+    """Up to ``steps`` transformations composed on ``code`` (default: every sound one), chosen at random for
+    ``seed`` among those with a site whose conditions hold; deterministic for a seed. The result parses, differs
+    from the original's AST and keeps the entry point's name and signature (else nothing is applied)."""
+    names = list(DEFAULT if transformations is None else transformations)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown transformations {unknown}; known: {sorted(REGISTRY)}")
+    original = ast.parse(code)
+    tree = copy.deepcopy(original)
+    if _signature(tree, entry_point) is None:
+        return Rewrite(code, [], {}, {"no_entry_point": 1})
+    ctx = Context(tree, entry_point, {k: frozenset(v) for k, v in (arg_types or {}).items()})
+    rng = random.Random(seed)
+    applied: list[str] = []
+    refused: Counter = Counter()
+    reasons: Counter = Counter()
+    for _ in range(steps):
+        order = names[:]
+        rng.shuffle(order)
+        order.sort(key=applied.count)  # rules not used yet first: variants mix rules, not one rule three times
+        for name in order:
+            if _attempt(REGISTRY[name], ctx, rng, refused, reasons):
+                applied.append(name)
+                break
+        else:
+            break
+    if not applied:
+        return Rewrite(code, [], dict(refused), dict(reasons))
+    ast.fix_missing_locations(tree)
+    text = ast.unparse(tree) + "\n"
+    again = ast.parse(text)
+    if ast.dump(again) == ast.dump(original) or _signature(again, entry_point) != _signature(original, entry_point):
+        reasons["rewrite:unchanged_or_signature"] += 1
+        return Rewrite(code, [], dict(refused), dict(reasons))
+    return Rewrite(text, applied, dict(refused), dict(reasons))
+
+
+def _attempt(rule: Transformation, ctx: Context, rng: random.Random, refused: Counter, reasons: Counter) -> bool:
+    """Fire ``rule`` at one of its sites (random order for the rng) whose conditions hold; on each refusal the
+    tree is left as it was (conditions are checked before anything changes)."""
+    sites = rule.sites(ctx)
+    rng.shuffle(sites)
+    for site in sites:
+        snapshot = ast.dump(ctx.tree)
+        try:
+            rule.apply(ctx, site, rng)
+        except Refused as exc:
+            assert ast.dump(ctx.tree) == snapshot, f"{rule.name} changed the tree before refusing"
+            refused[rule.name] += 1
+            reasons[f"{rule.name}:{exc.args[0]}"] += 1
+            continue
+        return True
+    return False
+
+
+Rule = Callable[[Context, Site, random.Random], None]
