@@ -210,60 +210,71 @@ class EquivalentMaker:
         return out
 
     def make(self, problems: list[Problem]) -> EquivalenceResult:
+        """Fuzz candidates in rounds, one sandbox batch per round: each problem's first ``per_problem``
+        candidates, then, only for problems still short (a candidate dropped), as many of the next ones as are
+        missing. A survivor is never fuzzed in vain; a drop costs one more round for its problem."""
         result = EquivalenceResult()
         if not self.config.enabled:
             return result
-        plan: list[tuple[Problem, str, list[str], int, list[str]]] = []
-        pairs: list[Pair] = []
+        queues: list[tuple[Problem, list[str], list[tuple[str, list[str], int]]]] = []
         for problem in problems:
             if problem.reason is not None or problem.entry_point is None:
                 continue
-            inputs = fuzz_inputs(problem, self.config, self.baseline)
             made = self.candidates(problem)
             result.stats["problems"] += 1
             result.stats["candidates"] += len(made)
             if not made:
                 result.stats["problems_without_candidate"] += 1
-            for code, applied, seed in made:
-                variant = self._program(problem, code)
-                index = len(plan)
-                plan.append((problem, code, applied, seed, inputs))
-                pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
-                          for j, literal in enumerate(inputs)]
-        with charged_to("verdicts"):
-            verdicts = verify_many(pairs, self.backend) if pairs else []
-        raise_for_sandbox(verdicts, "equivalence checks")
-        by_candidate: dict[int, list] = {}
-        for pair, verdict in zip(pairs, verdicts, strict=True):
-            by_candidate.setdefault(int(pair.id.split(":")[0]), []).append((pair, verdict))
+            queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
         kept: Counter = Counter()
-        for index, (problem, code, applied, seed, _inputs) in enumerate(plan):
-            result.fuzzed.update(set(applied))
-            runs = by_candidate.get(index, [])
-            result.stats["fuzz_executions"] += sum(v.executions for _, v in runs)
-            drop = self._judge(problem, code, applied, runs)
-            if drop is not None:
-                result.dropped.append(drop)
-                result.stats[f"dropped_{drop.reason}"] += 1
-                if drop.reason == UNSOUND:
-                    result.blamed.update(set(applied))
-                continue
-            tried = [(p, v) for p, v in runs if v.verdict == "same"]
-            if len(tried) < self.config.min_inputs:
-                result.dropped.append(Dropped(problem.problem_id, code, applied, "too_few_inputs_tried"))
-                result.stats["dropped_too_few_inputs_tried"] += 1
-                continue
-            if kept[problem.problem_id] >= self.config.per_problem:
-                result.stats["spare_survivors"] += 1
-                continue
-            kept[problem.problem_id] += 1
-            result.stats["inputs_tried"] += len(tried)
-            result.pairs.append(EquivalentPair(
-                problem.problem_id, problem.entry_point or "", problem.code, code, applied,
-                [p.input for p, _ in tried],  # type: ignore[misc]
-                [{"input": p.input, "reason": v.reason, "kind": v.original.kind if v.original else None,
-                  "digest": v.original.digest if v.original else None} for p, v in tried], seed))
+        while True:
+            plan: list[tuple[Problem, str, list[str], int]] = []
+            pairs: list[Pair] = []
+            for problem, inputs, made in queues:
+                for _ in range(min(len(made), self.config.per_problem - kept[problem.problem_id])):
+                    code, applied, seed = made.pop(0)
+                    variant = self._program(problem, code)
+                    index = len(plan)
+                    plan.append((problem, code, applied, seed))
+                    pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
+                              for j, literal in enumerate(inputs)]
+            if not plan:
+                break
+            result.stats["rounds"] += 1
+            result.stats["fuzzed"] += len(plan)
+            with charged_to("verdicts"):
+                verdicts = verify_many(pairs, self.backend) if pairs else []
+            raise_for_sandbox(verdicts, "equivalence checks")
+            by_candidate: dict[int, list] = {}
+            for pair, verdict in zip(pairs, verdicts, strict=True):
+                by_candidate.setdefault(int(pair.id.split(":")[0]), []).append((pair, verdict))
+            for index, (problem, code, applied, seed) in enumerate(plan):
+                if self._settle(result, problem, code, applied, seed, by_candidate.get(index, [])):
+                    kept[problem.problem_id] += 1
         return result
+
+    def _settle(self, result: EquivalenceResult, problem: Problem, code: str, applied: list[str], seed: int,
+                runs: list) -> bool:
+        """Keep the candidate as a pair with its evidence, or record why it was dropped (and whom to blame)."""
+        result.fuzzed.update(set(applied))
+        result.stats["fuzz_executions"] += sum(v.executions for _, v in runs)
+        drop = self._judge(problem, code, applied, runs)
+        tried = [(p, v) for p, v in runs if v.verdict == "same"]
+        if drop is None and len(tried) < self.config.min_inputs:
+            drop = Dropped(problem.problem_id, code, applied, "too_few_inputs_tried")
+        if drop is not None:
+            result.dropped.append(drop)
+            result.stats[f"dropped_{drop.reason}"] += 1
+            if drop.reason == UNSOUND:
+                result.blamed.update(set(applied))
+            return False
+        result.stats["inputs_tried"] += len(tried)
+        result.pairs.append(EquivalentPair(
+            problem.problem_id, problem.entry_point or "", problem.code, code, applied,
+            [p.input for p, _ in tried],
+            [{"input": p.input, "reason": v.reason, "kind": v.original.kind if v.original else None,
+              "digest": v.original.digest if v.original else None} for p, v in tried], seed))
+        return True
 
     @staticmethod
     def _program(problem: Problem, code: str) -> str:

@@ -348,6 +348,9 @@ class ComprehensionToLoop(Transformation):
         comp: ast.ListComp = statement.value
         if any(g.is_async for g in comp.generators):
             raise Refused("async")
+        if any(not isinstance(n, (ast.Name, ast.Tuple, ast.List, ast.Store)) for g in comp.generators
+               for n in ast.walk(g.target)):
+            raise Refused("target_not_names")
         parts = [comp.elt] + [c for g in comp.generators for c in g.ifs] + [g.iter for g in comp.generators[1:]]
         if any(has(p, ast.Lambda, *COMPREHENSIONS, ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)
                for p in parts):
@@ -644,7 +647,9 @@ class RangeLenToEnumerate(Transformation):
         if any(isinstance(n, ast.Name) and n.id == x and id(n) not in allowed for n in ast.walk(function)):
             raise Refused("sequence_may_change")
         body = ast.Module(body=loop.body, type_ignores=[])
-        if i in stored(body):
+        if i in stored(body) or any(isinstance(n, COMPREHENSIONS) and any(i in names_in(g.target)
+                                                                          for g in n.generators)
+                                    for n in ast.walk(body)):
             raise Refused("index_rebound")
         if has(body, *SCOPES):
             raise Refused("nested_scope")
