@@ -48,6 +48,7 @@ PREVIEW_CHARS = 2000
 MESSAGE_CHARS = 2000
 RESULT_FD = 3
 LOADED = b"L"
+CLEAN_TAIL = b',"threads":1}'
 """Written on the result fd once the module loaded and the entry point resolved: a child that times out, hits a
 limit or dies before it is an ``invalid`` program (``fails_to_load``), not an outcome of the call."""
 STARVED_WALL_FACTOR = 3.0
@@ -663,6 +664,29 @@ def run_child(job: dict, code: object, tests: object, uid: int | None, tmpdir: s
         os._exit(status)
 
 
+def _warm_child_path() -> None:
+    """Run the pure parts of what every child runs (describing, digesting, encoding the report) in the worker, so
+    that CPython's adaptive interpreter has quickened and specialised their bytecode here, once: left to the
+    children, each would rewrite the same code objects again (copy-on-write faults) and run them cold."""
+    def sample(x, /, y=1, *args, z, **kw):
+        return x
+
+    values = (0, 7, -3, 2**70, 1.5, 3.0, float("nan"), True, None, "text", "", [1, "a"], (1, 2.0), {"k": [1]},
+              {3, 1}, b"x", 1j)
+    for _ in range(64):
+        for value in values:
+            outcome = describe_value(value, 10_000, "strict,loose")
+            outcome["params"] = _params(sample)
+            outcome["run_s"] = 1e-05
+            outcome["threads"] = 1
+            frame = _json_bytes(outcome)
+            _decode_frame(struct.pack(">I", len(frame)) + frame)
+        _json_bytes(describe_exception(ValueError("warm")))
+        _restore_builtins()
+        _thread_count()
+        _plain_function(sample)
+
+
 # --------------------------------------------------------------------------------------------- the worker
 class Slot:
     __slots__ = (
@@ -734,6 +758,7 @@ class Worker:
         if version is not None:
             _BUILTINS_VERSION.append(version)
             _BUILTINS_TAG.append(ctypes.c_uint64.from_address(id(builtins.__dict__) + 24))
+        _warm_child_path()
         gc.collect()
         gc.freeze()
         self.info = {
@@ -830,7 +855,8 @@ class Worker:
         fd_owner: dict[int, Slot] = {}
         pending = self._prepare(programs, jobs, results)
         self._run_prepared(pending, results, free, running, poller, fd_owner)
-        return [r if r is not None else {"kind": "crashed", "message": "no result"} for r in results]
+        lost = {"kind": "crashed", "message": "no result"}
+        return [self._settle(r) if type(r) is tuple else r if r is not None else dict(lost) for r in results]
 
     def _run_prepared(self, pending: list[tuple], results: list[dict | None], free: list[Slot],
                       running: dict[int, Slot], poller: select.poll, fd_owner: dict[int, Slot]) -> None:
@@ -1003,7 +1029,10 @@ class Worker:
                 except ChildProcessError:
                     pass
 
-    def _finish(self, slot: Slot) -> dict:
+    def _finish(self, slot: Slot) -> tuple:
+        """Reap a child, sweep its slot and keep what it reported as raw bytes: decoding and building the outcome
+        wait for the batch's end (``_settle``), when no child shares our pages (every object made while children
+        live is a copy-on-write fault in the worker)."""
         _, status = os.waitpid(slot.pid, 0)
         elapsed = time.monotonic() - slot.started
         os.close(slot.pidfd)
@@ -1012,21 +1041,30 @@ class Worker:
         os.close(slot.rfd)
         loaded = slot.loaded or slot.buffer[:1] == LOADED
         frame = bytes(slot.buffer[1:] if slot.buffer[:1] == LOADED else slot.buffer)
-        result = _decode_frame(frame) if not slot.overflow else None
-        clean = (result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-                 and result.pop("threads", 0) == 1)
-        if slot.timed_out:
-            result = {"kind": "timeout", "message": f"no result within {slot.job['timeout_s']} s"}
-        elif slot.overflow:
+        # a report ends with its thread count (run_child); anything else, or a forged one, is swept below
+        clean = (not slot.overflow and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                 and frame.endswith(CLEAN_TAIL))
+        if not clean or slot.uid is None or _uid_alive(slot.uid):  # a program can forge a clean frame
+            self._sweep(slot)
+        _wipe(self.slot_dirs[slot.index])
+        return (frame, status, loaded, slot.timed_out, slot.overflow, slot.job["timeout_s"], elapsed)
+
+    @staticmethod
+    def _settle(raw: tuple) -> dict:
+        """The outcome of one reaped child (see ``_finish``)."""
+        frame, status, loaded, timed_out, overflow, timeout_s, elapsed = raw
+        result = _decode_frame(frame) if not overflow else None
+        if result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            result.pop("threads", None)
+        if timed_out:
+            result = {"kind": "timeout", "message": f"no result within {timeout_s} s"}
+        elif overflow:
             result = {"kind": "resource_limit", "limit": "result_size", "message": "result message over the cap"}
         elif result is None:
             result = _classify_status(status)
         if not loaded and result["kind"] in ("timeout", "resource_limit", "crashed"):
             result = {"kind": "invalid", "reason": "fails_to_load", "type": result["kind"],
                       "message": f"{result['kind']} while loading the module: {result.get('message', '')}"}
-        if not clean or slot.uid is None or _uid_alive(slot.uid):  # a program can forge a clean frame
-            self._sweep(slot)
-        _wipe(self.slot_dirs[slot.index])
         result["wall_s"] = round(elapsed, 6)
         return result
 

@@ -192,3 +192,36 @@ def test_bench_measures_pool_and_baseline_in_alternating_rounds(local_backend) -
     rate, failed, base = interleaved_rates(local_backend, 80, 80, rounds=2)
     assert failed == 0 and rate > 0 and base > 0
     assert time.perf_counter() - started < 120
+
+
+def test_workers_start_from_the_runner_compiled_from_the_current_source(tmp_path, monkeypatch) -> None:
+    """The local worker runs runner.py compiled by its own interpreter (a smaller heap: cheaper forks), cached by
+    source digest; a cache directory that is not private to us is never used (the source runs instead)."""
+    import marshal
+
+    from sinq.sandbox import local
+
+    python, _ = local.base_interpreter()
+    compiled = local.compiled_runner(python)
+    assert compiled is not None
+    with open(compiled, "rb") as handle:
+        code = marshal.loads(handle.read()[16:])
+    assert "Worker" in code.co_names
+    if local.bwrap_path() is not None:
+        assert local.COMPILED_IN_SANDBOX in local.bwrap_command(fast_config(), 1)
+    monkeypatch.setattr(local.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(local, "_COMPILED", {})
+    (tmp_path / f"sinq-runner-{os.getuid()}").mkdir(mode=0o777)
+    os.chmod(tmp_path / f"sinq-runner-{os.getuid()}", 0o777)
+    assert local.compiled_runner(python) is None
+
+
+def test_a_report_is_settled_after_the_batch_as_it_was_when_reaped() -> None:
+    """Outcomes are built at the batch's end from the raw frame and exit status: the same dict as before."""
+    body = runner._json_bytes({"kind": "returned", "value": "1", "threads": 1})
+    frame = len(body).to_bytes(4, "big") + body
+    assert frame.endswith(runner.CLEAN_TAIL)
+    settled = runner.Worker._settle((frame, 0, True, False, False, 2.0, 0.25))
+    assert settled == {"kind": "returned", "value": "1", "wall_s": 0.25}
+    assert runner.Worker._settle((b"", 9, False, False, False, 2.0, 0.1))["reason"] == "fails_to_load"
+    assert runner.Worker._settle((frame, 0, True, True, False, 2.0, 3.0))["kind"] == "timeout"
