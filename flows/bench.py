@@ -14,8 +14,10 @@ from sinq.settings import Settings
 from sinq.sources.loaders import load
 from sinq.warehouse.config import WarehouseConfig
 
-WORK_STAGES = ("source", "generate", "evaluate", "warehouse", "audit", "summary")
-"""Work: the stages' task bodies, the flow process's planning reads and batch writes, the audit, the summary."""
+WORK_STAGES = ("source", "generate", "evaluate", "audit", "summary")
+"""Work: the stages' task bodies, the audit, the summary. The flow process's planning reads and batch writes
+(``warehouse``) overlap the batches still playing, so they are reported beside the work, not added to it: a write
+that held the run up counts as orchestration, which makes the share an upper bound."""
 
 
 def repeated_problems(path: Path, count: int) -> Path:
@@ -53,5 +55,6 @@ def pipeline_bench(problems: int = 1000, samples: int = 10, batch_size: int = 50
     return {"wall_seconds": round(wall, 2), "orchestration_seconds": round(wall - work, 2),
             "overhead_share": round((wall - work) / wall, 4), "problems": summary["problems"],
             "samples": summary["samples"], "verified_pairs": summary["verified_pairs"],
-            "batches": -(-summary["problems"] // batch_size), "stage_seconds": {
+            "batches": -(-summary["problems"] // batch_size),
+            "warehouse_seconds": round(summary["timings"].get("warehouse", 0.0), 2), "stage_seconds": {
                 k: v for k, v in summary["timings"].items() if k in WORK_STAGES}}
