@@ -383,6 +383,88 @@ class ComprehensionToLoop(Transformation):
                                   *inner, end]
 
 
+def _append_loop(loop: ast.stmt, acc: str) -> tuple[list[ast.comprehension], ast.expr] | None:
+    """The generators and element of ``for t in it: [if c: ...] acc.append(e)`` (nested ``for``/``if`` with one
+    statement each), or None when the loop is not of that shape."""
+    generators: list[ast.comprehension] = []
+    node: ast.stmt = loop
+    while True:
+        if isinstance(node, ast.For) and not node.orelse and len(node.body) == 1:
+            generators.append(ast.comprehension(target=node.target, iter=node.iter, ifs=[], is_async=0))
+            node = node.body[0]
+        elif isinstance(node, ast.If) and generators and not node.orelse and len(node.body) == 1:
+            generators[-1].ifs.append(node.test)
+            node = node.body[0]
+        else:
+            break
+    call = node.value if isinstance(node, ast.Expr) else None
+    if not generators or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                              and call.func.attr == "append" and isinstance(call.func.value, ast.Name)
+                              and call.func.value.id == acc and len(call.args) == 1 and not call.keywords
+                              and not isinstance(call.args[0], ast.Starred)):
+        return None
+    return generators, call.args[0]
+
+
+class LoopToComprehension(Transformation):
+    """``acc = []; for t in it: [if c:] acc.append(e)`` → ``acc = [e for t in it if c]`` (the inverse of
+    ``comprehension_to_loop``; nested ``for``/``if`` with one statement each become several clauses).
+
+    Sound when: ``acc`` is bound to an empty list literal right before the loop and the loop neither reads nor
+    rebinds it but for the ``append`` (so the list is the one built, and nothing sees it half built); the loop has
+    no ``else``; the targets are plain names the function mentions nowhere outside the loop (in the loop they leak
+    into the function; in a comprehension they do not: nobody may read them afterwards) and the first iterable
+    does not read them; the element, conditions and iterables hold no lambda, comprehension, ``yield``,
+    ``await`` or walrus; the function has no ``try``/``with`` (an exception in the middle of the loop leaves
+    ``acc`` half filled, which a handler could see) and does not inspect its frame. ``list.append`` of a fresh
+    list has no other effect; evaluation order is the same."""
+
+    name = "loop_to_comprehension"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for block in blocks(f):
+                for i in range(len(block) - 1):
+                    s = block[i]
+                    if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) \
+                            and isinstance(s.value, ast.List) and not s.value.elts \
+                            and isinstance(block[i + 1], ast.For):
+                        out.append((f, (block, i)))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, (block, index) = site  # type: ignore[misc]
+        acc = block[index].targets[0].id
+        loop = block[index + 1]
+        shape = _append_loop(loop, acc)
+        if shape is None:
+            raise Refused("not_an_append_loop")
+        generators, element = shape
+        parts = [element] + [c for g in generators for c in g.ifs] + [g.iter for g in generators]
+        if any(has(p, ast.Lambda, *COMPREHENSIONS, ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)
+               for p in parts):
+            raise Refused("nested_scope_in_loop")
+        if sum(1 for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == acc) != 1:
+            raise Refused("accumulator_read_in_loop")
+        if any(not isinstance(n, (ast.Name, ast.Tuple, ast.List, ast.Store)) for g in generators
+               for n in ast.walk(g.target)):
+            raise Refused("target_not_names")
+        targets = set().union(*(names_in(g.target) for g in generators))
+        inside = Counter(n.id for n in ast.walk(loop) if isinstance(n, ast.Name))
+        everywhere = Counter(n.id for n in ast.walk(function) if isinstance(n, ast.Name))
+        if any(everywhere[t] != inside[t] for t in targets) or targets & params(function):
+            raise Refused("loop_variable_used_after")
+        if names_in(generators[0].iter) & targets:
+            raise Refused("loop_variable_used_after")
+        if has(function, ast.Try, ast.With, ast.AsyncWith, *((ast.TryStar,) if hasattr(ast, "TryStar") else ())):
+            raise Refused("exception_handler_in_function")
+        if dynamic(function):
+            raise Refused("frame_introspection")
+        block[index:index + 2] = [ast.Assign(targets=[_name(acc, True)],
+                                             value=ast.ListComp(elt=element, generators=generators))]
+
+
 class IfSwap(Transformation):
     """``if t: A else: B`` → ``if not t: B else: A`` (and ``a if t else b`` → ``b if not t else a``).
 
@@ -787,7 +869,7 @@ class UnsoundLessThan(Transformation):
 
 
 REGISTRY: dict[str, Transformation] = {t.name: t for t in (
-    RenameLocal(), ForToWhile(), ComprehensionToLoop(), IfSwap(), DeMorgan(), ExtractTemporary(),
+    RenameLocal(), ForToWhile(), ComprehensionToLoop(), LoopToComprehension(), IfSwap(), DeMorgan(), ExtractTemporary(),
     InlineTemporary(), ReorderStatements(), RangeLenToEnumerate(), EarlyReturnToFlag(), AlgebraicDouble(),
     UnsoundLessThan())}
 DEFAULT = tuple(name for name, t in REGISTRY.items() if not t.unsound)
