@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sinq.agents.config import BaselineConfig, EquivalenceConfig
-from sinq.agents.search import candidates
+from sinq.agents.search import candidates, seed_dicts
 from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
 from sinq.sandbox.pool import WorkerPool
@@ -116,14 +116,7 @@ def _random_value(like: object, rng: random.Random, depth: int = 0) -> object:
 
 def random_inputs(seed_inputs: list[str], count: int, seed: int = 0) -> list[str]:
     """``count`` keyword dicts shaped like the seed inputs (each argument a random value of its seed's type)."""
-    seeds = []
-    for literal in seed_inputs:
-        try:
-            value = ast.literal_eval(literal)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            seeds.append(value)
+    seeds = seed_dicts(seed_inputs)
     if not seeds:
         return []
     rng = random.Random(seed)
@@ -145,14 +138,9 @@ def random_inputs(seed_inputs: list[str], count: int, seed: int = 0) -> list[str
 def arg_types(seed_inputs: list[str]) -> dict[str, set[str]]:
     """The type names each argument takes in the seed inputs (what the type-dependent rules may rely on)."""
     types: dict[str, set[str]] = {}
-    for literal in seed_inputs:
-        try:
-            value = ast.literal_eval(literal)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            for key, item in value.items():
-                types.setdefault(key, set()).add(type(item).__name__)
+    for value in seed_dicts(seed_inputs):
+        for key, item in value.items():
+            types.setdefault(key, set()).add(type(item).__name__)
     return types
 
 

@@ -78,11 +78,8 @@ def candidates(seed_inputs: list[str], budget: int, seed: int = 0, boundary_firs
     yield from (literal for literal, _ in sorted(produced, key=lambda item: item[1]))
 
 
-def _candidates(seed_inputs: list[str], budget: int, seed: int) -> list[tuple[str, int]]:
-    """The candidates with their rank: 0 a seed, 1 a boundary edit of one argument, 2 another single edit, 3 a
-    random double edit."""
-    rng = random.Random(seed)
-    seen: set[str] = set()
+def seed_dicts(seed_inputs: list[str]) -> list[dict]:
+    """The seed inputs that parse as keyword dicts (the rest are skipped)."""
     parsed: list[dict] = []
     for literal in seed_inputs:
         try:
@@ -91,6 +88,15 @@ def _candidates(seed_inputs: list[str], budget: int, seed: int) -> list[tuple[st
             continue
         if isinstance(value, dict):
             parsed.append(value)
+    return parsed
+
+
+def _candidates(seed_inputs: list[str], budget: int, seed: int) -> list[tuple[str, int]]:
+    """The candidates with their rank: 0 a seed, 1 a boundary edit of one argument, 2 another single edit, 3 a
+    random double edit."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    parsed = seed_dicts(seed_inputs)
 
     def emit(value: dict) -> str | None:
         literal = repr(value)

@@ -28,6 +28,7 @@ class _Played:
 class Plays:
     def __init__(self, settings: Settings, run_id: str, cpu_before: float) -> None:
         self.settings, self.run_id, self.cpu_before = settings, run_id, cpu_before
+        self._data = settings.model_dump(mode="json")
         self._done: queue.Queue = queue.Queue()
         self._pending = 0
         self.search: Counter = Counter()
@@ -53,7 +54,7 @@ class Plays:
             play = stages.play_generate if work.stage == "generate" else stages.play_evaluate
             self._done.put((tag, _Played(play(self.settings, work))))
             return
-        future = task.submit(self.settings.model_dump(mode="json"), work, index)
+        future = task.submit(self._data, work, index)
         future.add_done_callback(lambda f: self._done.put((tag, f)))
 
     def __iter__(self) -> Iterator[tuple[tuple[str, int], object]]:
