@@ -488,7 +488,8 @@ class MutationGenerator:
 
 class FuzzEvaluator:
     """Bob without a model: searches around the seed inputs with ``n x 4`` candidates and answers with up to n
-    inputs on which a quick run differs; missing answers are non-answers (failures), as for an LLM. The quick
+    inputs on which a quick run differs; where it finds fewer, the rest of its answers say "Yes" (equivalent): right
+    on an equivalent pair, a miss on an inequivalent one (either way no divergence, so difficulty is unchanged). The quick
     runs alternate the pool's hash seeds by pair (both worker groups busy); every answer is then settled by the
     full verdict on both seeds."""
 
@@ -506,7 +507,7 @@ class FuzzEvaluator:
         answers = []
         for request, found in zip(requests, hits, strict=True):
             chosen = [EvaluatorAnswer(request.pair_id, literal, equivalent=False) for literal in found[: request.n]]
-            chosen += [EvaluatorAnswer(request.pair_id, None, reason="no_input_found")
+            chosen += [EvaluatorAnswer(request.pair_id, None, equivalent=True, reason="no_difference_found")
                        for _ in range(request.n - len(chosen))]
             answers.append(chosen)
         return answers

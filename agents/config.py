@@ -1,4 +1,5 @@
-"""Which agent plays each role, and how (``[agents.generator]``, ``[agents.evaluator]``, ``[agents.baseline]``)."""
+"""Which agent plays each role, and how (``[agents.generator]``, ``[agents.evaluator]``, ``[agents.baseline]``,
+``[agents.equivalence]``)."""
 
 from __future__ import annotations
 
@@ -73,17 +74,6 @@ class AgentConfig(BaseModel):
         return self
 
 
-class AgentsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    generator: AgentConfig = AgentConfig()
-    evaluator: AgentConfig = AgentConfig()
-    baseline: BaselineConfig = BaselineConfig()
-    answers: int = Field(4, ge=1, description="evaluator answers per pair: the n of difficulty")
-    pairs_per_problem: int = Field(1, ge=1)
-    target_difficulty: int = Field(5, ge=0, le=10)
-
-
 class EquivalenceConfig(BaseModel):
     """Equivalent pairs by construction (issue 15): rewrites of the original by semantics-preserving
     transformations (game/equivalence.py), each candidate fuzzed against the original before it is believed."""
@@ -102,3 +92,20 @@ class EquivalenceConfig(BaseModel):
     random_seed: int = 0
     transformations: list[str] | None = Field(None, description="names of the transformations to use "
                                               "(default: every sound one)")
+    proposer: Literal["rewrite", "llm", "both"] = Field("rewrite", description="who proposes candidates: the AST "
+                                                        "rewriter, the generator's model with the equivalent-rewrite "
+                                                        "prompt (needs an llm generator), or both; all are fuzzed")
+    evaluator_share: float = Field(0.5, ge=0, lt=1, description="share of the pairs shown to the evaluator that "
+                                   "are equivalent (at most; 0 = the evaluator sees inequivalent pairs only)")
+
+
+class AgentsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    generator: AgentConfig = AgentConfig()
+    evaluator: AgentConfig = AgentConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    equivalence: EquivalenceConfig = EquivalenceConfig()
+    answers: int = Field(4, ge=1, description="evaluator answers per pair: the n of difficulty")
+    pairs_per_problem: int = Field(1, ge=1)
+    target_difficulty: int = Field(5, ge=0, le=10)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sinq.agents.config import BaselineConfig, EquivalenceConfig
@@ -27,10 +28,26 @@ from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
 from sinq.sandbox.pool import WorkerPool
 from sinq.sandbox.tally import charged_to
+from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.verify import Pair, raise_for_sandbox, verify_many
 from sinq.sources.problem import Problem
 
 UNSOUND = "unsound_transformation"
+
+
+@dataclass
+class Candidate:
+    """A proposed equivalent variant of a problem's code, before the fuzz filter."""
+
+    code: str
+    transformations: list[str]
+    seed: int
+    evidence: str = "construction"
+    """How it was made: ``construction`` (the AST rewriter) or ``llm`` (a model's equivalent rewrite)."""
+
+
+Proposer = Callable[[list[Problem]], dict[str, list[Candidate]]]
+"""Candidates per problem id, best first (the rewriter by default; an LLM's equivalent rewrites too)."""
 
 
 @dataclass
@@ -47,7 +64,9 @@ class EquivalentPair:
     """Per input tried: the verdict reason (``same_value``, ``same_exception``, ``both_timeout``...) and the
     original's outcome kind and digest (equal to the variant's)."""
     seed: int
-    evidence: str = "fuzzed_rewrite"
+    evidence: str = "construction"
+    tried: list[tuple[Pair, Verdict]] = field(default_factory=list, repr=False)
+    """Each input tried with its full verdict (what the warehouse stores, so ``sinq verify`` can re-check it)."""
 
 
 @dataclass
@@ -69,6 +88,8 @@ class EquivalenceResult:
     fuzzed: Counter = field(default_factory=Counter)
     """Per transformation: candidates fuzzed that it took part in (the denominator of its drop share)."""
     stats: Counter = field(default_factory=Counter)
+    attempts: dict[str, Counter] = field(default_factory=dict)
+    """Per problem id: candidates, fuzzed, kept and dropped by reason (stored, so a rerun does not try again)."""
 
     def drop_share(self) -> dict[str, float]:
         return {name: self.blamed[name] / n for name, n in sorted(self.fuzzed.items()) if n}
@@ -171,10 +192,16 @@ class EquivalentMaker:
     name = "baseline-equivalent"
 
     def __init__(self, backend: WorkerPool, config: EquivalenceConfig | None = None,
-                 baseline: BaselineConfig | None = None) -> None:
+                 baseline: BaselineConfig | None = None, proposer: Proposer | None = None) -> None:
         self.backend = backend
         self.config = config or EquivalenceConfig()
         self.baseline = baseline or BaselineConfig()
+        self.proposer = proposer or self.rewrites
+
+    def rewrites(self, problems: list[Problem]) -> dict[str, list[Candidate]]:
+        """The AST rewriter's candidates for each problem."""
+        return {p.problem_id: [Candidate(code, applied, seed) for code, applied, seed in self.candidates(p)]
+                for p in problems}
 
     def candidates(self, problem: Problem) -> list[tuple[str, list[str], int]]:
         """Distinct rewrites of the problem's code: (code, transformations applied, seed)."""
@@ -204,46 +231,52 @@ class EquivalentMaker:
         result = EquivalenceResult()
         if not self.config.enabled:
             return result
-        queues: list[tuple[Problem, list[str], list[tuple[str, list[str], int]]]] = []
-        for problem in problems:
-            if problem.reason is not None or problem.entry_point is None:
-                continue
-            made = self.candidates(problem)
+        usable = [p for p in problems if p.reason is None and p.entry_point is not None]
+        proposed = self.proposer(usable) if usable else {}
+        queues: list[tuple[Problem, list[str], list[Candidate]]] = []
+        for problem in usable:
+            made = list(proposed.get(problem.problem_id, []))
             result.stats["problems"] += 1
             result.stats["candidates"] += len(made)
+            result.attempts[problem.problem_id] = Counter(candidates=len(made))
             if not made:
                 result.stats["problems_without_candidate"] += 1
             queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
         kept: Counter = Counter()
         while True:
-            plan: list[tuple[Problem, str, list[str], int]] = []
+            plan: list[tuple[Problem, Candidate]] = []
             pairs: list[Pair] = []
             for problem, inputs, made in queues:
                 for _ in range(min(len(made), self.config.per_problem - kept[problem.problem_id])):
-                    code, applied, seed = made.pop(0)
-                    variant = self._program(problem, code)
+                    candidate = made.pop(0)
+                    variant = self._program(problem, candidate.code)
                     index = len(plan)
-                    plan.append((problem, code, applied, seed))
+                    plan.append((problem, candidate))
                     pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
                               for j, literal in enumerate(inputs)]
             if not plan:
                 break
             result.stats["rounds"] += 1
             result.stats["fuzzed"] += len(plan)
-            with charged_to("verdicts"):
+            with charged_to("equivalence"):
                 verdicts = verify_many(pairs, self.backend) if pairs else []
             raise_for_sandbox(verdicts, "equivalence checks")
             by_candidate: dict[int, list] = {}
             for pair, verdict in zip(pairs, verdicts, strict=True):
                 by_candidate.setdefault(int(pair.id.split(":")[0]), []).append((pair, verdict))
-            for index, (problem, code, applied, seed) in enumerate(plan):
-                if self._settle(result, problem, code, applied, seed, by_candidate.get(index, [])):
+            for index, (problem, candidate) in enumerate(plan):
+                attempt = result.attempts[problem.problem_id]
+                attempt["fuzzed"] += 1
+                if self._settle(result, problem, candidate, by_candidate.get(index, [])):
                     kept[problem.problem_id] += 1
+                    attempt["kept"] += 1
+                else:
+                    attempt[f"dropped_{result.dropped[-1].reason}"] += 1
         return result
 
-    def _settle(self, result: EquivalenceResult, problem: Problem, code: str, applied: list[str], seed: int,
-                runs: list) -> bool:
+    def _settle(self, result: EquivalenceResult, problem: Problem, candidate: Candidate, runs: list) -> bool:
         """Keep the candidate as a pair with its evidence, or record why it was dropped (and whom to blame)."""
+        code, applied = candidate.code, candidate.transformations
         result.fuzzed.update(set(applied))
         result.stats["fuzz_executions"] += sum(v.executions for _, v in runs)
         drop = self._judge(problem, code, applied, runs)
@@ -261,7 +294,8 @@ class EquivalentMaker:
             problem.problem_id, problem.entry_point or "", problem.code, code, applied,
             [p.input for p, _ in tried],
             [{"input": p.input, "reason": v.reason, "kind": v.original.kind if v.original else None,
-              "digest": v.original.digest if v.original else None} for p, v in tried], seed))
+              "digest": v.original.digest if v.original else None} for p, v in tried], candidate.seed,
+            candidate.evidence, tried))
         return True
 
     @staticmethod

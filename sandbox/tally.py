@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-PURPOSES = ("search", "verdicts", "evaluation", "validation", "audit", "other")
+PURPOSES = ("search", "verdicts", "evaluation", "equivalence", "validation", "audit", "other")
 _purpose: ContextVar[str] = ContextVar("sinq_sandbox_purpose", default="other")
 _lock = threading.Lock()
 _seconds: dict[str, float] = {}

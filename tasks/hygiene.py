@@ -45,22 +45,29 @@ class _Group:
     canonical: list[tuple[str, str, Fingerprint]] = field(default_factory=list)
 
 
-def _key(row: dict) -> tuple[str, str]:
-    return ("problem", row["problem_id"]) if row.get("problem_id") else ("original", row["original_program_id"])
+def _key(row: dict) -> tuple[str, str, str]:
+    """Pairs are duplicates only of pairs of the same kind: an equivalent variant that looks like an inequivalent one
+    of its problem is still the other half of the game, not a repeat."""
+    kind = row.get("pair_kind") or "inequivalent"
+    if row.get("problem_id"):
+        return kind, "problem", row["problem_id"]
+    return kind, "original", row["original_program_id"]
 
 
-def _stored_groups(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]],
-                   dedup: DedupConfig) -> dict[tuple[str, str], _Group]:
+def _stored_groups(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str, str]],
+                   dedup: DedupConfig) -> dict[tuple[str, str, str], _Group]:
     """Every stored pair of these problems/originals; canonical (non-duplicate) ones first, then oldest first, so
     that an AST hash points at the pair it first belonged to."""
-    problems = sorted(k for kind, k in keys if kind == "problem")
-    originals = sorted(k for kind, k in keys if kind == "original")
-    groups: dict[tuple[str, str], _Group] = {key: _Group() for key in keys}
+    problems = sorted({k for _, by, k in keys if by == "problem"})
+    originals = sorted({k for _, by, k in keys if by == "original"})
+    groups: dict[tuple[str, str, str], _Group] = {key: _Group() for key in keys}
     for row in queries.stored_pairs(con, problems, originals):
         pair_id, problem_id, original_id = row["pair_id"], row["problem_id"], row["original_program_id"]
         stored_hash, canonical, original, variant = (row["variant_ast_hash"], row["canonical"], row["original"],
                                                      row["variant"])
-        group = groups[("problem", problem_id) if problem_id else ("original", original_id)]
+        group = groups.get(_key(row))
+        if group is None:
+            continue
         fp = None
         if original is not None and variant is not None:
             fp = _fingerprint(original, variant, dedup.shingle, dedup.num_perm, dedup.seed)

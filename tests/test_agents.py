@@ -90,7 +90,8 @@ def test_equivalent_variant_gets_no_answers_from_the_fuzzer(local_backend) -> No
     different = EvaluatorRequest("q", original, "def f(x):\n    return x * 2 if x != 4 else 0\n", "f", 3,
                                  ["{'x': 3}"])
     same, differs = FuzzEvaluator(local_backend, SMALL).evaluate([request, different])
-    assert [a.input for a in same] == [None, None, None] and {a.reason for a in same} == {"no_input_found"}
+    assert [a.input for a in same] == [None, None, None] and {a.reason for a in same} == {"no_difference_found"}
+    assert all(a.equivalent is True for a in same), "finding nothing, the fuzz evaluator says Yes"
     assert len(differs) == 3 and differs[0].input == "{'x': 4}"
 
 

@@ -156,7 +156,7 @@ def stored_pairs(con: duckdb.DuckDBPyConnection, problem_ids: list[str], origina
     ones first, then oldest first; the codes only where a fingerprint may be needed."""
     return _dicts(con.execute(
         "SELECT p.pair_id, p.problem_id, p.original_program_id, p.variant_ast_hash, "
-        "p.duplicate_of IS NULL AS canonical, "
+        "coalesce(p.pair_kind, 'inequivalent') AS pair_kind, p.duplicate_of IS NULL AS canonical, "
         "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN o.code END AS original, "
         "CASE WHEN p.duplicate_of IS NULL OR p.variant_ast_hash IS NULL THEN v.code END AS variant "
         "FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "

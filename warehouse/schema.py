@@ -345,6 +345,20 @@ ones with their evidence and the evaluator's figures; ``round_stats`` keeps its 
 adds equivalent_pairs, evaluator_accuracy_equivalent, false_alarm_rate (a "No" without a divergence, over answers on
 equivalent pairs) and miss_rate (a "Yes" on an inequivalent pair, over answers on those)."""
 
+EQUIVALENCE_ATTEMPTS_V8 = """
+CREATE TABLE equivalence_attempts (
+    attempt_id VARCHAR PRIMARY KEY, problem_id VARCHAR NOT NULL, maker_id VARCHAR NOT NULL, round INTEGER,
+    candidates INTEGER NOT NULL, fuzzed INTEGER NOT NULL, kept INTEGER NOT NULL, dropped JSON NOT NULL,
+    run_id VARCHAR, created_at TIMESTAMP);
+CREATE OR REPLACE VIEW equivalence_drops AS
+SELECT a.run_id, a.round, a.maker_id, d.key AS reason, sum(CAST(d.value AS INTEGER)) AS candidates
+FROM equivalence_attempts a, json_each(a.dropped) d
+GROUP BY ALL;
+"""
+"""``equivalence_attempts``: one row per problem an equivalent-pair maker tried in a round (how many candidates it
+proposed, fuzzed, kept, and the dropped ones by reason), so a rerun tries each problem once and a broken
+transformation shows up as a reason count (``equivalence_drops`` sums them per run)."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -362,6 +376,8 @@ MIGRATIONS: list[Migration] = [
                  "eval_set_pairs (a copy of each pair)", GAME_SETS_V6),
     Migration(7, "equivalent pairs: pairs.pair_kind, equivalence_evidence, pair_relabels; all_pairs statuses per "
                  "kind, the equivalent_pairs view, round_stats per kind (false alarms, misses)", PAIR_KINDS_V7),
+    Migration(8, "equivalence_attempts: what each equivalent-pair maker tried per problem and round (candidates, "
+                 "kept, dropped by reason); the equivalence_drops view", EQUIVALENCE_ATTEMPTS_V8),
 ]
 LATEST = MIGRATIONS[-1].version
 
