@@ -489,8 +489,8 @@ class MutationGenerator:
 class FuzzEvaluator:
     """Bob without a model: searches around the seed inputs with ``n x 4`` candidates and answers with up to n
     inputs on which a quick run differs; where it finds fewer, the rest of its answers say "Yes" (equivalent): right
-    on an equivalent pair, a miss on an inequivalent one (either way no divergence, so difficulty is unchanged). The quick
-    runs alternate the pool's hash seeds by pair (both worker groups busy); every answer is then settled by the
+    on an equivalent pair, a miss on an inequivalent one (no divergence either way: difficulty is unchanged). The
+    quick runs alternate the pool's hash seeds by pair (both worker groups busy); every answer is then settled by the
     full verdict on both seeds."""
 
     name = "baseline-fuzz"

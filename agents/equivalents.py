@@ -26,9 +26,9 @@ from sinq.agents.config import BaselineConfig, EquivalenceConfig
 from sinq.agents.search import candidates, seed_dicts
 from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
+from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.pool import WorkerPool
 from sinq.sandbox.tally import charged_to
-from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.verify import Pair, raise_for_sandbox, verify_many
 from sinq.sources.problem import Problem
 

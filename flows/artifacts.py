@@ -41,10 +41,14 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 | valid samples | {summary['valid_samples']} |
 | verified pairs (sandbox says they diverge) | {summary['verified_pairs']} |
 | pairs labelled with a difficulty | {summary['evaluated_pairs']} |
-| evaluator answers | {summary['answers']} |
+| evaluator answers (on inequivalent pairs) | {summary['answers']} |
+| equivalent pairs (fuzzed equal, never proven) | {summary.get('equivalent_pairs', 0)} |
 
 **Verification rate** (verified pairs / samples): {summary['verification_rate']:.1%}
-**Evaluator success** (answers whose input really diverges): {'n/a' if success is None else f'{success:.1%}'}
+**Evaluator success** (answers whose input really diverges): {_percent(success)} ·
+**false alarms** ("No" on an equivalent pair, no divergence): {_percent(summary.get('false_alarm_rate'))} ·
+**misses** ("Yes" on an inequivalent pair): {_percent(summary.get('miss_rate'))}
+{_equivalence_markdown(summary)}
 **Round totals**: {summary['round_verified_pairs']} verified pairs, {summary['round_evaluated_pairs']} labelled.
 {hygiene}
 ## Top rejection reasons
@@ -65,6 +69,25 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 Query the data: `sinq sql "SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{summary['run_id']}'
 GROUP BY 1 ORDER BY 1"`
 """
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _equivalence_markdown(summary: dict) -> str:
+    """The other half of the game: equivalent pairs made, what the fuzz filter dropped, the evaluator on them."""
+    e = summary.get("equivalence")
+    if not e or not e.get("problems_tried"):
+        return ""
+    dropped = ", ".join(f"`{r}` {n}" for r, n in e["dropped"].items()) or "none"
+    shares = summary.get("equivalence_drop_share") or {}
+    blamed = ", ".join(f"`{t}` {s:.1%}" for t, s in shares.items() if s) or "none"
+    return (f"\n**Equivalent pairs**: {e['pairs']} made from {e['problems_tried']} problems "
+            f"({e['pairs_per_problem'] or 0:.2f} per problem; {e['candidates']} candidates, {e['fuzzed']} fuzzed); "
+            f"dropped: {dropped}; drop share per transformation: {blamed}. The evaluator answered "
+            f"{e['answers']} times on {e['evaluated_pairs']} of them: accuracy {_percent(e['accuracy'])}, "
+            f"{e['relabelled']} refuted and relabelled inequivalent.\n")
 
 
 def _efficiency_markdown(summary: dict) -> str:

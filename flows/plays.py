@@ -32,6 +32,9 @@ class Plays:
         self._done: queue.Queue = queue.Queue()
         self._pending = 0
         self.search: Counter = Counter()
+        self.blamed: Counter = Counter()
+        self.tried_by: Counter = Counter()
+        """Per transformation: equivalent candidates dropped as unsound that it took part in, and all it was in."""
         self.sandbox: dict = {"seconds": {}, "executions": {}}
         self.remote_cpu_s = 0.0
         self._remote: set[tuple[str, int]] = set()
@@ -50,7 +53,7 @@ class Plays:
         """Send a planned batch to the task runner (a batch with nothing to do completes here at once)."""
         self._pending += 1
         tag = (work.stage, index)
-        if not (work.problems or work.requests):
+        if work.empty():
             play = stages.play_generate if work.stage == "generate" else stages.play_evaluate
             self._done.put((tag, _Played(play(self.settings, work))))
             return
@@ -72,6 +75,9 @@ class Plays:
         self.warehouse_s += time.perf_counter() - started
         counts.setdefault("seconds", 0.0)
         self.search.update(counts.get("search") or {})
+        equivalence = counts.get("equivalence") or {}
+        self.blamed.update(equivalence.get("blamed") or {})
+        self.tried_by.update(equivalence.get("tried_by") or {})
         self.charge(played.sandbox)
         where = played.cpu
         if where and not _local(where):
@@ -91,6 +97,8 @@ class Plays:
             "cpu_s": round(cpu_s, 3), "remote_workers": len(self._remote),
             "pairs_per_cpu_minute": round(verified_pairs / (cpu_s / 60), 3) if cpu_s > 0 else None,
             "search": dict(sorted(self.search.items())),
+            "equivalence_drop_share": {name: round(self.blamed[name] / n, 4)
+                                       for name, n in sorted(self.tried_by.items()) if n},
             "sandbox": {"seconds": {k: round(v, 3) for k, v in sorted(self.sandbox["seconds"].items())},
                         "executions": dict(sorted(self.sandbox["executions"].items())),
                         "shares": tally.shares(self.sandbox)}}

@@ -805,19 +805,22 @@ def run(
               "verified_pairs": summary["verified_pairs"], "evaluated_pairs": summary["evaluated_pairs"],
               "verification_rate": summary["verification_rate"],
               "evaluator_success_rate": summary["evaluator_success_rate"],
+              "false_alarm_rate": summary.get("false_alarm_rate"), "miss_rate": summary.get("miss_rate"),
+              "equivalent_pairs": summary.get("equivalent_pairs", 0),
               "difficulty_histogram": summary["difficulty_histogram"],
               "round_verified_pairs": summary["round_verified_pairs"],
               "duplicates": summary.get("duplicates"), "flagged": summary.get("flagged"),
               "pairs_per_cpu_minute": summary.get("pairs_per_cpu_minute"), "cpu_s": summary.get("cpu_s"),
               "sandbox_shares": (summary.get("sandbox") or {}).get("shares"), "sandbox": summary.get("sandbox"),
-              "search": summary.get("search"),
+              "search": summary.get("search"), "equivalence": summary.get("equivalence"),
+              "equivalence_drop_share": summary.get("equivalence_drop_share"),
               "audit": _audit_figure(summary.get("audit")), "db": str(settings.warehouse.path),
               "snapshot": (summary["snapshot"] or {}).get("path"), "ui": ui, "timings": summary["timings"]}
     if json_out:
         print(json.dumps(result))
         return
-    _figures({k: v for k, v in result.items() if k not in ("ui", "timings", "sandbox")}, "nightly generation",
-             False)
+    hidden = ("ui", "timings", "sandbox", "equivalence")
+    _figures({k: v for k, v in result.items() if k not in hidden}, "nightly generation", False)
     out.print(f"Prefect UI: [link={ui}]{ui}[/link]")
     out.print(f"Query: sinq sql \"SELECT difficulty, count(*) FROM verified_pairs WHERE run_id = '{run_id}' "
               f"GROUP BY 1 ORDER BY 1\" --db {settings.warehouse.path}")

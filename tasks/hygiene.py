@@ -62,7 +62,7 @@ def _stored_groups(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str, str
     originals = sorted({k for _, by, k in keys if by == "original"})
     groups: dict[tuple[str, str, str], _Group] = {key: _Group() for key in keys}
     for row in queries.stored_pairs(con, problems, originals):
-        pair_id, problem_id, original_id = row["pair_id"], row["problem_id"], row["original_program_id"]
+        pair_id, original_id = row["pair_id"], row["original_program_id"]
         stored_hash, canonical, original, variant = (row["variant_ast_hash"], row["canonical"], row["original"],
                                                      row["variant"])
         group = groups.get(_key(row))

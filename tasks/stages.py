@@ -8,6 +8,7 @@ no warehouse, so it runs on any host; ``store_played`` writes those rows in one 
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +17,9 @@ from sinq.agents import play
 from sinq.agents.base import EvaluatorRequest, GeneratorSample
 from sinq.agents.cache import CarriedResponses, cached
 from sinq.agents.config import AgentConfig
-from sinq.agents.identity import agent_id, agent_rows
+from sinq.agents.identity import agent_id, agent_rows, maker_id
 from sinq.game.parsing import normalize_input
+from sinq.game.scoring import score
 from sinq.sandbox import tally
 from sinq.sandbox.image import runner_sha
 from sinq.sandbox.shared import holding, no_lost_executions, shared_pool
@@ -27,8 +29,20 @@ from sinq.settings import Settings
 from sinq.sources.problem import Problem
 from sinq.tasks.hygiene import preparer
 from sinq.tasks.validation import needs_recheck, validate, validation_key
+from sinq.warehouse import equivalents as equivalent_queries
 from sinq.warehouse import queries
-from sinq.warehouse.records import content_id, input_row, merge, pair_rows, problem_row, program_row, verdict_rows
+from sinq.warehouse.records import (
+    attempt_row,
+    content_id,
+    equivalent_pair_rows,
+    input_row,
+    merge,
+    pair_rows,
+    problem_row,
+    program_row,
+    relabel_rows,
+    verdict_rows,
+)
 from sinq.warehouse.store import Warehouse
 
 
@@ -93,6 +107,15 @@ class Work:
     requests: list[EvaluatorRequest] = field(default_factory=list)
     responses: dict[str, list[tuple]] = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    equivalent: list[Problem] = field(default_factory=list)
+    """generate: the problems the equivalent-pair maker has not tried yet this round."""
+    maker_id: str = ""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """evaluate: the kind of each requested pair (the evaluator never sees it; scoring and relabels do)."""
+    problem_of: dict[str, str] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.problems or self.requests or self.equivalent)
 
 
 @dataclass
@@ -175,24 +198,39 @@ def plan_generate(settings: Settings, run_id: str, problem_ids: list[str]) -> Wo
         difficulty, n = settings.agents.target_difficulty, settings.agents.pairs_per_problem
         responses = _cached_responses(warehouse, LLMGenerator(None, agent),
                                       [GeneratorRequest(p, difficulty, n) for p in problems])
+    equivalent, maker = [], ""
+    if settings.agents.equivalence.enabled:
+        maker = maker_id(settings.agents, warehouse)
+        tried = equivalent_queries.tried_problems(warehouse, problem_ids, maker, settings.run.round)
+        wanted = [i for i in problem_ids if i not in tried]
+        known = {p.problem_id: p for p in problems}
+        equivalent = [known[i] for i in wanted if i in known]
+        missing = [i for i in wanted if i not in known]
+        equivalent += queries.problems(warehouse, missing) if missing else []
     return Work("generate", run_id, agent, generator, generator, problems=problems, responses=responses,
-                counts={"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo)})
+                counts={"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo)},
+                equivalent=equivalent, maker_id=maker)
 
 
 def play_generate(settings: Settings, work: Work) -> Played:
-    """Samples for the planned problems, settled in the sandbox, as rows; no warehouse (any host can run this)."""
+    """Samples for the planned problems, settled in the sandbox, and equivalent pairs for those the maker has not
+    tried, as rows; no warehouse (any host can run this)."""
     from sinq.agents.backends import make_generator
 
     counts = dict(work.counts)
-    if not work.problems:
+    if work.empty():
         return Played("generate", {}, counts, {})
     carried = CarriedResponses(work.responses)
     pool, lock = shared_pool(settings.sandbox)
+    groups: list[list[GeneratorSample]] = []
     with holding(lock), no_lost_executions(pool, "generate"), charged_to("search"):
         before = tally.snapshot()
-        agent = make_generator(work.agent, settings.agents.baseline, pool, run_id=work.run_id, responses=carried)
-        groups = play.generate(agent, work.problems, settings.agents.target_difficulty,
-                               settings.agents.pairs_per_problem, pool)
+        if work.problems:
+            agent = make_generator(work.agent, settings.agents.baseline, pool, run_id=work.run_id,
+                                   responses=carried)
+            groups = play.generate(agent, work.problems, settings.agents.target_difficulty,
+                                   settings.agents.pairs_per_problem, pool)
+        made = _make_equivalents(settings, work, pool, carried) if work.equivalent else None
         sandbox = tally.since(before)
     raise_for_sandbox([s.verdict for g in groups for s in g if s.verdict is not None], "sample checks")
     search = _search_counts(groups)
@@ -201,7 +239,39 @@ def play_generate(settings: Settings, work: Work) -> Played:
     now = datetime.now(UTC)
     rows = merge(carried.rows, *(_sample_rows(p, g, work.agent_id, settings, work.run_id, now)
                                  for p, g in zip(work.problems, groups, strict=True)))
+    if made is not None:
+        counts["equivalence"] = _equivalence_counts(made)
+        rows = merge(rows, _equivalent_rows(made, work, settings, now))
     return Played("generate", rows, counts, sandbox)
+
+
+def _make_equivalents(settings: Settings, work: Work, pool, carried: CarriedResponses):
+    from sinq.agents.equivalents import EquivalentMaker
+
+    agents = settings.agents
+    return EquivalentMaker(pool, agents.equivalence, agents.baseline).make(work.equivalent)
+
+
+def _equivalence_counts(made) -> dict:
+    stats = made.stats
+    return {"problems": stats["problems"], "candidates": stats["candidates"], "fuzzed": stats["fuzzed"],
+            "kept": len(made.pairs), "fuzz_executions": stats["fuzz_executions"],
+            "dropped": dict(Counter(d.reason for d in made.dropped).most_common()),
+            "blamed": dict(sorted(made.blamed.items())), "tried_by": dict(sorted(made.fuzzed.items()))}
+
+
+def _equivalent_rows(made, work: Work, settings: Settings, now: datetime) -> dict[str, list[dict]]:
+    """Each surviving candidate's pair, evidence and every verdict it was fuzzed on; one attempt row per problem."""
+    round_ = settings.run.round
+    fuzz = {"budget": settings.agents.equivalence.fuzz_budget, "steps": settings.agents.equivalence.steps}
+    batch: dict[str, list[dict]] = {"equivalence_attempts": [
+        attempt_row(problem_id, work.maker_id, round_, counts, work.run_id, now)
+        for problem_id, counts in made.attempts.items()]}
+    for pair in made.pairs:
+        batch = merge(batch, equivalent_pair_rows(
+            pair.tried, pair.evidence, pair.transformations, work.maker_id, round_, pair.problem_id, None,
+            work.run_id, now, settings.sandbox, {**fuzz, "seed": pair.seed}))
+    return batch
 
 
 def _search_counts(groups: list[list[GeneratorSample]]) -> dict[str, int]:
@@ -221,13 +291,18 @@ def store_played(settings: Settings, played: Played) -> dict:
         counts.update(samples=0, valid=0, verified_pairs=0, duplicates=0, reasons={})
         if rows:
             warehouse_for(settings).store(rows, prepare=preparer(settings.quality))
-        samples, pairs = rows.get("samples", []), rows.get("pairs", [])
+        samples = rows.get("samples", [])
+        pairs = [p for p in rows.get("pairs", []) if p.get("pair_kind") != "equivalent"]
+        equivalent = [p for p in rows.get("pairs", []) if p.get("pair_kind") == "equivalent"]
         counts.update(samples=len(samples), valid=sum(s["status"] == "valid" for s in samples),
                       verified_pairs=sum(p["duplicate_of"] is None for p in pairs),
                       duplicates=sum(p["duplicate_of"] is not None for p in pairs),
                       reasons=dict(Counter(s["reason"] for s in samples if s["reason"]).most_common()))
+        if "equivalence" in counts:
+            counts["equivalence"]["stored"] = sum(p["duplicate_of"] is None for p in equivalent)
     elif rows:
-        warehouse_for(settings).store(rows)
+        prepare = preparer(settings.quality) if rows.get("pairs") else None
+        warehouse_for(settings).store(rows, prepare=prepare)
     return counts
 
 
@@ -238,11 +313,23 @@ def generate_batch(settings: Settings, run_id: str, problem_ids: list[str]) -> d
 
 # ---- evaluation
 def plan_evaluate(settings: Settings, run_id: str, problem_ids: list[str]) -> Work:
-    """This round's unlabelled pairs of the batch's problems, as the evaluator's requests."""
+    """This round's unlabelled pairs of the batch's problems, and (``[agents.equivalence] evaluator_share``) the
+    equivalent pairs picked to be shown beside them, as the evaluator's requests in one shuffled order."""
     warehouse = warehouse_for(settings)
     generator = role_id(settings, "generator")
     evaluator = role_id(settings, "evaluator")
     pending = queries.unlabelled_pairs(warehouse, problem_ids, generator, settings.run.round, evaluator)
+    kinds = {p["pair_id"]: "inequivalent" for p in pending}
+    problem_of: dict[str, str] = {}
+    maker = ""
+    equivalence = settings.agents.equivalence
+    if equivalence.enabled and equivalence.evaluator_share > 0:
+        maker = maker_id(settings.agents, warehouse)
+        shown = _equivalent_shown(warehouse, problem_ids, maker, generator, evaluator, settings)
+        pending += shown
+        kinds |= {p["pair_id"]: "equivalent" for p in shown}
+        problem_of = {p["pair_id"]: p["problem_id"] for p in shown}
+    random.Random(content_id("evaluation-order", settings.run.round, sorted(kinds))).shuffle(pending)
     requests = [EvaluatorRequest(p["pair_id"], p["original"], p["variant"], p["entry_point"], settings.agents.answers,
                                  json.loads(p["seed_inputs"] or "[]")) for p in pending]
     agent = _planned_agent(settings, "evaluator", warehouse)
@@ -251,12 +338,27 @@ def plan_evaluate(settings: Settings, run_id: str, problem_ids: list[str]) -> Wo
         from sinq.agents.llm_agents import LLMEvaluator
 
         responses = _cached_responses(warehouse, LLMEvaluator(None, agent), requests)
-    return Work("evaluate", run_id, agent, evaluator, generator, requests=requests, responses=responses)
+    return Work("evaluate", run_id, agent, evaluator, generator, requests=requests, responses=responses,
+                maker_id=maker, kinds=kinds, problem_of=problem_of)
+
+
+def _equivalent_shown(warehouse: Warehouse, problem_ids: list[str], maker: str, generator: str, evaluator: str,
+                      settings: Settings) -> list[dict]:
+    """The batch's equivalent pairs the evaluator is yet to answer among the first ``quota`` (pair-id order, i.e.
+    content-hash order): share s of what is shown means s / (1 - s) equivalent pairs per inequivalent one, counted
+    over the round's pairs of the batch so a resumed run shows the same ones."""
+    share = settings.agents.equivalence.evaluator_share
+    round_ = settings.run.round
+    inequivalent = equivalent_queries.inequivalent_count(warehouse, problem_ids, generator, round_)
+    quota = int(inequivalent * share / (1 - share) + 0.5)
+    chosen = equivalent_queries.for_evaluation(warehouse, problem_ids, maker, round_, evaluator)[:quota]
+    return [p for p in chosen if not p.pop("answered")]
 
 
 def play_evaluate(settings: Settings, work: Work) -> Played:
     """The evaluator's answers for the planned pairs, each claim checked in the sandbox, and the difficulty
-    labels, as rows; no warehouse."""
+    labels of the inequivalent pairs, as rows; an equivalent pair a "No" refuted (its input diverges) is relabelled
+    inequivalent with that input. No warehouse."""
     from sinq.agents.backends import make_evaluator
 
     counts = {"evaluated_pairs": 0, "answers": 0, "successful_answers": 0, "difficulty": {}}
@@ -273,30 +375,50 @@ def play_evaluate(settings: Settings, work: Work) -> Played:
     raise_for_sandbox(list(played.verdicts.values()), "answer checks")
     now = datetime.now(UTC)
     batch: dict[str, list[dict]] = {"evaluator_answers": [], "difficulty_labels": []}
-    verdict_ids: dict[tuple[str, str], str] = {}
+    checks: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for key, pair in played.checks.items():
-        rows = verdict_rows(pair, played.verdicts[key], run_id, settings.sandbox.compare, now, settings.sandbox)
-        verdict_ids[key] = rows["verdicts"][0]["verdict_id"]
-        batch = merge(batch, rows)
+        checks[key] = verdict_rows(pair, played.verdicts[key], run_id, settings.sandbox.compare, now,
+                                   settings.sandbox)
+        batch = merge(batch, checks[key])
     histogram: Counter = Counter()
+    outcomes: Counter = Counter()
     for request, group, literals, successes, difficulty in zip(requests, played.answers, played.literals,
                                                                played.successes, played.difficulties, strict=True):
+        kind = work.kinds.get(request.pair_id, "inequivalent")
+        refuted = None
         for index, (answer, literal, diverged) in enumerate(zip(group, literals, successes, strict=True)):
+            answer_id = content_id("answer", request.pair_id, evaluator, round_, index)
+            outcome = score(kind, answer.equivalent if not diverged else False, diverged)
+            outcomes[f"{kind}:{outcome.outcome}"] += 1
+            if outcome.refutes and refuted is None:
+                refuted = (answer_id, literal)
             batch["evaluator_answers"].append({
-                "answer_id": content_id("answer", request.pair_id, evaluator, round_, index),
+                "answer_id": answer_id,
                 "pair_id": request.pair_id, "agent_id": evaluator, "response_id": None, "answer_index": index,
                 "input_id": content_id("input", literal) if literal else None,
                 "claimed_equivalent": answer.equivalent, "weight": literals.count(literal) if literal else 0,
-                "verdict_id": verdict_ids.get((request.pair_id, literal)) if literal else None, "counted": True,
-                "diverged": diverged, "reason": answer.reason, "round": round_, "run_id": run_id, "created_at": now})
+                "verdict_id": checks[(request.pair_id, literal)]["verdicts"][0]["verdict_id"] if literal else None,
+                "counted": True, "diverged": diverged, "reason": answer.reason, "round": round_, "run_id": run_id,
+                "created_at": now})
+        if kind == "equivalent":
+            if refuted is not None:
+                answer_id, literal = refuted
+                batch = merge(batch, relabel_rows(request.pair_id, checks[(request.pair_id, literal)], answer_id,
+                                                  work.maker_id, round_, work.problem_of.get(request.pair_id), None,
+                                                  run_id, now))
+            continue
         histogram[difficulty] += 1
         batch["difficulty_labels"].append({
             "pair_id": request.pair_id, "evaluator_agent_id": evaluator, "round": round_, "n_answers": len(successes),
             "n_failures": successes.count(False), "difficulty": difficulty, "run_id": run_id, "created_at": now})
-    answers_flat = batch["evaluator_answers"]
-    counts.update(evaluated_pairs=len(requests), answers=len(answers_flat),
+    answers_flat = [a for a in batch["evaluator_answers"] if work.kinds.get(a["pair_id"]) != "equivalent"]
+    counts.update(evaluated_pairs=len(batch["difficulty_labels"]), answers=len(answers_flat),
                   successful_answers=sum(a["diverged"] for a in answers_flat),
                   difficulty={str(k): v for k, v in sorted(histogram.items())})
+    shown = sum(kind == "equivalent" for kind in work.kinds.values())
+    if shown:
+        counts["equivalent"] = {"pairs": shown, "outcomes": dict(sorted(outcomes.items())),
+                                "relabelled": len(batch.get("pair_relabels", []))}
     return Played("evaluate", merge(carried.rows, batch), counts, sandbox)
 
 
@@ -316,20 +438,39 @@ def run_summary(settings: Settings, run_id: str) -> dict:
     generator = role_id(settings, "generator")
     evaluator = role_id(settings, "evaluator")
     round_ = settings.run.round
-    f = queries.run_figures(warehouse_for(settings), run_id, generator, evaluator, round_)
-    samples, stored, answers = f["samples"], f["stored"], f["answers"]
+    warehouse = warehouse_for(settings)
+    f = queries.run_figures(warehouse, run_id, generator, evaluator, round_)
+    samples, stored = f["samples"], f["stored"]
+    e = equivalent_queries.run_figures(warehouse, run_id)
+    on_equivalent, on_inequivalent = e["answers"], e["inequivalent"]
+    successes = f["successes"] - on_equivalent["refuting"]
     return {
         "run_id": run_id, "samples": samples, "valid_samples": f["valid"], "verified_pairs": f["pairs"],
         "stored_pairs": stored, "verification_rate": round(stored / samples, 4) if samples else 0.0,
         "duplicates": {"exact": f["exact"], "near": f["near"]}, "flagged": f["flagged"],
-        "evaluated_pairs": f["labelled"], "answers": answers,
-        "evaluator_success_rate": round(f["successes"] / answers, 4) if answers else None,
+        "evaluated_pairs": f["labelled"], "answers": on_inequivalent["answers"],
+        "evaluator_success_rate": _rate(successes, on_inequivalent["answers"]),
+        "false_alarm_rate": _rate(on_equivalent["false_alarms"], on_equivalent["answers"]),
+        "miss_rate": _rate(on_inequivalent["misses"], on_inequivalent["answers"]),
+        "equivalent_pairs": e["made"]["standing"],
+        "equivalence": {"pairs": e["made"]["stored"], "standing": e["made"]["standing"],
+                        "problems_with_pairs": e["made"]["problems"], **e["tried"], "dropped": e["dropped"],
+                        "pairs_per_problem": _rate(e["made"]["stored"], e["tried"]["problems_tried"]),
+                        "evaluated_pairs": on_equivalent["pairs"], "answers": on_equivalent["answers"],
+                        "said_yes": on_equivalent["said_yes"], "false_alarms": on_equivalent["false_alarms"],
+                        "accuracy": _rate(on_equivalent["said_yes"] + on_equivalent["refuting"],
+                                          on_equivalent["answers"]),
+                        "relabelled": e["relabelled"]},
         "difficulty_histogram": {str(k): v for k, v in f["histogram"].items()},
         "top_rejection_reasons": [[r, c] for r, c in f["reasons"]],
         "round": round_, "generator": generator, "evaluator": evaluator,
         "round_verified_pairs": f["total_pairs"], "round_evaluated_pairs": f["total_labelled"],
         "sources": f["sources"],
     }
+
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, 4) if n else None
 
 
 def export_snapshot(settings: Settings, run_id: str) -> dict | None:

@@ -207,3 +207,12 @@ def relabel_rows(pair_id: str, verdict_rows_: dict[str, list[dict]], answer_id: 
         "answer_id": answer_id, "verdict_id": verdict["verdict_id"], "input_id": verdict["input_id"],
         "run_id": run_id, "created_at": now}]
     return batch
+
+
+def attempt_row(problem_id: str, maker: str, round_: int | None, counts: dict, run_id: str, now: datetime) -> dict:
+    """What a maker tried on one problem in a round: candidates, fuzzed, kept and the dropped ones by reason."""
+    dropped = {k.removeprefix("dropped_"): v for k, v in sorted(counts.items()) if k.startswith("dropped_")}
+    return {"attempt_id": content_id("equivalence-attempt", problem_id, maker, round_), "problem_id": problem_id,
+            "maker_id": maker, "round": round_, "candidates": counts.get("candidates", 0),
+            "fuzzed": counts.get("fuzzed", 0), "kept": counts.get("kept", 0), "dropped": json.dumps(dropped),
+            "run_id": run_id, "created_at": now}
