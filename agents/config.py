@@ -109,3 +109,12 @@ class AgentsConfig(BaseModel):
     answers: int = Field(4, ge=1, description="evaluator answers per pair: the n of difficulty")
     pairs_per_problem: int = Field(1, ge=1)
     target_difficulty: int = Field(5, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _llm_proposer_needs_llm_generator(self) -> AgentsConfig:
+        equivalence = self.equivalence
+        if equivalence.enabled and equivalence.proposer != "rewrite" and self.generator.kind != "llm":
+            raise ValueError(f"[agents.equivalence] proposer = {equivalence.proposer!r} asks the generator's model "
+                             "for equivalent rewrites: it needs [agents.generator] kind = 'llm' (or proposer = "
+                             "'rewrite')")
+        return self

@@ -27,7 +27,7 @@ from sinq.agents.search import candidates, seed_dicts
 from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
 from sinq.sandbox.outcome import Verdict
-from sinq.sandbox.pool import WorkerPool
+from sinq.sandbox.pool import Job, WorkerPool
 from sinq.sandbox.tally import charged_to
 from sinq.sandbox.verify import Pair, raise_for_sandbox, verify_many
 from sinq.sources.problem import Problem
@@ -242,6 +242,7 @@ class EquivalentMaker:
             if not made:
                 result.stats["problems_without_candidate"] += 1
             queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
+        queues = self._screened(queues, result)
         kept: Counter = Counter()
         while True:
             plan: list[tuple[Problem, Candidate]] = []
@@ -273,6 +274,30 @@ class EquivalentMaker:
                 else:
                     attempt[f"dropped_{result.dropped[-1].reason}"] += 1
         return result
+
+    def _screened(self, queues: list, result: EquivalenceResult) -> list:
+        """Each problem's fuzz inputs less those on which one quick run of the original does not halt within the
+        search cap (``[agents.baseline] search_timeout_s``): a random input that makes the original loop for
+        seconds would cost every candidate a full verdict budget on both sides, twice, and prove nothing but that
+        both time out. One batch for every problem; what was left out is counted (``slow_inputs_skipped``)."""
+        limits = self.backend.config.limits
+        quick = limits.model_copy(update={"timeout_s": max(0.05, min(limits.timeout_s,
+                                                                      self.baseline.search_timeout_s))})
+        jobs = [Job(program=problem.program, entry_point=problem.entry_point or "", input=literal, limits=quick)
+                for problem, inputs, made in queues if made for literal in inputs]
+        with charged_to("equivalence"):
+            outcomes = self.backend.run(jobs)
+        screened, at = [], 0
+        for problem, inputs, made in queues:
+            if not made:
+                screened.append((problem, inputs, made))
+                continue
+            mine, at = outcomes[at:at + len(inputs)], at + len(inputs)
+            kept = [literal for literal, outcome in zip(inputs, mine, strict=True)
+                    if outcome.kind in ("returned", "raised")]
+            result.stats["slow_inputs_skipped"] += len(inputs) - len(kept)
+            screened.append((problem, kept, made))
+        return screened
 
     def _settle(self, result: EquivalenceResult, problem: Problem, candidate: Candidate, runs: list) -> bool:
         """Keep the candidate as a pair with its evidence, or record why it was dropped (and whom to blame)."""

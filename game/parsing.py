@@ -1,8 +1,9 @@
 """Parsing model responses into the game's parts, with a real Markdown parser (markdown-it) and fallbacks.
 
-Alice: program + diverging input, or a reason code. Bob: a diverging input and/or an "equivalent" claim. Nothing
-here executes code: programs are checked with ``ast`` (syntax, entry point, signature) and inputs are data
-(``game.inputs``); binding is checked against a signature rebuilt from the AST.
+Alice: program + diverging input, or a reason code; her equivalent rewrite: a program, or a reason code. Bob: a
+diverging input and/or an "equivalent" claim. Nothing here executes code: programs are checked with ``ast`` (syntax,
+entry point, signature) and inputs are data (``game.inputs``); binding is checked against a signature rebuilt from
+the AST.
 """
 
 from __future__ import annotations
@@ -228,6 +229,67 @@ def parse_alice(text: str, original: str | None = None, entry_point: str | None 
             signature.bind(**value)  # type: ignore[union-attr]
         except TypeError as exc:
             result.reason, result.detail = "input_does_not_bind", str(exc)
+    return result
+
+
+@dataclass
+class EquivalentParse:
+    program: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def surface_key(code: str) -> str | None:
+    """What a rewrite must change to count as one: the AST less docstrings (comments, formatting and docstrings do
+    not count); None when the code does not parse."""
+    try:
+        return ast.dump(_without_docstrings(ast.parse(code)))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def parse_alice_equivalent(text: str, original: str | None = None, entry_point: str | None = None,
+                           finish_reason: str | None = None) -> EquivalentParse:
+    """Alice's equivalent rewrite, checked as far as possible without running anything: a program that parses,
+    defines the entry point with the original's signature and differs from the original by more than comments,
+    formatting and docstrings. Whether it *is* equivalent only the fuzz filter can say."""
+    if not text or not text.strip():
+        return EquivalentParse(reason="empty_response")
+    truncated = finish_reason == "length" or _unclosed_fence(text)
+    program = _pick_program(split_sections(text), entry_point)
+    if program is None:
+        return EquivalentParse(reason="truncated" if truncated else "no_program")
+    result = EquivalentParse(program=program)
+    try:
+        ast.parse(program)
+    except (SyntaxError, ValueError) as exc:
+        result.reason, result.detail = ("truncated" if truncated else "syntax_error"), str(exc)
+        return result
+    if entry_point is not None:
+        variant_sig = signature_of(program, entry_point)
+        if variant_sig is None:
+            result.reason = "no_entry_point"
+            return result
+        original_sig = signature_of(original, entry_point) if original else None
+        if original_sig is not None and _shape(original_sig) != _shape(variant_sig):
+            result.reason, result.detail = "signature_changed", f"{original_sig} -> {variant_sig}"
+            return result
+    if original is not None and surface_key(program) == surface_key(original):
+        result.reason = "identical"
     return result
 
 

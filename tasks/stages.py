@@ -207,6 +207,11 @@ def plan_generate(settings: Settings, run_id: str, problem_ids: list[str]) -> Wo
         equivalent = [known[i] for i in wanted if i in known]
         missing = [i for i in wanted if i not in known]
         equivalent += queries.problems(warehouse, missing) if missing else []
+    equivalence = settings.agents.equivalence
+    if equivalent and equivalence.proposer != "rewrite" and agent.kind == "llm" and agent.cache:
+        from sinq.agents.llm_equivalents import LLMEquivalentProposer
+
+        responses |= _cached_responses(warehouse, LLMEquivalentProposer(None, agent, equivalence), equivalent)
     return Work("generate", run_id, agent, generator, generator, problems=problems, responses=responses,
                 counts={"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo)},
                 equivalent=equivalent, maker_id=maker)
@@ -246,16 +251,26 @@ def play_generate(settings: Settings, work: Work) -> Played:
 
 
 def _make_equivalents(settings: Settings, work: Work, pool, carried: CarriedResponses):
+    """The maker with the proposer the config asks for (the rewriter, the generator's model, or both); an LLM's
+    fresh responses reach ``carried.rows`` and are stored with the batch."""
     from sinq.agents.equivalents import EquivalentMaker
+    from sinq.agents.llm_equivalents import proposer_for, rejected
 
     agents = settings.agents
-    return EquivalentMaker(pool, agents.equivalence, agents.baseline).make(work.equivalent)
+    maker = EquivalentMaker(pool, agents.equivalence, agents.baseline)
+    maker.proposer = proposer_for(maker, work.agent, carried, work.run_id)
+    made = maker.make(work.equivalent)
+    made.stats.update({f"llm_rejected_{k}": v for k, v in rejected(maker.proposer).items()})
+    return made
 
 
 def _equivalence_counts(made) -> dict:
     stats = made.stats
     return {"problems": stats["problems"], "candidates": stats["candidates"], "fuzzed": stats["fuzzed"],
             "kept": len(made.pairs), "fuzz_executions": stats["fuzz_executions"],
+            "slow_inputs_skipped": stats["slow_inputs_skipped"],
+            "llm_rejected": {k.removeprefix("llm_rejected_"): v for k, v in stats.items()
+                             if k.startswith("llm_rejected_")},
             "dropped": dict(Counter(d.reason for d in made.dropped).most_common()),
             "blamed": dict(sorted(made.blamed.items())), "tried_by": dict(sorted(made.fuzzed.items()))}
 

@@ -277,3 +277,17 @@ def test_humaneval_gets_equivalent_pairs(local_backend) -> None:
     recheck = [Pair(f"{i}:{j}", p.original_code, p.variant_code, p.entry_point, literal)
                for i, p in enumerate(result.pairs[:6]) for j, literal in enumerate(p.inputs_tried)]
     assert recheck and all(v.verdict == "same" for v in verify_many(recheck, local_backend))
+
+
+def test_inputs_on_which_the_original_hangs_are_left_out_before_the_verdicts(local_backend) -> None:
+    """A random input that makes the original loop for seconds would cost each candidate full verdict budgets and
+    prove only that both sides time out: one quick run of the original screens it out first."""
+    code = "def f(n):\n    total = 0\n    i = 0\n    while i < n:\n        total += i\n        i += 1\n    return total\n"
+    slow = "{'n': 10 ** 12}"
+    made = problem(code, [{"n": 3}, {"n": 0}])
+    made.seed_inputs.append(slow)
+    config = EquivalenceConfig(per_problem=1, attempts=2, fuzz_budget=12, transformations=["rename_local"])
+    result = EquivalentMaker(local_backend, config).make([made])
+    assert result.stats["slow_inputs_skipped"] >= 1
+    assert result.pairs and all(slow not in p.inputs_tried for p in result.pairs)
+    assert all(o["reason"] != "both_timeout" for p in result.pairs for o in p.outcomes)

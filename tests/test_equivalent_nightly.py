@@ -175,3 +175,21 @@ def test_the_switch_turns_equivalent_pairs_off(prefect_server, local_backend, tm
     assert _one(db, "SELECT count(*) FROM pairs WHERE pair_kind = 'equivalent'") == 0
     assert _one(db, "SELECT count(*) FROM equivalence_attempts") == 0
     assert summary["false_alarm_rate"] is None and summary["equivalent_pairs"] == 0
+
+
+def test_the_export_carries_the_equivalent_half_as_its_own_config(night, tmp_path) -> None:
+    import datasets
+
+    from sinq.warehouse.export import export
+    from sinq.warehouse.store import Warehouse
+
+    settings, summary = night
+    out = tmp_path / "export"
+    result = export(Warehouse.from_config(settings.warehouse), out)
+    standing = _one(settings.warehouse.path, "SELECT count(*) FROM equivalent_pairs")
+    assert result["equivalent_pairs"] == standing >= 3
+    inequivalent = datasets.load_dataset(str(out))["train"]
+    equivalent = datasets.load_dataset(str(out), "equivalent")["train"]
+    assert inequivalent.num_rows == result["pairs"] and equivalent.num_rows == standing
+    assert all(len(row["inputs"]) == row["inputs_tried"] >= 1 and row["transformations"] for row in equivalent)
+    assert "never proven" in (out / "README.md").read_text()

@@ -30,6 +30,12 @@ EXPORT_COLUMNS = """pair_id, problem_id, source, split, entry_point, original_co
     generator, round, difficulty, evaluator, CAST(CAST(flags AS JSON) AS VARCHAR[]) AS flags, run_id,
     CAST(created_at AS VARCHAR) AS created_at"""
 FLAGGED = "json_array_length(CAST(flags AS JSON)) > 0"
+EQUIVALENT_COLUMNS = """e.pair_id, e.problem_id, e.source, e.split, e.entry_point, e.original_code, e.variant_code,
+    CAST(CAST(e.transformations AS JSON) AS VARCHAR[]) AS transformations, e.evidence, e.inputs_tried,
+    list(i.literal ORDER BY t.n) AS inputs, e.generator, e.round, e.answers, e.said_yes, e.false_alarms, e.run_id,
+    CAST(e.created_at AS VARCHAR) AS created_at"""
+"""The other half of the game (``equivalent_pairs``): each pair with how it was made and every input it was fuzzed
+equal on, as Python literals."""
 EDIT_BUCKETS = ((1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (25, "11-25"))
 MANIFEST = ".sinq-export.json"
 RENAME_EXCHANGE = 2
@@ -85,12 +91,21 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
                      f"FROM verified_pairs WHERE {scope}) GROUP BY 1 ORDER BY 2 DESC, 1")
         flagged = rows(f"SELECT count(*) FROM verified_pairs WHERE {scope} AND {FLAGGED}")[0][0]
         left_out = dict(rows(f"SELECT coalesce(duplicate_kind, status), count(*) FROM all_pairs WHERE {scope} "
-                             "AND status IN ('duplicate', 'not_reproduced') GROUP BY 1 ORDER BY 1"))
+                             "AND pair_kind = 'inequivalent' AND status IN ('duplicate', 'not_reproduced') "
+                             "GROUP BY 1 ORDER BY 1"))
+        equivalent = con.sql(
+            f"SELECT {EQUIVALENT_COLUMNS} FROM equivalent_pairs e, "
+            "unnest(from_json(e.input_ids, '[\"VARCHAR\"]')) WITH ORDINALITY AS t(input_id, n) "
+            f"JOIN inputs i ON i.input_id = t.input_id WHERE {scope.replace('run_id', 'e.run_id')} "
+            "GROUP BY ALL ORDER BY e.pair_id", params=params).to_arrow_table()
     edits = Counter(edit_bucket(changed_lines(o, v)) for o, v in zip(
         table.column("original_code").to_pylist(), table.column("variant_code").to_pylist(), strict=True))
     order = ["0"] + [name for _, name in EDIT_BUCKETS] + [f">{EDIT_BUCKETS[-1][0]}"]
+    equivalent_target = out / f"equivalent_pairs.{fmt}"
     summary = {
         "file": str(target), "format": fmt, "pairs": table.num_rows, "runs": [r[0] for r in runs],
+        "equivalent_pairs": equivalent.num_rows,
+        "equivalent_file": str(equivalent_target) if equivalent.num_rows else None,
         "sources": [{"source": s, "licence": licence, "pairs": n} for s, licence, n in sources],
         "flagged_left_out": 0 if include_flagged else flagged, "flagged_included": flagged if include_flagged else 0,
         "duplicates_left_out": sum(n for k, n in left_out.items() if k != "not_reproduced"),
@@ -107,21 +122,28 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
     }
 
     def write(folder: Path) -> list[str]:
-        data = folder / target.name
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, str(data))
-        else:
-            with data.open("x") as handle:
-                for row in table.to_pylist():
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        written = [target.name]
+        _write_table(table, folder / target.name, fmt)
+        if equivalent.num_rows:
+            _write_table(equivalent, folder / equivalent_target.name, fmt)
+            written.append(equivalent_target.name)
         with (folder / "README.md").open("x") as handle:
             handle.write(dataset_card(summary))
-        return [target.name, "README.md"]
+        return [*written, "README.md"]
 
     publish(out, write, force, {"pairs": summary["pairs"], "format": fmt, "runs": summary["runs"]})
     return summary
+
+
+def _write_table(table, data: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, str(data))
+        return
+    with data.open("x") as handle:
+        for row in table.to_pylist():
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _manifest(folder: Path) -> dict | None:
@@ -275,7 +297,7 @@ tags:
 - program-equivalence
 configs:
 - config_name: default
-  data_files: {Path(summary['file']).name}
+  data_files: {Path(summary['file']).name}{_equivalent_config(summary)}
 ---
 # sinq verified pairs
 
@@ -298,6 +320,27 @@ repeated runs and two hash seeds). Exported {datetime.now(UTC).isoformat(timespe
 Columns: pair_id, problem_id, source, split, entry_point, original_code, variant_code, diverging_input (a Python
 literal dict of keyword arguments), original_outcome and variant_outcome (JSON), generator, round, difficulty (0-10,
 empty until evaluated), evaluator, flags (degenerate-flag codes, empty for clean pairs), run_id, created_at.
+{_equivalent_section(summary)}"""
+
+
+def _equivalent_config(summary: dict) -> str:
+    if not summary.get("equivalent_file"):
+        return ""
+    return f"\n- config_name: equivalent\n  data_files: {Path(summary['equivalent_file']).name}"
+
+
+def _equivalent_section(summary: dict) -> str:
+    if not summary.get("equivalent_file"):
+        return ""
+    return f"""
+## Equivalent pairs (config `equivalent`, {Path(summary['equivalent_file']).name})
+
+{summary['equivalent_pairs']} pairs of programs that behaved **the same** on every input tried: the original and a
+rewrite by composed semantics-preserving transformations (or an LLM's equivalent rewrite), each candidate fuzzed
+against the original before it was believed. Fuzzed equal, **never proven** equivalent. Columns: pair_id,
+problem_id, source, split, entry_point, original_code, variant_code, transformations, evidence (construction | llm),
+inputs_tried, inputs (every input tried, Python literals), generator, round, answers / said_yes / false_alarms (the
+evaluator's figures on it), run_id, created_at.
 """
 
 
