@@ -81,13 +81,16 @@ class EquivalenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="make equivalent pairs (off: none are made)")
-    per_problem: int = Field(2, ge=1, description="equivalent pairs wanted per problem")
+    per_problem: int = Field(1, ge=1, description="equivalent pairs wanted per problem")
     attempts: int = Field(3, ge=1, description="rewrites tried per wanted pair (distinct seeds)")
     steps: int = Field(3, ge=1, description="transformations composed per variant")
     fuzz_budget: int = Field(48, ge=1, description="inputs each candidate is run on against the original: the seed "
                              "inputs, then the baseline's search inputs, then type-aware random ones")
     search_share: float = Field(0.5, ge=0, le=1, description="share of the budget after the seeds given to the "
                                 "baseline's search inputs (the rest: type-aware random inputs)")
+    verified_inputs: int = Field(8, ge=0, description="fuzz inputs settled by the full verdict rules and stored as "
+                                 "evidence (seeds first, plus every input a quick run found different); the rest "
+                                 "of the budget gets one quick run per side; 0 = full verdicts on every input")
     min_inputs: int = Field(1, ge=1, description="a survivor needs at least this many inputs settled as equal")
     random_seed: int = 0
     transformations: list[str] | None = Field(None, description="names of the transformations to use "

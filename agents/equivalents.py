@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sinq.agents.baselines import differences, spread_seeds
 from sinq.agents.config import BaselineConfig, EquivalenceConfig
 from sinq.agents.search import candidates, seed_dicts
 from sinq.game.equivalence import rewrite
@@ -65,6 +66,9 @@ class EquivalentPair:
     original's outcome kind and digest (equal to the variant's)."""
     seed: int
     evidence: str = "construction"
+    fuzzed: int = 0
+    """Fuzz inputs this candidate met: each ran once per side (quick runs, all equal or settled equal) and the
+    first ``verified_inputs`` of them (``inputs_tried``) under the full verdict rules."""
     tried: list[tuple[Pair, Verdict]] = field(default_factory=list, repr=False)
     """Each input tried with its full verdict (what the warehouse stores, so ``sinq verify`` can re-check it)."""
 
@@ -244,36 +248,59 @@ class EquivalentMaker:
             queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
         queues = self._screened(queues, result)
         kept: Counter = Counter()
+        memo: dict = {}
         while True:
-            plan: list[tuple[Problem, Candidate]] = []
-            pairs: list[Pair] = []
+            plan: list[tuple[Problem, Candidate, list[str]]] = []
             for problem, inputs, made in queues:
                 for _ in range(min(len(made), self.config.per_problem - kept[problem.problem_id])):
-                    candidate = made.pop(0)
-                    variant = self._program(problem, candidate.code)
-                    index = len(plan)
-                    plan.append((problem, candidate))
-                    pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
-                              for j, literal in enumerate(inputs)]
+                    plan.append((problem, made.pop(0), inputs))
             if not plan:
                 break
             result.stats["rounds"] += 1
             result.stats["fuzzed"] += len(plan)
+            pairs = self._checked_pairs(plan, memo, result)
             with charged_to("equivalence"):
                 verdicts = verify_many(pairs, self.backend) if pairs else []
             raise_for_sandbox(verdicts, "equivalence checks")
             by_candidate: dict[int, list] = {}
             for pair, verdict in zip(pairs, verdicts, strict=True):
                 by_candidate.setdefault(int(pair.id.split(":")[0]), []).append((pair, verdict))
-            for index, (problem, candidate) in enumerate(plan):
+            for index, (problem, candidate, inputs) in enumerate(plan):
                 attempt = result.attempts[problem.problem_id]
                 attempt["fuzzed"] += 1
-                if self._settle(result, problem, candidate, by_candidate.get(index, [])):
+                if self._settle(result, problem, candidate, by_candidate.get(index, []), len(inputs)):
                     kept[problem.problem_id] += 1
                     attempt["kept"] += 1
                 else:
                     attempt[f"dropped_{result.dropped[-1].reason}"] += 1
         return result
+
+    def _checked_pairs(self, plan: list[tuple[Problem, Candidate, list[str]]], memo: dict,
+                       result: EquivalenceResult) -> list[Pair]:
+        """What the full verdict rules settle for each candidate: with ``verified_inputs`` = 0, every fuzz input;
+        else one quick run per side on every fuzz input first (the originals' runs shared, as in the generator's
+        search), then full verdicts on the first ``verified_inputs`` (seeds first) and on every input the quick
+        runs found different (a real divergence drops the candidate; a quick-run artefact is settled as such)."""
+        full = self.config.verified_inputs
+        programs = [self._program(problem, candidate.code) for problem, candidate, _ in plan]
+        if full:
+            trials = [(problem.program, variant, problem.entry_point or "", inputs)
+                      for (problem, _, inputs), variant in zip(plan, programs, strict=True)]
+            with charged_to("equivalence"):
+                quick = differences(self.backend, self.baseline, trials, memo=memo,
+                                    seeds=spread_seeds(self.backend, len(trials)))
+        pairs: list[Pair] = []
+        for index, ((problem, _, inputs), variant) in enumerate(zip(plan, programs, strict=True)):
+            chosen = inputs
+            if full:
+                halting, hanging = quick[index]
+                suspects = [literal for literal in inputs if literal in set(halting) | set(hanging)]
+                chosen = list(dict.fromkeys(inputs[:full] + suspects))
+                result.stats["quick_runs"] += len(inputs)
+                result.stats["quick_suspects"] += len(suspects)
+            pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
+                      for j, literal in enumerate(chosen)]
+        return pairs
 
     def _screened(self, queues: list, result: EquivalenceResult) -> list:
         """Each problem's fuzz inputs less those on which one quick run of the original does not halt within the
@@ -299,7 +326,8 @@ class EquivalentMaker:
             screened.append((problem, kept, made))
         return screened
 
-    def _settle(self, result: EquivalenceResult, problem: Problem, candidate: Candidate, runs: list) -> bool:
+    def _settle(self, result: EquivalenceResult, problem: Problem, candidate: Candidate, runs: list,
+                fuzzed: int) -> bool:
         """Keep the candidate as a pair with its evidence, or record why it was dropped (and whom to blame)."""
         code, applied = candidate.code, candidate.transformations
         result.fuzzed.update(set(applied))
@@ -320,7 +348,7 @@ class EquivalentMaker:
             [p.input for p, _ in tried],
             [{"input": p.input, "reason": v.reason, "kind": v.original.kind if v.original else None,
               "digest": v.original.digest if v.original else None} for p, v in tried], candidate.seed,
-            candidate.evidence, tried))
+            candidate.evidence, fuzzed, tried))
         return True
 
     @staticmethod

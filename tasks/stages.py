@@ -268,7 +268,8 @@ def _equivalence_counts(made) -> dict:
     stats = made.stats
     return {"problems": stats["problems"], "candidates": stats["candidates"], "fuzzed": stats["fuzzed"],
             "kept": len(made.pairs), "fuzz_executions": stats["fuzz_executions"],
-            "slow_inputs_skipped": stats["slow_inputs_skipped"],
+            "slow_inputs_skipped": stats["slow_inputs_skipped"], "quick_runs": stats["quick_runs"],
+            "quick_suspects": stats["quick_suspects"],
             "llm_rejected": {k.removeprefix("llm_rejected_"): v for k, v in stats.items()
                              if k.startswith("llm_rejected_")},
             "dropped": dict(Counter(d.reason for d in made.dropped).most_common()),
@@ -278,14 +279,17 @@ def _equivalence_counts(made) -> dict:
 def _equivalent_rows(made, work: Work, settings: Settings, now: datetime) -> dict[str, list[dict]]:
     """Each surviving candidate's pair, evidence and every verdict it was fuzzed on; one attempt row per problem."""
     round_ = settings.run.round
-    fuzz = {"budget": settings.agents.equivalence.fuzz_budget, "steps": settings.agents.equivalence.steps}
+    equivalence = settings.agents.equivalence
+    fuzz = {"budget": equivalence.fuzz_budget, "steps": equivalence.steps, "verified": equivalence.verified_inputs}
+    quick = equivalence.verified_inputs > 0
     batch: dict[str, list[dict]] = {"equivalence_attempts": [
         attempt_row(problem_id, work.maker_id, round_, counts, work.run_id, now)
         for problem_id, counts in made.attempts.items()]}
     for pair in made.pairs:
         batch = merge(batch, equivalent_pair_rows(
             pair.tried, pair.evidence, pair.transformations, work.maker_id, round_, pair.problem_id, None,
-            work.run_id, now, settings.sandbox, {**fuzz, "seed": pair.seed}))
+            work.run_id, now, settings.sandbox, {**fuzz, "seed": pair.seed, "inputs_met": pair.fuzzed,
+                                                 "quick_runs_per_side": pair.fuzzed if quick else 0}))
     return batch
 
 

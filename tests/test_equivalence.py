@@ -146,7 +146,8 @@ def test_each_transformation_is_fuzzed_equal_in_the_sandbox(local_backend) -> No
     """Every sound rule alone (and composed, steps 3) on its program: no divergence on seeds, search and random
     inputs."""
     for name, (code, seeds) in sorted(SOUND_CASES.items()):
-        config = EquivalenceConfig(per_problem=2, attempts=2, steps=1, fuzz_budget=40, transformations=[name])
+        config = EquivalenceConfig(per_problem=2, attempts=2, steps=1, fuzz_budget=40, transformations=[name],
+                                   verified_inputs=0)
         result = EquivalentMaker(local_backend, config).make([problem(code, seeds)])
         assert not result.dropped, (name, [(d.reason, d.input, d.detail) for d in result.dropped])
         assert result.pairs, name
@@ -159,6 +160,9 @@ def test_each_transformation_is_fuzzed_equal_in_the_sandbox(local_backend) -> No
     result = EquivalentMaker(local_backend, EquivalenceConfig(steps=3, fuzz_budget=40)).make(composed)
     assert not result.dropped, [(d.transformations, d.input, d.detail) for d in result.dropped]
     assert len(result.pairs) >= len(composed)
+    for pair in result.pairs:  # the default: quick runs on the whole budget, full verdicts on the first 8
+        assert pair.fuzzed >= 10 and 1 <= len(pair.inputs_tried) <= max(8, pair.fuzzed)
+    assert result.stats["quick_runs"] >= 10 * len(result.pairs)
 
 
 def refused(code: str, name: str, types: dict | None = None) -> dict[str, int]:

@@ -188,8 +188,9 @@ def test_the_export_carries_the_equivalent_half_as_its_own_config(night, tmp_pat
     result = export(Warehouse.from_config(settings.warehouse), out)
     standing = _one(settings.warehouse.path, "SELECT count(*) FROM equivalent_pairs")
     assert result["equivalent_pairs"] == standing >= 3
-    inequivalent = datasets.load_dataset(str(out))["train"]
-    equivalent = datasets.load_dataset(str(out), "equivalent")["train"]
+    cache = str(tmp_path / "hf-cache")  # datasets caches a local folder by its name: never a stale copy
+    inequivalent = datasets.load_dataset(str(out), cache_dir=cache)["train"]
+    equivalent = datasets.load_dataset(str(out), "equivalent", cache_dir=cache)["train"]
     assert inequivalent.num_rows == result["pairs"] and equivalent.num_rows == standing
     assert all(len(row["inputs"]) == row["inputs_tried"] >= 1 and row["transformations"] for row in equivalent)
     assert "never proven" in (out / "README.md").read_text()

@@ -24,6 +24,10 @@ class BuildConfig(BaseModel):
                                        "[sources.split] applies as well)")
     include_duplicates: bool = Field(False, description="keep pairs marked as duplicates of an earlier pair")
     include_flagged: bool = Field(False, description="keep pairs flagged degenerate (environment-dependent, ...)")
+    equivalent_share: float = Field(0.5, ge=0, le=1, description="evaluator sets: the largest share of examples "
+                                    "(SFT, DPO) or prompts (GRPO) drawn from equivalent pairs, whose right answer is "
+                                    "'Yes' (0 = none; 1 = no cap); the default matches [agents.equivalence] "
+                                    "evaluator_share, so training sees the mix the game shows")
     max_examples: int | None = Field(None, ge=1)
     root: Path = Field(Path("training_sets"), description="where snapshots (Parquet + card) are written")
 

@@ -6,12 +6,18 @@ What never reaches a set unless a user asks (``include_duplicates``, ``include_f
 ``enabled = false``): pairs of held-out problems (the stored split or the current rule of ``sources.splits``;
 never, whatever is asked), pairs an audit did not reproduce, duplicates, degenerate (flagged) variants, and pairs
 whose original or variant overlaps an evaluation item (``training.decontam``). Each left-out pair is counted under
-one reason, the first that applies in ``REASONS`` order; held-out problems are checked again before writing."""
+one reason, the first that applies in ``REASONS`` order; held-out problems are checked again before writing.
+
+Evaluator sets hold both kinds of pair (issue 15): "No" with a diverging input on inequivalent pairs, "Yes" on
+equivalent pairs (fuzzed equal, never proven), at most ``equivalent_share`` of a set. A pair trains as equivalent
+only while it stands: one an answer refuted (its input diverged in the sandbox) is inequivalent, as proven, and never
+a "Yes" example. Every example carries its ``pair_kind``; GRPO's sandbox reward scores by it."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ KINDS = {("sft", "generator"), ("dpo", "generator"), ("sft", "evaluator"), ("dpo
          ("grpo", "generator"), ("grpo", "evaluator")}
 
 
-REASONS = ("held_out", "not_diverging", "not_reproduced", "duplicate", "flagged", "contaminated_ast",
+REASONS = ("held_out", "not_diverging", "not_equal", "not_reproduced", "duplicate", "flagged", "contaminated_ast",
            "contaminated_ngram")
 """Why a pair was left out, in the order they are tested."""
 
@@ -74,6 +80,8 @@ def _reason(row: dict, config: BuildConfig, split: SplitConfig, decontamination:
         return "held_out"
     if row.get("status") == "not_diverging":
         return "not_diverging"
+    if row.get("status") == "not_equal":
+        return "not_equal"
     if row.get("audit_reproduced") is False:
         return "not_reproduced"
     if row.get("duplicate_of") and not config.include_duplicates:
@@ -86,6 +94,33 @@ def _reason(row: dict, config: BuildConfig, split: SplitConfig, decontamination:
             if hit is not None:
                 return f"contaminated_{hit.how}"
     return None
+
+
+def kind_of(row: dict) -> str:
+    """The kind a row's pair trains as: ``equivalent`` when stored so and standing, ``inequivalent`` when stored so
+    or shown otherwise (refuted by an answer's input, its stored verdict not ``same``, or this row's input
+    diverged)."""
+    if row.get("pair_kind") != "equivalent" or row.get("status") in ("refuted", "not_equal") or row.get("diverged"):
+        return "inequivalent"
+    return "equivalent"
+
+
+def _kinds(rows: list[dict]) -> dict[str, str]:
+    """Per pair: equivalent only when every row of it says so (one diverging answer settles it)."""
+    kinds: dict[str, str] = {}
+    for row in rows:
+        if kinds.get(row["pair_id"]) != "inequivalent":
+            kinds[row["pair_id"]] = kind_of(row)
+    return kinds
+
+
+def _capped(items: list, others: int, share: float, rng: random.Random) -> list:
+    """At most ``share`` of a set of ``others`` + k items (k / (others + k) <= share), a seeded sample: with no
+    other examples a share below 1 admits none, so a cap is never exceeded."""
+    if share <= 0 or not items:
+        return []
+    limit = len(items) if share >= 1 else math.floor(others * share / (1 - share) + 1e-9)
+    return list(items) if len(items) <= limit else rng.sample(items, limit)
 
 
 def _alice_answer(row: dict) -> str:
@@ -157,57 +192,105 @@ def generator_dpo(pairs: list[dict], config: BuildConfig) -> list[dict]:
 
 
 def evaluator_sft(answers: list[dict], config: BuildConfig) -> list[dict]:
-    """Rejection sampling: only answers whose input really made the programs diverge, one per (pair, input)."""
-    seen, examples = set(), []
+    """Rejection sampling: answers that were right. "No" with an input that really made the programs diverge, one
+    per (pair, input); "Yes" on a standing equivalent pair, one per pair, at most ``equivalent_share`` of the set."""
+    kinds = _kinds(answers)
+    seen, examples, said_yes = set(), [], []
     for a in answers:
         if a["diverged"] and (a["pair_id"], a["literal"]) not in seen:
             seen.add((a["pair_id"], a["literal"]))
             examples.append({"prompt": bob_messages(a["original"], a["variant"], a["entry_point"]),
-                             "completion": _assistant(_bob_answer(a)), **_meta(a)})
+                             "completion": _assistant(_bob_answer(a)), **_meta(a, "inequivalent")})
+        elif (a.get("claimed_equivalent") is True and kinds[a["pair_id"]] == "equivalent"
+              and (a["pair_id"], None) not in seen):
+            seen.add((a["pair_id"], None))
+            said_yes.append({"prompt": bob_messages(a["original"], a["variant"], a["entry_point"]),
+                             "completion": _assistant(_bob_answer(a, equivalent=True)), **_meta(a, "equivalent")})
+    examples += _capped(said_yes, len(examples), config.equivalent_share, random.Random(config.seed))
     random.Random(config.seed).shuffle(examples)
     return examples
+
+
+def _rendered(answer: dict) -> str | None:
+    """A wrong answer as it was given: a "Yes", or a "No" with its input; None for one without either (a
+    non-answer cannot be written back faithfully, so it is never a rejected turn)."""
+    if answer.get("claimed_equivalent") is True:
+        return _bob_answer(answer, equivalent=True)
+    return _bob_answer(answer) if answer.get("literal") is not None else None
 
 
 def evaluator_dpo(answers: list[dict], config: BuildConfig) -> list[dict]:
-    """A verified diverging input preferred over a claimed one that did not diverge, for the same pair."""
+    """For the same pair, a right answer preferred over a wrong one, both real answers. Inequivalent pair: a
+    verified diverging input over a claimed one that did not diverge, or over a "Yes" (a miss). Equivalent pair:
+    a "Yes" over a false alarm (a "No" whose input did not diverge, one per distinct input); a pair without a real
+    false alarm gives no example (no "No" is made up), and these are at most ``equivalent_share`` of the set."""
+    kinds = _kinds(answers)
     by_pair: dict[str, list[dict]] = defaultdict(list)
     for a in answers:
         by_pair[a["pair_id"]].append(a)
-    examples = []
-    for group in by_pair.values():
+    examples, equivalent = [], []
+    for pair_id, group in by_pair.items():
+        if kinds[pair_id] == "equivalent":
+            good = [a for a in group if a.get("claimed_equivalent") is True]
+            alarms = {a["literal"]: _bob_answer(a) for a in group if a.get("claimed_equivalent") is False
+                      and a.get("literal") is not None and not a["diverged"]}
+            for chosen, rejected in zip(good, alarms.values(), strict=False):
+                equivalent.append(_preference(chosen, _bob_answer(chosen, equivalent=True), rejected, "equivalent"))
+            continue
         good = [a for a in group if a["diverged"]]
-        bad = [a for a in group if not a["diverged"]]
+        bad = [text for a in group if not a["diverged"] and (text := _rendered(a)) is not None]
         for chosen, rejected in zip(good, bad, strict=False):
-            examples.append({"prompt": bob_messages(chosen["original"], chosen["variant"], chosen["entry_point"]),
-                             "chosen": _assistant(_bob_answer(chosen)), "rejected": _assistant(_bob_answer(rejected)),
-                             **_meta(chosen)})
+            examples.append(_preference(chosen, _bob_answer(chosen), rejected, "inequivalent"))
+    examples += _capped(equivalent, len(examples), config.equivalent_share, random.Random(config.seed))
     random.Random(config.seed).shuffle(examples)
     return examples
 
 
+def _preference(chosen: dict, good: str, bad: str, kind: str) -> dict:
+    return {"prompt": bob_messages(chosen["original"], chosen["variant"], chosen["entry_point"]),
+            "chosen": _assistant(good), "rejected": _assistant(bad), **_meta(chosen, kind)}
+
+
 def grpo_prompts(pairs: list[dict], role: str, config: BuildConfig) -> list[dict]:
-    """Prompts plus what the sandbox reward needs (original, variant, entry point)."""
-    examples, seen = [], set()
+    """Prompts plus what the sandbox reward needs (original, variant, entry point, and the pair's kind, which the
+    prompt never shows). The evaluator's equivalent pairs are at most ``equivalent_share`` of its prompts; the
+    generator's prompts are problems, so their kind is always inequivalent."""
+    examples, equivalent, seen = [], [], set()
     for p in pairs:
         key = p["pair_id"] if role == "evaluator" else p["problem_id"]
         if key in seen:
             continue
         seen.add(key)
+        kind = kind_of(p) if role == "evaluator" else "inequivalent"
         prompt = (bob_messages(p["original"], p["variant"], p["entry_point"]) if role == "evaluator"
                   else alice_messages(p["original"], p["entry_point"], config.hard_threshold))
-        examples.append({"prompt": prompt, "original": p["original"], "variant": p["variant"],
-                         "entry_point": p["entry_point"], **_meta(p)})
+        (equivalent if kind == "equivalent" else examples).append(
+            {"prompt": prompt, "original": p["original"], "variant": p["variant"], "entry_point": p["entry_point"],
+             **_meta(p, kind)})
+    examples += _capped(equivalent, len(examples), config.equivalent_share, random.Random(config.seed))
     random.Random(config.seed).shuffle(examples)
     return examples
 
 
-def _meta(row: dict) -> dict:
-    """Provenance columns of an example (also what the card's statistics count)."""
+def _meta(row: dict, kind: str | None = None) -> dict:
+    """Provenance columns of an example (also what the card's statistics count); ``pair_kind`` is the kind the pair
+    trains as (``kind_of``), ``transformations`` those an equivalent pair was made by."""
     return {"pair_id": row["pair_id"], "problem_id": row["problem_id"], "split": row["split"],
             "round": row["round"], "run_id": row["run_id"], "source": row.get("source"),
             "difficulty": row.get("difficulty"), "mutation": None if row.get("response") else row.get("detail"),
             "edit_lines": edit_lines(row["original"], row["variant"]), "duplicate_of": row.get("duplicate_of"),
-            "flags": json.dumps(_flags(row))}
+            "flags": json.dumps(_flags(row)), "pair_kind": kind or kind_of(row),
+            "transformations": json.dumps(_transformations(row))}
+
+
+def _transformations(row: dict) -> list[str]:
+    value = row.get("transformations")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    return [str(t) for t in value or []]
 
 
 def edit_lines(original: str, variant: str) -> int:
@@ -242,6 +325,8 @@ def select(warehouse: Warehouse, kind: str, role: str, config: BuildConfig,
     generator_rows = role == "generator" or kind == "grpo"
     rows = (queries.training_pairs(warehouse, config.rounds) if generator_rows
             else queries.training_answers(warehouse, config.rounds))
+    if kind == "grpo" and role == "evaluator" and config.equivalent_share > 0:
+        rows += queries.training_equivalent_pairs(warehouse, config.rounds)
     rows, hygiene.removed = screen(rows, config, hygiene.split, hygiene.decontamination, index)
     if generator_rows:
         examples = (generator_sft(rows, config) if kind == "sft" else generator_dpo(rows, config) if kind == "dpo"
@@ -278,6 +363,7 @@ EDIT_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6-10", 6, 10), (">10"
 REASON_TEXT = {
     "held_out": "the problem is held out for evaluation (stored split or the split rule)",
     "not_diverging": "the stored verdict is not a divergence",
+    "not_equal": "a pair stored as equivalent whose stored verdict is not `same`",
     "not_reproduced": "the latest audit did not reproduce the pair",
     "duplicate": "the variant duplicates an earlier pair (exact AST or MinHash near-duplicate)",
     "flagged": "the variant is flagged degenerate",
@@ -287,8 +373,9 @@ REASON_TEXT = {
 
 
 def statistics(examples: list[dict], hygiene: Hygiene | None = None) -> dict:
-    """What the card shows: examples per round and source; per pair the difficulty, mutation operator and edit
-    size; the duplicates and flags a user asked to keep; what was left out, by reason."""
+    """What the card shows: examples and pairs per kind (inequivalent, equivalent), examples per round and source;
+    per pair the difficulty, mutation operator or equivalence transformations, and edit size; the duplicates and
+    flags a user asked to keep; what was left out, by reason."""
     first: dict[str, dict] = {}
     for example in examples:
         first.setdefault(example["pair_id"], example)
@@ -305,7 +392,12 @@ def statistics(examples: list[dict], hygiene: Hygiene | None = None) -> dict:
             if size is not None and size >= low and (high is None or size <= high):
                 edits[label] += 1
     flags = Counter(flag for pair in pairs for flag in json.loads(pair.get("flags") or "[]"))
+    transformations = Counter(t for pair in pairs if pair.get("pair_kind") == "equivalent"
+                              for t in json.loads(pair.get("transformations") or "[]"))
     return {
+        "examples_by_kind": tally(e.get("pair_kind") or "inequivalent" for e in examples),
+        "pairs_by_kind": tally(p.get("pair_kind") or "inequivalent" for p in pairs),
+        "pairs_by_transformation": dict(transformations.most_common()),
         "examples_by_round": tally(e.get("round") for e in examples),
         "examples_by_source": tally(e.get("source") or "unknown" for e in examples),
         "pairs_by_difficulty": tally(p.get("difficulty") for p in pairs),
@@ -335,6 +427,8 @@ def _card(kind: str, role: str, counts: dict, config: BuildConfig, snapshot_id: 
                f">= {decontam.max_ngram_overlap} removes" if decontam.enabled else
                "**decontamination was switched off for this set**")
     split_rule = f"share {hygiene.split.held_out_share}, salt `{hygiene.split.salt}`"
+    share_line = (f" Equivalent pairs are at most {config.equivalent_share:.0%} of this set (`equivalent_share`)."
+                  if role == "evaluator" else "")
     kept_or_not = (f"duplicates {'kept (asked for)' if config.include_duplicates else 'left out'}, flagged "
                    f"variants {'kept (asked for)' if config.include_flagged else 'left out'}")
     return f"""---
@@ -348,7 +442,9 @@ configs:
 ---
 # sinq training set `{snapshot_id}`: {kind.upper()} for the {role}
 
-Built from a sinq warehouse: every example comes from a pair whose divergence the sandbox verified.
+Built from a sinq warehouse: every example comes from a pair whose divergence the sandbox verified (inequivalent),
+or that the sandbox found equal on every input it was fuzzed on (equivalent: never proven; a pair an answer's input
+refuted counts as inequivalent).{share_line}
 TRL-native conversational format ({'prompt/completion' if kind == 'sft' else 'prompt/chosen/rejected'
 if kind == 'dpo' else 'prompt + reward columns'}); load with `datasets.load_dataset("parquet", data_files=...)`.
 
@@ -360,10 +456,13 @@ if kind == 'dpo' else 'prompt + reward columns'}); load with `datasets.load_data
 
 ## Statistics
 
+{_table("Examples per pair kind", "kind", stats["examples_by_kind"])}
+{_table("Pairs per kind", "kind", stats["pairs_by_kind"])}
 {_table("Examples per round", "round", stats["examples_by_round"])}
 {_table("Examples per source", "source", stats["examples_by_source"])}
 {_table("Pairs per measured difficulty", "difficulty", stats["pairs_by_difficulty"])}
 {_table("Pairs per mutation operator (baseline pairs)", "operator", stats["pairs_by_mutation"])}
+{_table("Equivalent pairs per transformation", "transformation", stats["pairs_by_transformation"])}
 {_table("Pairs per edit size (changed lines)", "lines", stats["pairs_by_edit_lines"])}
 {_table("Flags among kept pairs", "flag", stats["flags_included"])}
 Duplicates among kept pairs: {stats["duplicates_included"]}

@@ -227,28 +227,48 @@ _HYGIENE = ("ap.source, ap.split, ap.duplicate_of, ap.flags, ap.audit_reproduced
 
 def training_pairs(warehouse: Warehouse, rounds: list[int] | None) -> list[dict]:
     """Every labelled pair (all rounds, or these) with its sample, response and hygiene columns: the generator's
-    material."""
+    material. Equivalent pairs have no difficulty label, so only inequivalent pairs are here."""
     where, params = _rounds(rounds, "ap.round")
     with warehouse.reading() as con:
         return _dicts(con.execute(
             "SELECT ap.pair_id, ap.problem_id, ap.original_code AS original, ap.entry_point, s.target_difficulty, "
             "ap.variant_code AS variant, ap.diverging_input AS literal, ap.round, ap.run_id, r.text AS response, "
-            f"{_HYGIENE} FROM all_pairs ap JOIN pairs p ON p.pair_id = ap.pair_id "
+            f"{_HYGIENE}, ap.pair_kind, NULL AS transformations FROM all_pairs ap "
+            "JOIN pairs p ON p.pair_id = ap.pair_id "
             "JOIN problems pr ON pr.problem_id = ap.problem_id JOIN samples s ON s.sample_id = p.sample_id "
             "LEFT JOIN llm_responses r ON r.response_id = s.response_id "
             "WHERE ap.difficulty IS NOT NULL" + where + " ORDER BY ap.pair_id", params))
 
 
+def training_equivalent_pairs(warehouse: Warehouse, rounds: list[int] | None) -> list[dict]:
+    """Every pair stored as equivalent (issue 15), whatever its status (the builders leave out or relabel the
+    refuted and the not-equal ones), with the same columns as ``training_pairs``: the evaluator's GRPO prompts of
+    that kind. ``literal`` is the first input it was fuzzed on (an equal one, not a diverging one)."""
+    where, params = _rounds(rounds, "ap.round")
+    with warehouse.reading() as con:
+        return _dicts(con.execute(
+            "SELECT ap.pair_id, ap.problem_id, ap.original_code AS original, ap.entry_point, s.target_difficulty, "
+            "ap.variant_code AS variant, ap.diverging_input AS literal, ap.round, ap.run_id, NULL AS response, "
+            f"{_HYGIENE}, ap.pair_kind, CAST(e.transformations AS VARCHAR) AS transformations FROM all_pairs ap "
+            "JOIN pairs p ON p.pair_id = ap.pair_id JOIN problems pr ON pr.problem_id = ap.problem_id "
+            "LEFT JOIN samples s ON s.sample_id = p.sample_id "
+            "LEFT JOIN equivalence_evidence e ON e.pair_id = ap.pair_id "
+            "WHERE ap.pair_kind = 'equivalent'" + where + " ORDER BY ap.pair_id", params))
+
+
 def training_answers(warehouse: Warehouse, rounds: list[int] | None) -> list[dict]:
-    """Every evaluator answer with its pair and hygiene columns: the evaluator's material."""
+    """Every evaluator answer with its pair, its claim and hygiene columns: the evaluator's material. Answers
+    without an input ("Yes", non-answers) are here too (``literal`` NULL), with the pair's stored kind."""
     where, params = _rounds(rounds, "a.round")
     with warehouse.reading() as con:
         return _dicts(con.execute(
             "SELECT a.pair_id, ap.problem_id, ap.original_code AS original, ap.variant_code AS variant, "
-            f"ap.entry_point, i.literal, a.diverged, a.round, a.run_id, {_HYGIENE} FROM evaluator_answers a "
+            f"ap.entry_point, i.literal, a.diverged, a.claimed_equivalent, a.round, a.run_id, {_HYGIENE}, "
+            "ap.pair_kind, CAST(e.transformations AS VARCHAR) AS transformations FROM evaluator_answers a "
             "JOIN all_pairs ap ON ap.pair_id = a.pair_id JOIN pairs p ON p.pair_id = a.pair_id "
             "JOIN problems pr ON pr.problem_id = ap.problem_id "
-            "LEFT JOIN samples s ON s.sample_id = p.sample_id JOIN inputs i ON i.input_id = a.input_id "
+            "LEFT JOIN samples s ON s.sample_id = p.sample_id LEFT JOIN inputs i ON i.input_id = a.input_id "
+            "LEFT JOIN equivalence_evidence e ON e.pair_id = a.pair_id "
             "WHERE true" + where + " ORDER BY a.pair_id, a.answer_index", params))
 
 
