@@ -91,6 +91,9 @@ class EquivalenceConfig(BaseModel):
     verified_inputs: int = Field(8, ge=0, description="fuzz inputs settled by the full verdict rules and stored as "
                                  "evidence (seeds first, plus every input a quick run found different); the rest "
                                  "of the budget gets one quick run per side; 0 = full verdicts on every input")
+    quick_timeout_s: float = Field(0.1, ge=0.05, le=60, description="one quick run at most (both sides); an input "
+                                   "on which the original does not halt within it is left out of the full verdicts "
+                                   "(it would only show that both sides time out)")
     min_inputs: int = Field(1, ge=1, description="a survivor needs at least this many inputs settled as equal")
     random_seed: int = 0
     transformations: list[str] | None = Field(None, description="names of the transformations to use "

@@ -246,7 +246,8 @@ class EquivalentMaker:
             if not made:
                 result.stats["problems_without_candidate"] += 1
             queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
-        queues = self._screened(queues, result)
+        if not self.config.verified_inputs:
+            queues = self._screened(queues, result)
         kept: Counter = Counter()
         memo: dict = {}
         while True:
@@ -277,36 +278,45 @@ class EquivalentMaker:
 
     def _checked_pairs(self, plan: list[tuple[Problem, Candidate, list[str]]], memo: dict,
                        result: EquivalenceResult) -> list[Pair]:
-        """What the full verdict rules settle for each candidate: with ``verified_inputs`` = 0, every fuzz input;
-        else one quick run per side on every fuzz input first (the originals' runs shared, as in the generator's
-        search), then full verdicts on the first ``verified_inputs`` (seeds first) and on every input the quick
-        runs found different (a real divergence drops the candidate; a quick-run artefact is settled as such)."""
+        """What the full verdict rules settle for each candidate: with ``verified_inputs`` = 0, every (screened)
+        fuzz input; else one quick run per side on every fuzz input first (the originals' runs shared, as in the
+        generator's search), then full verdicts on the first ``verified_inputs`` on which the original halted in
+        its quick run (seeds first: an input it loops on would only show that both time out) and on every input the
+        quick runs found different (a real divergence drops the candidate; a quick-run artefact is settled)."""
         full = self.config.verified_inputs
         programs = [self._program(problem, candidate.code) for problem, candidate, _ in plan]
+        seeds = spread_seeds(self.backend, len(plan))
         if full:
             trials = [(problem.program, variant, problem.entry_point or "", inputs)
                       for (problem, _, inputs), variant in zip(plan, programs, strict=True)]
             with charged_to("equivalence"):
-                quick = differences(self.backend, self.baseline, trials, memo=memo,
-                                    seeds=spread_seeds(self.backend, len(trials)))
+                quick = differences(self.backend, self.baseline, trials, memo=memo, seeds=seeds,
+                                    timeouts=[self.config.quick_timeout_s] * len(trials))
         pairs: list[Pair] = []
         for index, ((problem, _, inputs), variant) in enumerate(zip(plan, programs, strict=True)):
             chosen = inputs
             if full:
                 halting, hanging = quick[index]
-                suspects = [literal for literal in inputs if literal in set(halting) | set(hanging)]
-                chosen = list(dict.fromkeys(inputs[:full] + suspects))
+                different = set(halting) | set(hanging)
+                suspects = [literal for literal in inputs if literal in different]
+                halted = [literal for literal in inputs
+                          if (ran := memo.get((problem.program, literal, self.config.quick_timeout_s,
+                                               seeds[index]))) is not None
+                          and ran.halted]
+                chosen = list(dict.fromkeys(halted[:full] + suspects))
                 result.stats["quick_runs"] += len(inputs)
                 result.stats["quick_suspects"] += len(suspects)
+                result.stats["slow_inputs_skipped"] += len(inputs) - len(halted)
             pairs += [Pair(f"{index}:{j}", problem.program, variant, problem.entry_point, literal)
                       for j, literal in enumerate(chosen)]
         return pairs
 
     def _screened(self, queues: list, result: EquivalenceResult) -> list:
-        """Each problem's fuzz inputs less those on which one quick run of the original does not halt within the
-        search cap (``[agents.baseline] search_timeout_s``): a random input that makes the original loop for
-        seconds would cost every candidate a full verdict budget on both sides, twice, and prove nothing but that
-        both time out. One batch for every problem; what was left out is counted (``slow_inputs_skipped``)."""
+        """(Full verdicts on every input.) Each problem's fuzz inputs less those on which one quick run of the
+        original does not halt within the search cap (``[agents.baseline] search_timeout_s``): a random input that
+        makes the original loop for seconds would cost every candidate a full verdict budget on both sides, twice,
+        and prove nothing but that both time out. One batch for every problem; what was left out is counted
+        (``slow_inputs_skipped``)."""
         limits = self.backend.config.limits
         quick = limits.model_copy(update={"timeout_s": max(0.05, min(limits.timeout_s,
                                                                       self.baseline.search_timeout_s))})
