@@ -286,7 +286,8 @@ def test_humaneval_gets_equivalent_pairs(local_backend) -> None:
 def test_inputs_on_which_the_original_hangs_are_left_out_before_the_verdicts(local_backend) -> None:
     """A random input that makes the original loop for seconds would cost each candidate full verdict budgets and
     prove only that both sides time out: one quick run of the original screens it out first."""
-    code = "def f(n):\n    total = 0\n    i = 0\n    while i < n:\n        total += i\n        i += 1\n    return total\n"
+    code = ("def f(n):\n    total = 0\n    i = 0\n    while i < n:\n        total += i\n        i += 1\n"
+            "    return total\n")
     slow = "{'n': 10 ** 12}"
     made = problem(code, [{"n": 3}, {"n": 0}])
     made.seed_inputs.append(slow)

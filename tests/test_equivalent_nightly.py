@@ -183,7 +183,7 @@ def test_the_export_carries_the_equivalent_half_as_its_own_config(night, tmp_pat
     from sinq.warehouse.export import export
     from sinq.warehouse.store import Warehouse
 
-    settings, summary = night
+    settings, _ = night
     out = tmp_path / "export"
     result = export(Warehouse.from_config(settings.warehouse), out)
     standing = _one(settings.warehouse.path, "SELECT count(*) FROM equivalent_pairs")
@@ -194,3 +194,29 @@ def test_the_export_carries_the_equivalent_half_as_its_own_config(night, tmp_pat
     assert inequivalent.num_rows == result["pairs"] and equivalent.num_rows == standing
     assert all(len(row["inputs"]) == row["inputs_tried"] >= 1 and row["transformations"] for row in equivalent)
     assert "never proven" in (out / "README.md").read_text()
+
+
+def test_an_llm_generator_proposes_equivalent_rewrites_beside_the_rewriter(local_backend, tiny_model, tmp_path):
+    """``proposer = "both"`` with the tiny model through the real transformers backend: the generate batch asks the
+    model with the equivalent-rewrite prompt too (its responses stored with the batch), the rewriter's candidates
+    still make pairs (the tiny model's text never parses), and a replan of the round has nothing left to try."""
+    from sinq.agents.config import AgentConfig, Sampling
+    from sinq.tasks import stages
+
+    settings = _settings(tmp_path, limit=2)
+    generator = AgentConfig(kind="llm", backend="transformers", model=str(tiny_model), device="cpu",
+                            sampling=Sampling(max_tokens=24, seed=7))
+    settings.agents = AgentsConfig(generator=generator, equivalence=EquivalenceConfig(proposer="both"))
+    ids = stages.source_problems(settings, "run-1")["problem_ids"]
+    work = stages.plan_generate(settings, "run-1", ids)
+    assert [p.problem_id for p in work.equivalent] == ids
+    played = stages.play_generate(settings, work)
+    versions = {r["prompt_version"] for r in played.rows["llm_requests"]}
+    assert "alice-equivalent-v1" in versions, versions
+    made = played.counts["equivalence"]
+    assert made["kept"] >= 1 and sum(made["llm_rejected"].values()) >= 1, made
+    stages.store_played(settings, played)
+    db = settings.warehouse.path
+    assert _one(db, "SELECT count(*) FROM equivalence_attempts") == len(ids)
+    assert _one(db, "SELECT count(DISTINCT evidence) FROM equivalence_evidence") >= 1
+    assert stages.plan_generate(settings, "run-2", ids).equivalent == []

@@ -108,8 +108,8 @@ def test_held_out_problems_never_enter_a_set(filled, tmp_path):
                        generator_sft([{**_row("y", "p", 7), "problem_id": ruled_out}], config), config)
     with warehouse.reading() as con:
         rows = con.execute("SELECT p.problem_id, any_value(pr.split), any_value(pr.source_id), count(*) FROM pairs p "
-                           "JOIN problems pr USING (problem_id) WHERE p.pair_kind = 'inequivalent' GROUP BY ALL ORDER BY 3"
-                           ).fetchall()
+                           "JOIN problems pr USING (problem_id) WHERE p.pair_kind = 'inequivalent' "
+                           "GROUP BY ALL ORDER BY 3").fetchall()
     held = {pid: n for pid, split, _, n in rows if split == "held_out"}
     train = [pid for pid, split, _, _ in rows if split == "train"]
     assert [source_id for _, split, source_id, _ in rows if split == "held_out"] == ["HumanEval/4"]
