@@ -195,20 +195,9 @@ def parse_alice(text: str, original: str | None = None, entry_point: str | None 
     if program is None:
         return AliceParse(reason="truncated" if truncated else "no_program")
     result = AliceParse(program=program, input=literal)
-    try:
-        ast.parse(program)
-    except (SyntaxError, ValueError) as exc:
-        result.reason, result.detail = ("truncated" if truncated else "syntax_error"), str(exc)
+    result.reason, result.detail = _program_problem(program, original, entry_point, truncated)
+    if result.reason is not None:
         return result
-    if entry_point is not None:
-        variant_sig = signature_of(program, entry_point)
-        if variant_sig is None:
-            result.reason = "no_entry_point"
-            return result
-        original_sig = signature_of(original, entry_point) if original else None
-        if original_sig is not None and _shape(original_sig) != _shape(variant_sig):
-            result.reason, result.detail = "signature_changed", f"{original_sig} -> {variant_sig}"
-            return result
     if literal is None:
         if truncated:
             result.reason = "truncated"
@@ -262,6 +251,24 @@ def surface_key(code: str) -> str | None:
         return None
 
 
+def _program_problem(program: str, original: str | None, entry_point: str | None,
+                     truncated: bool) -> tuple[str | None, str | None]:
+    """(reason, detail) when a proposed program cannot stand in for the original: it does not parse, lacks the
+    entry point, or changes its signature; (None, None) when it can."""
+    try:
+        ast.parse(program)
+    except (SyntaxError, ValueError) as exc:
+        return ("truncated" if truncated else "syntax_error"), str(exc)
+    if entry_point is not None:
+        variant_sig = signature_of(program, entry_point)
+        if variant_sig is None:
+            return "no_entry_point", None
+        original_sig = signature_of(original, entry_point) if original else None
+        if original_sig is not None and _shape(original_sig) != _shape(variant_sig):
+            return "signature_changed", f"{original_sig} -> {variant_sig}"
+    return None, None
+
+
 def parse_alice_equivalent(text: str, original: str | None = None, entry_point: str | None = None,
                            finish_reason: str | None = None) -> EquivalentParse:
     """Alice's equivalent rewrite, checked as far as possible without running anything: a program that parses,
@@ -274,20 +281,9 @@ def parse_alice_equivalent(text: str, original: str | None = None, entry_point: 
     if program is None:
         return EquivalentParse(reason="truncated" if truncated else "no_program")
     result = EquivalentParse(program=program)
-    try:
-        ast.parse(program)
-    except (SyntaxError, ValueError) as exc:
-        result.reason, result.detail = ("truncated" if truncated else "syntax_error"), str(exc)
+    result.reason, result.detail = _program_problem(program, original, entry_point, truncated)
+    if result.reason is not None:
         return result
-    if entry_point is not None:
-        variant_sig = signature_of(program, entry_point)
-        if variant_sig is None:
-            result.reason = "no_entry_point"
-            return result
-        original_sig = signature_of(original, entry_point) if original else None
-        if original_sig is not None and _shape(original_sig) != _shape(variant_sig):
-            result.reason, result.detail = "signature_changed", f"{original_sig} -> {variant_sig}"
-            return result
     if original is not None and surface_key(program) == surface_key(original):
         result.reason = "identical"
     return result
