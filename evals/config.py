@@ -17,11 +17,12 @@ class GateSuite(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    suite: Literal["game", "humaneval", "identifier-swap"] = Field(description="the suite (sinq eval SUITE); "
-                                                                  "game plays the role being gated")
+    suite: Literal["game", "humaneval", "identifier-swap", "equivalence"] = Field(
+        description="the suite (sinq eval SUITE); game plays the role being gated, equivalence the evaluator")
     role: Literal["primary", "no_regression"] = Field("no_regression", description="primary: must improve "
                                                       "significantly; no_regression: must not fall too far")
-    file: Path | None = Field(None, description="identifier-swap's CSV; without one the suite is skipped (said so)")
+    file: Path | None = Field(None, description="identifier-swap's CSV (without one the suite is skipped, said so); "
+                              "equivalence's labelled pairs file (without one: the frozen held-out pairs)")
     mode: Literal["loglikelihood", "generate"] = Field("loglikelihood", description="identifier-swap's mode")
     split: Literal["held_out", "all"] = Field("held_out", description="HumanEval's tasks (held_out: 39, clean)")
     limit: int | None = Field(None, ge=1, description="only the first N items")
@@ -64,6 +65,59 @@ class GameEvalConfig(BaseModel):
                                    "generator samples (default: the model-free baseline)")
     reference_baseline: BaselineConfig = Field(default_factory=BaselineConfig, description="its budgets when it is "
                                                "the baseline")
+
+
+class EquivalenceColumns(BaseModel):
+    """Where a labelled-pairs row keeps each field (JSONL, a JSON array, Parquet or CSV). ``id``, ``entry_point`` and
+    ``inputs`` may be missing from a row: the item is then named by its line, the entry point is the one top-level
+    function both programs define, and the evaluator searches without seed inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program_1: str = Field("program_1", description="the first program (shown as the original)")
+    program_2: str = Field("program_2", description="the second program (shown as the variant)")
+    label: str = Field("label", description="equivalent or not, as one of the label values below")
+    id: str | None = Field("id", description="a row id naming the item (optional)")
+    entry_point: str | None = Field("entry_point", description="the function both programs define (optional)")
+    inputs: str | None = Field("inputs", description="seed inputs: a list of keyword-argument dicts, or of their "
+                               "Python/JSON literals, or a string holding such a list (optional)")
+
+
+class EquivalenceEvalConfig(BaseModel):
+    """The ``equivalence`` suite (``[eval.equivalence]``): program pairs labelled equivalent or inequivalent, from
+    local files (an EquiBench-style export with a column map) and from our own held-out pairs (a frozen set of
+    equivalent and verified inequivalent pairs of held-out problems). The evaluator answers each pair ``answers``
+    times; its "Yes"/"No" is the prediction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[Path] = Field(default_factory=list, description="labelled pair files (.jsonl, .json, .parquet, "
+                              ".csv) measured by `sinq eval equivalence` when no --file is given")
+    columns: EquivalenceColumns = Field(default_factory=EquivalenceColumns, description="the files' column map")
+    equivalent_labels: list[str] = Field(
+        default_factory=lambda: ["equivalent", "equal", "eq", "same", "1", "true", "yes"],
+        description="label values of an equivalent pair (compared lower-cased; 1.0 reads as 1)")
+    inequivalent_labels: list[str] = Field(
+        default_factory=lambda: ["inequivalent", "inequal", "not equivalent", "not_equivalent", "unequal", "neq",
+                                 "different", "0", "false", "no"],
+        description="label values of an inequivalent pair; any other value stops the run, naming the row")
+    warehouse: bool = Field(True, description="also measure on the frozen set of our own held-out pairs")
+    set: str = Field("latest", description="that frozen set: a set id, or latest (frozen now when none exists)")
+    answers: int = Field(1, ge=1, description="evaluator answers per pair (every one a query in the denominator)")
+    temperature: float = Field(0.0, ge=0, description="an LLM evaluator's sampling (0 = greedy)")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1, description="budget of one answer")
+    freeze_max_pairs: int = Field(100, ge=1, description="pairs of each kind a frozen set holds at most")
+    freeze_per_problem: int = Field(1, ge=1, description="pairs of each kind per held-out problem at most")
+    freeze_seed: int = Field(0, description="which pairs are chosen when there are more")
+
+    @model_validator(mode="after")
+    def _labels_apart(self) -> EquivalenceEvalConfig:
+        both = {v.strip().lower() for v in self.equivalent_labels} & {v.strip().lower()
+                                                                       for v in self.inequivalent_labels}
+        if both:
+            raise ValueError(f"label values in both classes: {sorted(both)}")
+        return self
 
 
 class GateConfig(BaseModel):
@@ -117,4 +171,6 @@ class EvalConfig(BaseModel):
                                 "temperature) whose majority is the prediction; a tie counts wrong")
     classify_max_tokens: int = Field(8, ge=1, description="answer budget of a classify Yes/No query")
     game: GameEvalConfig = Field(default_factory=GameEvalConfig, description="the held-out game suite ([eval.game])")
+    equivalence: EquivalenceEvalConfig = Field(default_factory=EquivalenceEvalConfig, description="the equivalence "
+                                               "suite ([eval.equivalence])")
     gate: GateConfig = Field(default_factory=GateConfig, description="the promotion gate ([eval.gate])")

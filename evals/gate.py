@@ -39,8 +39,10 @@ def gate_config(config: EvalConfig) -> EvalConfig:
     """The suites' settings under the gate: one greedy sample per HumanEval task (binary items: McNemar applies)
     and the gate's completion budget for HumanEval completions and game answers alike."""
     game = config.game.model_copy(update={"max_tokens": min(config.game.max_tokens, config.gate.max_tokens)})
+    equivalence = config.equivalence.model_copy(
+        update={"max_tokens": min(config.equivalence.max_tokens, config.gate.max_tokens)})
     return config.model_copy(update={"humaneval_samples": 1, "humaneval_k": [1], "max_tokens": config.gate.max_tokens,
-                                     "game": game})
+                                     "game": game, "equivalence": equivalence})
 
 
 def _value(metrics: dict, name: str) -> float | None:
@@ -78,7 +80,7 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
     for index, spec in enumerate(gate.suites):
         label = label_of(spec, index, taken)
         taken.add(label)
-        skipped = skip_reason(spec, frozen_set)
+        skipped = skip_reason(spec, frozen_set, role=role, warehouse=warehouse, splits=splits, config=suite_config)
         if skipped:
             figures.append(SuiteFigures(label, spec.role, skipped=skipped))
             evidence[label] = {"role": spec.role, "skipped": skipped}

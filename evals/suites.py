@@ -69,6 +69,31 @@ class Models:
         return (LLMGenerator if role == "generator" else LLMEvaluator)(self.backend(model), agent_config)
 
 
+def equivalence_evaluator(models: Models, model: str, adapter: str | None, config: EvalConfig):
+    """The LLM evaluator on a loaded model (+ adapter) with the equivalence suite's sampling (greedy by default)."""
+    from sinq.agents.config import AgentConfig
+    from sinq.agents.llm_agents import LLMEvaluator
+    from sinq.evals.equivalence import llm_sampling
+
+    agent_config = AgentConfig(kind="llm", backend="transformers", model=model, adapter=adapter, device=models.device,
+                               cache=False, sampling=llm_sampling(config))
+    return LLMEvaluator(models.backend(model), agent_config)
+
+
+def run_equivalence(spec: GateSuite, pool: WorkerPool, config: EvalConfig, evaluator, model: str | None,
+                    adapter: str | None, role: str | None, splits=None, warehouse: Warehouse | None = None
+                    ) -> EvalRun:
+    """The equivalence suite as a gate suite: the spec's file, or else the frozen held-out set of both kinds."""
+    from sinq.evals import equivalence
+
+    if spec.file is not None:
+        loaded = equivalence.load_files([Path(spec.file)], config.equivalence, limit=spec.limit)
+    else:
+        loaded = equivalence.gather(config, [], warehouse, splits, spec.limit)
+    return equivalence.evaluate(pool, loaded, evaluator, config, model=model, adapter=adapter, role=role,
+                                limit=spec.limit)
+
+
 def reference_evaluator(config: EvalConfig, pool: WorkerPool):
     """The pinned evaluator that measures generator samples in the game suite (never cached: it is re-asked)."""
     from sinq.agents.backends import make_evaluator
@@ -93,6 +118,11 @@ def run_suite(spec: GateSuite, pool: WorkerPool, config: EvalConfig, models: Mod
                                            limit=spec.limit)
         return game.evaluate_generator(pool, frozen_set, agent, reference_evaluator(config, pool), warehouse, config,
                                        model=model, adapter=adapter, role=role, limit=spec.limit)
+    if spec.suite == "equivalence":
+        if role != "evaluator":
+            raise EvalError(f"the equivalence suite measures the evaluator, not the {role}")
+        return run_equivalence(spec, pool, config, equivalence_evaluator(models, model, adapter, config), model,
+                               adapter, role, splits, warehouse)
     if spec.suite == "humaneval":
         from sinq.evals import humaneval
 
@@ -108,8 +138,21 @@ def run_suite(spec: GateSuite, pool: WorkerPool, config: EvalConfig, models: Mod
                                     adapter=adapter, limit=spec.limit, role=role)
 
 
-def skip_reason(spec: GateSuite, frozen_set: dict | None) -> str | None:
-    """Why a configured suite cannot be measured here (it is then skipped and the decision says so)."""
+def skip_reason(spec: GateSuite, frozen_set: dict | None, *, role: str | None = None,
+                warehouse: Warehouse | None = None, splits=None, config: EvalConfig | None = None) -> str | None:
+    """Why a configured suite cannot be measured here (it is then skipped and the decision says so). The
+    equivalence suite is checked only when ``role`` (and, without a file, ``warehouse``) is given."""
+    if spec.suite == "equivalence":
+        if role is not None and role != "evaluator":
+            return f"the equivalence suite measures the evaluator, not the {role}"
+        if spec.file is None and warehouse is not None:
+            from sinq.evals.equivalence import frozen_or_freeze
+
+            eq = (config or EvalConfig()).equivalence
+            if not warehouse.path.exists() or frozen_or_freeze(warehouse, eq, splits) is None:
+                return ("no file given and no equivalent or verified pair of a held-out problem to freeze a set "
+                        "from")
+        return None
     if spec.suite == "identifier-swap" and spec.file is None:
         return "no file given ([[eval.gate.suites]] file = \"swap.csv\")"
     if spec.suite == "game" and frozen_set is None:
@@ -149,7 +192,8 @@ def measure(warehouse: Warehouse, pool: WorkerPool, config: EvalConfig, role: st
     for index, spec in enumerate(suites):
         label = label_of(spec, index, taken)
         taken.add(label)
-        skipped = skip_reason(spec, frozen_set)
+        skipped = skip_reason(spec, frozen_set, role=role, warehouse=warehouse, splits=splits,
+                              config=config)
         if skipped is None and spec.file is not None and not Path(spec.file).exists():
             skipped = f"{spec.file} does not exist"
         if skipped:

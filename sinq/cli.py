@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sinq import audit_cli, code_version, eval_classify_cli, eval_cli, eval_game_cli
+from sinq import audit_cli, code_version, eval_classify_cli, eval_cli, eval_equivalence_cli, eval_game_cli
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
@@ -615,6 +615,7 @@ eval_cli.app.command("freeze")(eval_game_cli.freeze)
 eval_cli.app.command("sets")(eval_game_cli.sets)
 eval_cli.app.command("game")(eval_game_cli.game)
 eval_cli.app.command("classify")(eval_classify_cli.classify)
+eval_cli.app.command("equivalence")(eval_equivalence_cli.equivalence)
 app.add_typer(eval_cli.app, name="eval")
 
 

@@ -98,6 +98,24 @@ def held_out_candidates(warehouse: Warehouse) -> list[dict]:
     return rows
 
 
+def held_out_equivalent_candidates(warehouse: Warehouse) -> list[dict]:
+    """Every standing, unflagged equivalent pair (issue 15: fuzzed equal, never refuted) with its problem's split
+    and seed inputs: the equivalent half the ``equivalence`` suite freezes from (the inequivalent half is
+    ``held_out_candidates``)."""
+    if not warehouse.path.exists():
+        return []
+    with warehouse.reading() as con:
+        cursor = con.execute(
+            "SELECT e.pair_id, e.problem_id, e.source, e.entry_point, e.original_code, e.variant_code, e.split, "
+            "e.inputs_tried, pr.seed_inputs FROM equivalent_pairs e JOIN problems pr USING (problem_id) "
+            "JOIN pairs p USING (pair_id) WHERE coalesce(CAST(p.flags AS VARCHAR), '[]') = '[]' ORDER BY e.pair_id")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    for row in rows:
+        row["seed_inputs"] = json.loads(row["seed_inputs"] or "[]")
+    return rows
+
+
 def store_set(warehouse: Warehouse, row: dict, pairs: list[dict]) -> bool:
     """One transaction: the set and its pairs. False when a set with this id (the same content) is stored already."""
     row = {key: row.get(key) for key in SET_COLUMNS}
