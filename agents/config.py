@@ -84,7 +84,7 @@ class EquivalenceConfig(BaseModel):
     per_problem: int = Field(1, ge=1, description="equivalent pairs wanted per problem")
     attempts: int = Field(3, ge=1, description="rewrites tried per wanted pair (distinct seeds)")
     steps: int = Field(3, ge=1, description="transformations composed per variant")
-    fuzz_budget: int = Field(48, ge=1, description="inputs each candidate is run on against the original: the seed "
+    fuzz_budget: int = Field(32, ge=1, description="inputs each candidate is run on against the original: the seed "
                              "inputs, then the baseline's search inputs, then type-aware random ones")
     search_share: float = Field(0.5, ge=0, le=1, description="share of the budget after the seeds given to the "
                                 "baseline's search inputs (the rest: type-aware random inputs)")
