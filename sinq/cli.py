@@ -927,6 +927,9 @@ def train_build(
     include_duplicates: Annotated[bool, typer.Option(help="keep pairs marked as duplicates")] = False,
     include_flagged: Annotated[bool, typer.Option(help="keep variants flagged degenerate")] = False,
     include_contaminated: Annotated[bool, typer.Option(help="skip decontamination against evaluation items")] = False,
+    equivalent_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="evaluator sets: at most this share from equivalent pairs (default: [training.build])")
+    ] = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -941,6 +944,8 @@ def train_build(
         build = build.model_copy(update={"rounds": [int(r) for r in rounds.split(",")]})
     build = build.model_copy(update={"include_duplicates": build.include_duplicates or include_duplicates,
                                      "include_flagged": build.include_flagged or include_flagged})
+    if equivalent_share is not None:
+        build = build.model_copy(update={"equivalent_share": equivalent_share})
     decontamination = settings.training.decontamination
     if include_contaminated:
         decontamination = decontamination.model_copy(update={"enabled": False})

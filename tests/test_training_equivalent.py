@@ -292,3 +292,19 @@ def test_the_grpo_reward_scores_both_kinds_in_the_sandbox(local_backend, stocked
     ids = stocked["ids"]
     assert by_pair[ids["R"]] == 0.0, "x = 1 does not show the weak pair's divergence"
     assert all(by_pair[ids[f"E{i}"]] == 1.0 and by_pair[ids[f"I{i}"]] == 1.0 for i in range(4))
+
+
+def test_the_cli_takes_the_equivalent_share(stocked, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "sinq.toml"
+    config.write_text(f"[training.build]\nroot = \"{tmp_path / 'sets'}\"\n[training.decontamination]\nenabled = false\n")
+    shown = {}
+    for share in ("0", "1"):
+        done = subprocess.run([sys.executable, "-m", "sinq", "train", "build", "sft", "--role", "evaluator",
+                               "--equivalent-share", share, "--db", str(stocked["warehouse"].path), "--config",
+                               str(config), "--json"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        shown[share] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown["1"]["examples"] == shown["0"]["examples"] + 4, shown
