@@ -299,7 +299,8 @@ def test_the_cli_takes_the_equivalent_share(stocked, tmp_path: Path) -> None:
     import sys
 
     config = tmp_path / "sinq.toml"
-    config.write_text(f"[training.build]\nroot = \"{tmp_path / 'sets'}\"\n[training.decontamination]\nenabled = false\n")
+    config.write_text(f"[training.build]\nroot = \"{tmp_path / 'sets'}\"\n"
+                      "[training.decontamination]\nenabled = false\n")
     shown = {}
     for share in ("0", "1"):
         done = subprocess.run([sys.executable, "-m", "sinq", "train", "build", "sft", "--role", "evaluator",
