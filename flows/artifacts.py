@@ -115,13 +115,17 @@ def _hygiene_markdown(summary: dict) -> str:
     if audit:
         answers = audit.get("answers", {})
         reasons = ", ".join(f"`{r}`: {n}" for r, n in audit["by_reason"].items()) or "none"
+        kinds = audit.get("kinds", {})
+        ineq, eq = kinds.get("inequivalent", {}), kinds.get("equivalent", {})
         parts.append(f"""
 ## Audit (a sample re-verified from scratch: fresh processes, hash seeds {audit['hash_seeds']}, {audit['backend']})
-| figure | pairs | evaluator answers |
-|---|---|---|
-| checked | {audit['checked']} | {answers.get('checked', 0)} |
-| reproduced | {audit['reproduced']} | {answers.get('reproduced', 0)} |
-| not reproduced (left verified_pairs) | {audit['not_reproduced']} | {answers.get('not_reproduced', 0)} |
+| figure | pairs | inequivalent | equivalent (every fuzzed input) | evaluator answers |
+|---|---|---|---|---|
+| checked | {audit['checked']} | {ineq.get('checked', 0)} | {eq.get('checked', 0)} | {answers.get('checked', 0)} |
+| reproduced | {audit['reproduced']} | {ineq.get('reproduced', 0)} | {eq.get('reproduced', 0)} \
+| {answers.get('reproduced', 0)} |
+| not reproduced (left the pair views) | {audit['not_reproduced']} | {ineq.get('not_reproduced', 0)} \
+| {eq.get('not_reproduced', 0)} | {answers.get('not_reproduced', 0)} |
 
 Not reproduced, by reason: {reasons}
 """)

@@ -31,8 +31,9 @@ class RunConfig(BaseModel):
     gpu_pool: str = Field("sinq-gpu", description="work pool of the fine-tune and gate deployments (`sinq deploy`)")
     finetune_cron: str | None = Field("0 4 * * 0", description="schedule of the weekly fine-tune deployment (train "
                                       "the evaluator with SFT, gate, promote); \"\": registered unscheduled")
-    audit_sample: int = Field(20, ge=0, description="verified pairs of the run re-verified from scratch after "
-                              "evaluation (fresh processes, other hash seeds); the figure is in the summary; 0 = off")
+    audit_sample: int = Field(20, ge=0, description="verified pairs of the run, and as many equivalent pairs (on "
+                              "every input they were fuzzed on), re-verified from scratch after evaluation (fresh "
+                              "processes, other hash seeds); the figure is in the summary; 0 = off")
 
     @field_validator("timezone")
     @classmethod

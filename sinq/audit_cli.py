@@ -30,18 +30,21 @@ def _fail(message: str, code: int) -> typer.Exit:
 def audit(
     db: Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: config, SINQ_DB, ./sinq.duckdb)")
                   ] = None,
-    sample: Annotated[int | None, typer.Option("--sample", min=1, help="a seeded sample of N verified pairs")
+    sample: Annotated[int | None, typer.Option("--sample", min=1, help="a seeded sample of N pairs of each kind")
                       ] = None,
     all_pairs: Annotated[bool, typer.Option("--all", help="every verified pair (the default without --sample)")
                          ] = False,
     run: Annotated[str | None, typer.Option("--run", help="only the pairs of this run id")] = None,
     seed: Annotated[str, typer.Option("--seed", help="seed of the --sample choice")] = "sinq-audit",
+    kind: Annotated[str, typer.Option("--kind", help="pairs to audit: inequivalent (verified_pairs) | equivalent "
+                                      "(equivalent_pairs, every fuzzed input) | both")] = "both",
     backend: Annotated[str | None, typer.Option("--backend", help="sandbox backend: local | docker")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Re-verify stored verified pairs and their counted evaluator answers from scratch (fresh sandbox processes,
-    other hash seeds than the runs used); pairs that do not reproduce are marked and leave verified_pairs.
+    """Re-verify stored pairs (verified inequivalent ones on their diverging input, equivalent ones on every input
+    they were fuzzed on) and their counted evaluator answers from scratch (fresh sandbox processes, other hash seeds
+    than the runs used); pairs that do not reproduce are marked and leave verified_pairs / equivalent_pairs.
     Exit 0 when everything reproduced, 1 when something did not (gate training on it)."""
     from sinq.sandbox.errors import SandboxUnavailable
     from sinq.tasks.audit import audit as run_audit
@@ -51,6 +54,10 @@ def audit(
         raise _fail("--sample and --all exclude each other", 2)
     if backend is not None and backend not in ("local", "docker"):
         raise _fail(f"unknown backend {backend!r} (local | docker)", 2)
+    kinds = {"both": ("inequivalent", "equivalent"), "inequivalent": ("inequivalent",),
+             "equivalent": ("equivalent",)}.get(kind)
+    if kinds is None:
+        raise _fail(f"unknown pair kind {kind!r} (inequivalent | equivalent | both)", 2)
     try:
         settings = load_settings(config)
     except SettingsError as exc:
@@ -60,7 +67,7 @@ def audit(
     if not warehouse.path.exists():
         raise _fail(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)", 4)
     try:
-        result = run_audit(warehouse, sandbox, sample, run, seed)
+        result = run_audit(warehouse, sandbox, sample, run, seed, kinds=kinds)
     except SandboxUnavailable as exc:
         raise _fail(f"sandbox unavailable: {exc}", 3) from exc
     except WarehouseError as exc:
@@ -77,7 +84,8 @@ def _print(result: dict, path: Path) -> None:
     table = Table("subject", "checked", "reproduced", "not reproduced", "why not",
                   title=f"audit {result['audit_run']} of {path} ({result['backend']}, hash seeds "
                         f"{result['hash_seeds'][0]} and {result['hash_seeds'][1]})")
-    for name, figures in (("pairs (final)", result), ("pairs' own inputs", result["pairs"]),
+    kinds = [(f"  {kind}", figures) for kind, figures in result.get("kinds", {}).items()]
+    for name, figures in (("pairs (final)", result), *kinds, ("pairs' own inputs", result["pairs"]),
                           ("evaluator answers", result["answers"])):
         reasons = ", ".join(f"{r}: {n}" for r, n in figures["by_reason"].items())
         table.add_row(name, str(figures["checked"]), str(figures["reproduced"]), str(figures["not_reproduced"]),
@@ -85,11 +93,12 @@ def _print(result: dict, path: Path) -> None:
     out.print(table)
     if result["not_reproduced"]:
         shown = ", ".join(result["not_reproduced_pairs"][:10])
-        out.print(f"[red]{result['not_reproduced']} pair(s) did not reproduce and left verified_pairs[/red]: "
+        out.print(f"[red]{result['not_reproduced']} pair(s) did not reproduce and left verified_pairs / "
+                  "equivalent_pairs[/red]: "
                   f"{shown}{' …' if result['not_reproduced'] > 10 else ''}\n"
                   f"see: sinq sql \"SELECT * FROM audits WHERE audit_run = '{result['audit_run']}' "
                   "AND NOT reproduced\"")
     elif result["checked"]:
         out.print(f"[green]all {result['checked']} pairs reproduced[/green]")
     else:
-        out.print("nothing to audit: no verified pairs selected")
+        out.print("nothing to audit: no standing pairs selected")

@@ -1,11 +1,13 @@
-"""Audits: stored verified pairs and the evaluator answers behind their difficulty, re-verified from scratch.
+"""Audits: stored pairs of both kinds and the evaluator answers behind their labels, re-verified from scratch.
 
 A stored verdict is a claim the warehouse makes to whoever trains on it. The audit settles each claim again in a
 *fresh* backend (new worker processes, optionally the other backend) under hash seeds the run never used, with the
-run's own verdict rules (limits, repeats, compare mode). A pair is reproduced iff it ``diverges`` again with each
-side's outcome equal (``Outcome.key``) to the stored one; a counted answer iff its ``diverged`` is the same again.
-A pair whose counted answer does not reproduce is not reproduced either: its difficulty label is unreliable.
-Rows go to ``audits`` (insert-only) in one write; ``verified_pairs`` leaves out pairs whose latest audit failed.
+run's own verdict rules (limits, repeats, compare mode). An inequivalent pair is reproduced iff it ``diverges``
+again with each side's outcome equal (``Outcome.key``) to the stored one; an equivalent pair iff every input it was
+fuzzed on is ``same`` again, with the stored outcomes; a counted answer iff its ``diverged`` is the same again. A
+pair whose counted answer does not reproduce is not reproduced either: its label is unreliable. Rows go to
+``audits`` (insert-only) in one write; ``verified_pairs`` and ``equivalent_pairs`` leave out pairs whose latest
+audit failed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
+from typing import get_args
 
 from pydantic import ValidationError
 
@@ -36,6 +39,11 @@ RULE_FIELDS = ("limits", "compare", "repeats", "longer_budget_factor", "max_prog
 """What makes a verdict: taken from the run that stored it. Everything else (backend, workers, image) is the
 audit's own."""
 OUTCOME_FIELDS = ("kind", "value", "type", "message", "digest", "limit", "signal", "exit_code", "reason")
+KINDS = ("inequivalent", "equivalent")
+COMPARE_MODES = get_args(SandboxConfig.model_fields["compare"].annotation)
+"""The compare modes a verdict can be settled under again; a stored mode outside them falls back to the run's rules."""
+EXPECTED = {"inequivalent": "diverges", "equivalent": "same"}
+"""The verdict each kind of pair claims on its own inputs."""
 
 
 @dataclass
@@ -52,6 +60,7 @@ class Claim:
     stored: dict[str, Outcome | None] = field(default_factory=dict)
     answers: list[tuple[str, bool]] = field(default_factory=list)
     is_pair: bool = False
+    kind: str = "inequivalent"
 
 
 def sample_ids(ids: list[str], n: int | None, seed: str) -> list[str]:
@@ -60,9 +69,16 @@ def sample_ids(ids: list[str], n: int | None, seed: str) -> list[str]:
     return sorted(ordered if n is None else ordered[:n])
 
 
-def select_pairs(warehouse: Warehouse, sample: int | None, run_id: str | None, seed: str) -> list[str]:
-    """Ids of stored verified pairs: all (sample None), a seeded sample of ``sample``, optionally of one run."""
-    return sample_ids(queries.verified_pair_ids(warehouse, run_id), sample, seed)
+def select_pairs(warehouse: Warehouse, sample: int | None, run_id: str | None, seed: str,
+                 kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Ids of standing stored pairs of these kinds (verified inequivalent, equivalent): all (sample None), or a
+    seeded sample of ``sample`` of each kind, optionally of one run."""
+    views = {"inequivalent": "verified_pairs", "equivalent": "equivalent_pairs"}
+    unknown = set(kinds) - set(views)
+    if unknown:
+        raise ValueError(f"unknown pair kind(s) {sorted(unknown)} (inequivalent | equivalent)")
+    return sorted(pair_id for kind in kinds
+                  for pair_id in sample_ids(queries.verified_pair_ids(warehouse, run_id, views[kind]), sample, seed))
 
 
 def _run_rules(config_json: str | None) -> dict | None:
@@ -88,8 +104,8 @@ def _outcome(raw: str | None) -> Outcome | None:
 
 
 def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) -> tuple[list[Claim], set[int]]:
-    """The claims behind these pairs (each pair's own input, and its counted answers' inputs, one claim per
-    distinct triple) and every hash seed the runs behind them used."""
+    """The claims behind these pairs (each pair's own inputs: an equivalent pair's every fuzzed one; its counted
+    answers' inputs; one claim per distinct triple) and every hash seed the runs behind them used."""
     if not pair_ids:
         return [], set()
     pairs, answers, seeds = queries.claims_behind(warehouse, pair_ids)
@@ -100,7 +116,7 @@ def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) 
         if run is not None:
             seeds.update(run["seeds"])
         chosen = dict(run["rules"] if run else fallback)
-        if compare:
+        if compare in COMPARE_MODES:
             chosen["compare"] = compare
         return json.dumps(chosen, sort_keys=True)
 
@@ -111,7 +127,7 @@ def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) 
         key = (p["pair_id"], p["literal"], rules(p["config"], p["compare_mode"]))
         claim = claims.setdefault(key, Claim(p["pair_id"], p["original"], p["variant"], p["entry_point"],
                                              p["literal"], key[2], p["verdict"]))
-        claim.is_pair = True
+        claim.is_pair, claim.kind = True, p["pair_kind"]
         claim.stored = {"original": _outcome(p["original_outcome"]), "variant": _outcome(p["variant_outcome"])}
     for a in answers:
         original, variant, entry = programs[a["pair_id"]]
@@ -161,8 +177,10 @@ def _short(outcome: Outcome | None) -> dict | None:
 
 
 def pair_reason(claim: Claim, verdict: Verdict) -> str | None:
-    """None when the pair reproduced, else why not (``now_<verdict>:<reason>``, ``outcome_changed:<side>``)."""
-    if verdict.verdict != "diverges":
+    """None when the pair's claim reproduced (``diverges`` again for an inequivalent pair, ``same`` for an
+    equivalent one, with the stored outcomes), else why not (``now_<verdict>:<reason>``,
+    ``outcome_changed:<side>``)."""
+    if verdict.verdict != EXPECTED[claim.kind]:
         return f"now_{verdict.verdict}:{verdict.reason}"
     mode = json.loads(claim.rules)["compare"]
     changed = [side for side in ("original", "variant")
@@ -188,16 +206,19 @@ def _tally(rows: list[dict]) -> dict:
 
 
 def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, run_id: str | None = None,
-          seed: str = "sinq-audit", made_by: str | None = None, audit_run: str | None = None) -> dict:
-    """Re-verify stored verified pairs (all, or a seeded sample of ``sample``; of one run if given) and their
-    counted answers; store one audit row per pair and per answer in one write; return the figures.
+          seed: str = "sinq-audit", made_by: str | None = None, audit_run: str | None = None,
+          kinds: tuple[str, ...] = KINDS) -> dict:
+    """Re-verify standing stored pairs of these kinds (all, or a seeded sample of ``sample`` of each kind; of one
+    run if given) and their counted answers; store one audit row per pair and per answer in one write; return the
+    figures.
 
     ``made_by`` is the run this audit belongs to (a nightly run); without one the audit is a run of its own
-    (kind ``audit`` in ``runs``). Top-level figures are per pair, final (an unreproduced answer fails its pair);
-    ``pairs`` is the pairs' own diverging inputs alone, ``answers`` the counted evaluator answers."""
+    (kind ``audit`` in ``runs``). Top-level figures are per pair, final (an unreproduced answer fails its pair),
+    and ``kinds`` splits them by pair kind; ``pairs`` is the pairs' own inputs alone, ``answers`` the counted
+    evaluator answers."""
     started_at, started = datetime.now(UTC), time.perf_counter()
     audit_run = audit_run or f"audit-{uuid.uuid4().hex[:12]}"
-    pair_ids = select_pairs(warehouse, sample, run_id, seed)
+    pair_ids = select_pairs(warehouse, sample, run_id, seed, kinds)
     claims, used = load_claims(warehouse, pair_ids, base)
     seeds = audit_seeds(used)
     verdicts, executions = _settle(claims, base, seeds) if claims else ([], 0)
@@ -212,9 +233,15 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
                     "variant": _short(verdict.variant)}
         if claim.is_pair:
             reason = pair_reason(claim, verdict)
-            own[claim.pair_id] = {"subject": "pair", "pair_id": claim.pair_id, "answer_id": None,
-                                  "stored_verdict": claim.stored_verdict, "verdict": verdict.verdict,
-                                  "reason": reason, "reproduced": reason is None, "detail": outcomes}
+            row = own.get(claim.pair_id)
+            if row is None or (row["reproduced"] and reason is not None):
+                inputs = row["detail"]["inputs_checked"] if row else 0
+                row = own[claim.pair_id] = {
+                    "subject": "pair", "pair_id": claim.pair_id, "answer_id": None, "kind": claim.kind,
+                    "stored_verdict": claim.stored_verdict, "verdict": verdict.verdict, "reason": reason,
+                    "reproduced": reason is None,
+                    "detail": {**outcomes, "input": claim.literal, "inputs_checked": inputs}}
+            row["detail"]["inputs_checked"] += 1
         for answer_id, diverged in claim.answers:
             reason = answer_reason(diverged, verdict)
             if reason is not None:
@@ -227,16 +254,19 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     own_tally = _tally(list(own.values()))
     pair_rows = []
     for pair_id, row in own.items():
-        final = dict(row)
+        final = {k: v for k, v in row.items() if k != "kind"}
         if row["reproduced"] and pair_id in failed_answers:
             final.update(reason="answer_not_reproduced", reproduced=False)
             final["detail"] = {**row["detail"], "answers_not_reproduced": failed_answers[pair_id]}
         final.update(audit_id=content_id("audit", audit_run, "pair", pair_id), detail=json.dumps(final["detail"]),
                      **common)
         pair_rows.append(final)
+    kind_of = {pair_id: row["kind"] for pair_id, row in own.items()}
     result = {"audit_run": audit_run, **_tally(pair_rows), "pairs": own_tally, "answers": _tally(answer_rows),
+              "kinds": {kind: _tally([r for r in pair_rows if kind_of[r["pair_id"]] == kind]) for kind in kinds},
               "backend": base.backend, "hash_seeds": list(seeds), "run_hash_seeds": sorted(used),
-              "executions": executions, "selection": {"sample": sample, "run_id": run_id, "seed": seed},
+              "executions": executions,
+              "selection": {"sample": sample, "run_id": run_id, "seed": seed, "kinds": list(kinds)},
               "not_reproduced_pairs": sorted(r["pair_id"] for r in pair_rows if not r["reproduced"])}
     batch: dict[str, list[dict]] = {"audits": pair_rows + answer_rows}
     if made_by is None and pair_rows:
@@ -261,8 +291,8 @@ def _run_row(audit_run: str, base: SandboxConfig, seeds: tuple[int, int], result
 
 
 def audit_run_sample(settings: Settings, run_id: str) -> dict:
-    """The nightly's audit: a seeded sample of ``[run] audit_sample`` of this run's verified pairs, on the run's
-    backend kind in fresh processes under other hash seeds."""
+    """The nightly's audit: a seeded sample of ``[run] audit_sample`` of this run's verified pairs and as many of
+    its equivalent pairs, on the run's backend kind in fresh processes under other hash seeds."""
     from sinq.tasks.stages import warehouse_for
 
     return audit(warehouse_for(settings), settings.sandbox, settings.run.audit_sample, run_id, seed=run_id,

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
 from sinq.tasks.audit import AUDIT_SEED_BASE, sample_ids
 from sinq.warehouse.config import WarehouseConfig
-from sinq.warehouse.records import content_id, merge, pair_rows, verdict_rows
+from sinq.warehouse.records import content_id, equivalent_pair_rows, merge, pair_rows, verdict_rows
 from sinq.warehouse.store import Warehouse
 from tests.conftest import fast_config
 
@@ -64,45 +65,61 @@ def test_sample_is_seeded_and_deterministic() -> None:
 def test_nightly_audits_a_sample_and_reports_it(humaneval_run):
     settings, summary = humaneval_run
     audit = summary["audit"]
-    assert summary["verified_pairs"] >= 5
-    assert audit["checked"] == 5 and audit["reproduced"] == 5 and audit["not_reproduced"] == 0
+    assert summary["verified_pairs"] >= 5 and summary["equivalent_pairs"] >= 5
+    assert audit["checked"] == 10 and audit["reproduced"] == 10 and audit["not_reproduced"] == 0
+    assert {kind: figures["checked"] for kind, figures in audit["kinds"].items()} == {"inequivalent": 5,
+                                                                                       "equivalent": 5}
     assert audit["answers"]["checked"] >= 5 and audit["answers"]["not_reproduced"] == 0
     assert set(audit["hash_seeds"]).isdisjoint(settings.sandbox.hash_seeds)
     stored = rows(settings.warehouse.path, "SELECT subject, count(*), bool_and(reproduced), any_value(run_id) "
                   "FROM audits WHERE audit_run = ? GROUP BY 1 ORDER BY 1", [f"audit-{summary['run_id']}"])
     assert stored == [("answer", audit["answers"]["checked"], True, summary["run_id"]),
-                      ("pair", 5, True, summary["run_id"])]
+                      ("pair", 10, True, summary["run_id"])]
+    # an equivalent pair's audit settled every input it was fuzzed on, not only the first
+    checked = rows(settings.warehouse.path, "SELECT CAST(json_extract(a.detail, '$.inputs_checked') AS INTEGER), "
+                   "e.inputs_tried FROM audits a JOIN equivalence_evidence e USING (pair_id) WHERE a.audit_run = ? "
+                   "AND a.subject = 'pair'", [f"audit-{summary['run_id']}"])
+    assert len(checked) == 5 and all(n == tried and tried >= 1 for n, tried in checked)
+    assert sum(tried for _, tried in checked) > 5
 
 
 def test_audit_all_reproduces_every_verified_pair(humaneval_run):
     settings, _ = humaneval_run
     db = settings.warehouse.path
     verified = rows(db, "SELECT count(*) FROM verified_pairs")[0][0]
-    answers = rows(db, "SELECT count(*) FROM evaluator_answers a JOIN verified_pairs v USING (pair_id) "
-                   "WHERE a.counted AND a.verdict_id IS NOT NULL")[0][0]
+    equivalent = rows(db, "SELECT count(*) FROM equivalent_pairs")[0][0]
+    answers = rows(db, "SELECT count(*) FROM evaluator_answers a WHERE a.counted AND a.verdict_id IS NOT NULL AND "
+                   "a.pair_id IN (SELECT pair_id FROM verified_pairs UNION SELECT pair_id FROM equivalent_pairs)"
+                   )[0][0]
     done = sinq("audit", "--all", "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert verified >= 5 and answers >= verified
-    assert (result["checked"], result["reproduced"], result["not_reproduced"]) == (verified, verified, 0)
+    assert verified >= 5 and equivalent >= 5 and answers >= verified
+    total = verified + equivalent
+    assert (result["checked"], result["reproduced"], result["not_reproduced"]) == (total, total, 0)
+    assert result["kinds"]["equivalent"]["checked"] == equivalent
     assert result["answers"] == {"checked": answers, "reproduced": answers, "not_reproduced": 0, "by_reason": {}}
     assert result["backend"] == "local" and result["run_hash_seeds"] == [1, 2]
     assert result["hash_seeds"] == [AUDIT_SEED_BASE, AUDIT_SEED_BASE + 1]
     assert rows(db, "SELECT count(*), count(DISTINCT audit_id) FROM audits WHERE audit_run = ?",
-                [result["audit_run"]])[0] == (verified + answers, verified + answers)
+                [result["audit_run"]])[0] == (total + answers, total + answers)
     assert rows(db, "SELECT kind, status FROM runs WHERE run_id = ?", [result["audit_run"]]) == [("audit", "completed")]
     assert rows(db, "SELECT count(*) FROM verified_pairs")[0][0] == verified
+    assert rows(db, "SELECT count(*) FROM equivalent_pairs")[0][0] == equivalent
 
 
 def test_audit_on_the_docker_backend(humaneval_run, docker_backend):
     settings, _ = humaneval_run
     db = settings.warehouse.path
     verified = rows(db, "SELECT count(*) FROM verified_pairs")[0][0]
+    equivalent = rows(db, "SELECT count(*) FROM equivalent_pairs")[0][0]
     done = sinq("audit", "--all", "--backend", "docker", "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["backend"] == "docker"
-    assert (result["checked"], result["not_reproduced"]) == (verified, 0)
+    assert (result["checked"], result["not_reproduced"]) == (verified + equivalent, 0)
+    assert result["kinds"]["equivalent"] == {"checked": equivalent, "reproduced": equivalent, "not_reproduced": 0,
+                                             "by_reason": {}}
     assert result["answers"]["checked"] > 0 and result["answers"]["not_reproduced"] == 0
 
 
@@ -214,6 +231,54 @@ def test_planted_false_pairs_are_not_reproduced_and_leave_verified_pairs(planted
     again = sinq("audit", "--all", "--db", str(db))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "all 1 pairs reproduced" in again.stdout
+
+
+def _store_equivalent(warehouse: Warehouse, run_id: str, tried: list[tuple[Pair, Verdict]]) -> str:
+    batch = equivalent_pair_rows(tried, "construction", ["test"], "equivalence:test", 0, None, None, run_id,
+                                 datetime.now(UTC))
+    warehouse.store(batch)
+    return batch["pairs"][0]["pair_id"]
+
+
+def test_a_false_equivalence_is_not_reproduced_and_leaves_equivalent_pairs(tmp_path, local_backend):
+    """Two stored equivalent pairs: one honest (fuzzed equal on three inputs), one whose second input was forged
+    ``same`` where the programs differ. The audit settles every input of each and catches the forged one."""
+    warehouse = Warehouse(tmp_path / "equivalent.duckdb")
+    twice = "def f(x):\n    return x + x\n"
+    honest = [Pair(f"h{n}", twice, "def f(x):\n    return 2 * x\n", "f", {"x": n}) for n in (2, 5, -1)]
+    false = [Pair(f"f{n}", twice, "def f(x):\n    return abs(x) * 2\n", "f", {"x": n}) for n in (4, -1)]
+    verdicts = verify_many(honest + false, local_backend)
+    assert [v.verdict for v in verdicts] == ["same"] * 4 + ["diverges"]
+    forged = verdicts[4].model_copy(update={"verdict": "same", "reason": "same_value"})
+    ids = {"honest": _store_equivalent(warehouse, "run-eq", list(zip(honest, verdicts[:3], strict=True))),
+           "false": _store_equivalent(warehouse, "run-eq", [(false[0], verdicts[3]), (false[1], forged)])}
+    db = warehouse.path
+    assert sorted(r[0] for r in rows(db, "SELECT pair_id FROM equivalent_pairs")) == sorted(ids.values())
+
+    nothing = sinq("audit", "--all", "--kind", "inequivalent", "--db", str(db), "--json")
+    assert nothing.returncode == 0 and json.loads(nothing.stdout)["checked"] == 0
+
+    done = sinq("audit", "--all", "--kind", "equivalent", "--db", str(db), "--json")
+    assert done.returncode == 1, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert (result["checked"], result["reproduced"], result["not_reproduced"]) == (2, 1, 1)
+    assert result["by_reason"] == {"now_diverges:different_value": 1}
+    assert result["kinds"]["equivalent"]["not_reproduced"] == 1 and result["not_reproduced_pairs"] == [ids["false"]]
+    [(verdict, reason, detail)] = rows(db, "SELECT verdict, reason, detail FROM audits WHERE pair_id = ?",
+                                       [ids["false"]])
+    assert (verdict, reason) == ("diverges", "now_diverges:different_value")
+    assert json.loads(detail)["inputs_checked"] == 2 and json.loads(detail)["input"] == "{'x': -1}"
+    [(honest_detail,)] = rows(db, "SELECT detail FROM audits WHERE pair_id = ?", [ids["honest"]])
+    assert json.loads(honest_detail)["inputs_checked"] == 3
+    status = dict(rows(db, "SELECT pair_id, status FROM all_pairs"))
+    assert status == {ids["honest"]: "equivalent", ids["false"]: "not_reproduced"}
+    assert rows(db, "SELECT pair_id FROM equivalent_pairs") == [(ids["honest"],)]
+
+    again = sinq("audit", "--all", "--db", str(db))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "all 1 pairs reproduced" in again.stdout
+    bad = sinq("audit", "--kind", "neither", "--db", str(db))
+    assert bad.returncode == 2 and "unknown pair kind" in bad.stderr
 
 
 def test_export_card_has_statistics_and_leaves_flagged_pairs_out(planted, tmp_path):

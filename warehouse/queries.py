@@ -167,28 +167,37 @@ def stored_pairs(con: duckdb.DuckDBPyConnection, problem_ids: list[str], origina
 
 
 # ---- audits
-def verified_pair_ids(warehouse: Warehouse, run_id: str | None = None) -> list[str]:
-    """Ids of the pairs in ``verified_pairs`` (of one run, or all)."""
+def verified_pair_ids(warehouse: Warehouse, run_id: str | None = None, view: str = "verified_pairs") -> list[str]:
+    """Ids of the pairs in ``verified_pairs`` (or the standing ``equivalent_pairs``), of one run or all."""
+    if view not in ("verified_pairs", "equivalent_pairs"):
+        raise ValueError(f"not a pair view: {view}")
     if not warehouse.path.exists():
         return []
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
     with warehouse.reading() as con:
-        return [r[0] for r in con.execute(f"SELECT pair_id FROM verified_pairs {where}", params).fetchall()]
+        return [r[0] for r in con.execute(f"SELECT pair_id FROM {view} {where}", params).fetchall()]
 
 
 def claims_behind(warehouse: Warehouse, pair_ids: list[str]) -> tuple[list[dict], list[dict], set[int]]:
-    """What an audit re-verifies for these pairs: each pair's own claim (codes, input, stored verdict and outcomes,
-    compare mode, the config of the run that settled it), its counted answers' claims, and every hash seed the
-    executions behind them used."""
+    """What an audit re-verifies for these pairs: each pair's own claims (codes, input, stored verdict and outcomes,
+    compare mode, the config of the run that settled it: an inequivalent pair's diverging input, an equivalent
+    pair's every fuzzed input, in the order tried), its counted answers' claims, and every hash seed the executions
+    behind them used."""
     with warehouse.reading() as con:
         pairs = _dicts(con.execute(
-            "SELECT p.pair_id, o.code AS original, v.code AS variant, p.entry_point, i.literal, vd.verdict, "
-            "vd.original_outcome, vd.variant_outcome, vd.compare_mode, r.config FROM pairs p "
-            "JOIN verdicts vd USING (verdict_id) "
+            "WITH claimed AS ("
+            "SELECT pair_id, verdict_id, 0 AS n FROM pairs WHERE coalesce(pair_kind, 'inequivalent') <> 'equivalent' "
+            "AND pair_id IN (SELECT unnest(?)) UNION ALL "
+            "SELECT e.pair_id, t.verdict_id, t.n FROM equivalence_evidence e, "
+            "unnest(from_json(e.verdict_ids, '[\"VARCHAR\"]')) WITH ORDINALITY AS t(verdict_id, n) "
+            "WHERE e.pair_id IN (SELECT unnest(?))) "
+            "SELECT c.pair_id, coalesce(p.pair_kind, 'inequivalent') AS pair_kind, o.code AS original, "
+            "v.code AS variant, p.entry_point, i.literal, vd.verdict, vd.original_outcome, vd.variant_outcome, "
+            "vd.compare_mode, r.config FROM claimed c JOIN pairs p ON p.pair_id = c.pair_id "
+            "JOIN verdicts vd ON vd.verdict_id = c.verdict_id "
             "JOIN programs o ON o.program_id = p.original_program_id "
-            "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = p.input_id "
-            "LEFT JOIN runs r ON r.run_id = vd.run_id WHERE p.pair_id IN (SELECT unnest(?)) ORDER BY p.pair_id",
-            [pair_ids]))
+            "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = vd.input_id "
+            "LEFT JOIN runs r ON r.run_id = vd.run_id ORDER BY c.pair_id, c.n", [pair_ids, pair_ids]))
         answers = _dicts(con.execute(
             "SELECT a.pair_id, a.answer_id, i.literal, a.diverged, vd.verdict, vd.compare_mode, r.config "
             "FROM evaluator_answers a JOIN verdicts vd ON vd.verdict_id = a.verdict_id "
@@ -198,8 +207,10 @@ def claims_behind(warehouse: Warehouse, pair_ids: list[str]) -> tuple[list[dict]
         seeds = {r[0] for r in con.execute(
             "SELECT DISTINCT e.hash_seed FROM executions e WHERE e.hash_seed IS NOT NULL AND e.verdict_id IN ("
             "SELECT verdict_id FROM pairs WHERE pair_id IN (SELECT unnest(?)) UNION "
+            "SELECT unnest(from_json(verdict_ids, '[\"VARCHAR\"]')) FROM equivalence_evidence "
+            "WHERE pair_id IN (SELECT unnest(?)) UNION "
             "SELECT verdict_id FROM evaluator_answers WHERE counted AND pair_id IN (SELECT unnest(?)))",
-            [pair_ids, pair_ids]).fetchall()}
+            [pair_ids, pair_ids, pair_ids]).fetchall()}
     return pairs, answers, seeds
 
 

@@ -172,7 +172,7 @@ def equivalent_pair_rows(tried: list[tuple[Pair, Verdict]], evidence: str, trans
     unequal = [v.verdict for _, v in tried if v.verdict != "same"]
     if unequal:
         raise ValueError(f"not equivalent on every input tried: verdicts {sorted(set(unequal))}")
-    compare = config.compare if config is not None else "canonical"
+    compare = (config or SandboxConfig()).compare
     batch: dict[str, list[dict]] = {}
     for pair, verdict in tried:
         batch = merge(batch, verdict_rows(pair, verdict, run_id, compare, now, config))

@@ -359,6 +359,42 @@ GROUP BY ALL;
 proposed, fuzzed, kept, and the dropped ones by reason), so a rerun tries each problem once and a broken
 transformation shows up as a reason count (``equivalence_drops`` sums them per run)."""
 
+EQUIVALENT_AUDITS_V9 = """
+CREATE OR REPLACE VIEW all_pairs AS
+SELECT p.pair_id, p.problem_id, pr.source, p.entry_point,
+       o.code AS original_code, v.code AS variant_code,
+       CAST(i.literal AS VARCHAR) AS diverging_input,
+       vd.original_outcome, vd.variant_outcome,
+       p.generator_agent_id AS generator, p.round, d.difficulty, d.evaluator_agent_id AS evaluator,
+       p.run_id, p.created_at,
+       coalesce(pr.split, 'train') AS split, coalesce(p.flags, '[]') AS flags,
+       p.duplicate_of, p.duplicate_kind, p.similarity, la.reproduced AS audit_reproduced, la.reason AS audit_reason,
+       CASE WHEN coalesce(p.pair_kind, 'inequivalent') = 'equivalent' THEN
+                CASE WHEN rl.pair_id IS NOT NULL THEN 'refuted'
+                     WHEN vd.verdict <> 'same' THEN 'not_equal'
+                     WHEN p.duplicate_of IS NOT NULL THEN 'duplicate'
+                     WHEN la.reproduced = false THEN 'not_reproduced'
+                     ELSE 'equivalent' END
+            WHEN vd.verdict <> 'diverges' THEN 'not_diverging'
+            WHEN p.duplicate_of IS NOT NULL THEN 'duplicate'
+            WHEN la.reproduced = false THEN 'not_reproduced'
+            ELSE 'verified' END AS status,
+       coalesce(p.pair_kind, 'inequivalent') AS pair_kind
+FROM pairs p
+JOIN verdicts vd USING (verdict_id)
+JOIN programs o ON o.program_id = p.original_program_id
+JOIN programs v ON v.program_id = p.variant_program_id
+JOIN inputs i ON i.input_id = p.input_id
+LEFT JOIN problems pr ON pr.problem_id = p.problem_id
+LEFT JOIN latest_difficulty d ON d.pair_id = p.pair_id
+LEFT JOIN latest_audit la ON la.pair_id = p.pair_id
+LEFT JOIN pair_relabels rl ON rl.pair_id = p.pair_id;
+"""
+"""Audits of equivalent pairs: an equivalent pair's audit re-verifies every input it was fuzzed on (each must be
+``same`` again, with the stored outcomes); one whose latest audit did not reproduce gets the status
+``not_reproduced`` and leaves ``equivalent_pairs`` (and so training sets, exports and evaluation sets), as an
+inequivalent pair leaves ``verified_pairs``."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -378,6 +414,8 @@ MIGRATIONS: list[Migration] = [
                  "kind, the equivalent_pairs view, round_stats per kind (false alarms, misses)", PAIR_KINDS_V7),
     Migration(8, "equivalence_attempts: what each equivalent-pair maker tried per problem and round (candidates, "
                  "kept, dropped by reason); the equivalence_drops view", EQUIVALENCE_ATTEMPTS_V8),
+    Migration(9, "audits of equivalent pairs: all_pairs gives an equivalent pair whose latest audit failed the "
+                 "status not_reproduced (it leaves equivalent_pairs)", EQUIVALENT_AUDITS_V9),
 ]
 LATEST = MIGRATIONS[-1].version
 
