@@ -16,8 +16,10 @@ from sinq.warehouse.config import WarehouseConfig
 
 WORK_STAGES = ("source", "generate", "evaluate", "audit", "summary")
 """Work: the stages' task bodies, the audit, the summary. The flow process's planning reads and batch writes
-(``warehouse``) overlap the batches still playing, so they are reported beside the work, not added to it: a write
-that held the run up counts as orchestration, which makes the share an upper bound."""
+(``warehouse``) overlap the batches still playing, so they are reported beside the work, not added to it. Batches
+play concurrently (up to ``[run] sandbox_slots``, generate and evaluate overlapping), so the summed task bodies can
+exceed the wall and the share is then a lower bound (1,000 × 10 measured -0.0009): a sound figure needs the union
+of the tasks' busy intervals (issue 14)."""
 
 
 def repeated_problems(path: Path, count: int) -> Path:
