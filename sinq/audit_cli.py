@@ -47,6 +47,7 @@ def audit(
     than the runs used); pairs that do not reproduce are marked and leave verified_pairs / equivalent_pairs.
     Exit 0 when everything reproduced, 1 when something did not (gate training on it)."""
     from sinq.sandbox.errors import SandboxUnavailable
+    from sinq.tasks.audit import KINDS
     from sinq.tasks.audit import audit as run_audit
     from sinq.warehouse.store import Warehouse, WarehouseError
 
@@ -54,10 +55,9 @@ def audit(
         raise _fail("--sample and --all exclude each other", 2)
     if backend is not None and backend not in ("local", "docker"):
         raise _fail(f"unknown backend {backend!r} (local | docker)", 2)
-    kinds = {"both": ("inequivalent", "equivalent"), "inequivalent": ("inequivalent",),
-             "equivalent": ("equivalent",)}.get(kind)
-    if kinds is None:
-        raise _fail(f"unknown pair kind {kind!r} (inequivalent | equivalent | both)", 2)
+    if kind != "both" and kind not in KINDS:
+        raise _fail(f"unknown pair kind {kind!r} ({' | '.join(KINDS)} | both)", 2)
+    kinds = KINDS if kind == "both" else (kind,)
     try:
         settings = load_settings(config)
     except SettingsError as exc:

@@ -39,7 +39,9 @@ RULE_FIELDS = ("limits", "compare", "repeats", "longer_budget_factor", "max_prog
 """What makes a verdict: taken from the run that stored it. Everything else (backend, workers, image) is the
 audit's own."""
 OUTCOME_FIELDS = ("kind", "value", "type", "message", "digest", "limit", "signal", "exit_code", "reason")
-KINDS = ("inequivalent", "equivalent")
+VIEWS = {"inequivalent": "verified_pairs", "equivalent": "equivalent_pairs"}
+"""The view that lists the standing pairs of each kind."""
+KINDS = tuple(VIEWS)
 COMPARE_MODES = get_args(SandboxConfig.model_fields["compare"].annotation)
 """The compare modes a verdict can be settled under again; a stored mode outside them falls back to the run's rules."""
 EXPECTED = {"inequivalent": "diverges", "equivalent": "same"}
@@ -73,12 +75,11 @@ def select_pairs(warehouse: Warehouse, sample: int | None, run_id: str | None, s
                  kinds: tuple[str, ...] = KINDS) -> list[str]:
     """Ids of standing stored pairs of these kinds (verified inequivalent, equivalent): all (sample None), or a
     seeded sample of ``sample`` of each kind, optionally of one run."""
-    views = {"inequivalent": "verified_pairs", "equivalent": "equivalent_pairs"}
-    unknown = set(kinds) - set(views)
+    unknown = set(kinds) - set(VIEWS)
     if unknown:
         raise ValueError(f"unknown pair kind(s) {sorted(unknown)} (inequivalent | equivalent)")
     return sorted(pair_id for kind in kinds
-                  for pair_id in sample_ids(queries.verified_pair_ids(warehouse, run_id, views[kind]), sample, seed))
+                  for pair_id in sample_ids(queries.verified_pair_ids(warehouse, run_id, VIEWS[kind]), sample, seed))
 
 
 def _run_rules(config_json: str | None) -> dict | None:
@@ -226,6 +227,7 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     common = {"audit_run": audit_run, "backend": base.backend, "hash_seeds": json.dumps(list(seeds)),
               "run_id": made_by or audit_run, "created_at": now}
     own: dict[str, dict] = {}
+    kind_of: dict[str, str] = {}
     answer_rows: list[dict] = []
     failed_answers: dict[str, list[str]] = {}
     for claim, verdict in zip(claims, verdicts, strict=True):
@@ -236,8 +238,9 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
             row = own.get(claim.pair_id)
             if row is None or (row["reproduced"] and reason is not None):
                 inputs = row["detail"]["inputs_checked"] if row else 0
+                kind_of[claim.pair_id] = claim.kind
                 row = own[claim.pair_id] = {
-                    "subject": "pair", "pair_id": claim.pair_id, "answer_id": None, "kind": claim.kind,
+                    "subject": "pair", "pair_id": claim.pair_id, "answer_id": None,
                     "stored_verdict": claim.stored_verdict, "verdict": verdict.verdict, "reason": reason,
                     "reproduced": reason is None,
                     "detail": {**outcomes, "input": claim.literal, "inputs_checked": inputs}}
@@ -254,14 +257,13 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     own_tally = _tally(list(own.values()))
     pair_rows = []
     for pair_id, row in own.items():
-        final = {k: v for k, v in row.items() if k != "kind"}
+        final = dict(row)
         if row["reproduced"] and pair_id in failed_answers:
             final.update(reason="answer_not_reproduced", reproduced=False)
             final["detail"] = {**row["detail"], "answers_not_reproduced": failed_answers[pair_id]}
         final.update(audit_id=content_id("audit", audit_run, "pair", pair_id), detail=json.dumps(final["detail"]),
                      **common)
         pair_rows.append(final)
-    kind_of = {pair_id: row["kind"] for pair_id, row in own.items()}
     result = {"audit_run": audit_run, **_tally(pair_rows), "pairs": own_tally, "answers": _tally(answer_rows),
               "kinds": {kind: _tally([r for r in pair_rows if kind_of[r["pair_id"]] == kind]) for kind in kinds},
               "backend": base.backend, "hash_seeds": list(seeds), "run_hash_seeds": sorted(used),
