@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from sinq import code_version
 from sinq.flows.artifacts import publish, publish_pair_viewer, slug
-from sinq.flows.plays import Plays, efficiency
+from sinq.flows.plays import Plays, covered, efficiency
 from sinq.game.errors import SinqError
 from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings, load_settings
@@ -164,7 +164,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
         "config": cfg.model_dump_json(), "config_hash": cfg.config_hash(), "code_version": code_version(),
         "tags": json.dumps(run_tags(cfg)),
         "started_at": datetime.now(UTC), **liveness.run_identity()}]})
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     cpu_before = cpu.tree_cpu_s()
     timings: dict[str, float] = {}
     beat = time.monotonic()
@@ -178,6 +178,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
         progress = create_progress_artifact(0.0, key="nightly-progress",
                                             description="generate + evaluate batches done")
         plays = Plays(cfg, run_id, cpu_before)
+        plays.spans.append(source.pop("span"))
         plays.charge(source.pop("sandbox"))
         for i, batch in enumerate(batches):
             plays.plan(nightly.generate, "generate", batch, i)
@@ -224,17 +225,22 @@ def nightly_generation(settings: dict | None = None) -> dict:
                 logger.error("audit failed: %s", exc)
             else:
                 timings["audit"] = audit.pop("seconds")
+                plays.spans.append(audit.pop("span"))
                 plays.charge(audit.pop("sandbox"))
                 logger.info("audit: %d of %d sampled pairs reproduced (%d answers checked); not reproduced: %s",
                             audit["reproduced"], audit["checked"], audit["answers"]["checked"], audit["by_reason"])
         summary = nightly.summarize(data, run_id)
         timings["summary"] = summary.pop("seconds")
-        snapshot = nightly.export_snapshot(data, run_id)
+        plays.spans.append(summary.pop("span"))
+        exported = nightly.export_snapshot(data, run_id)
+        timings["export"], snapshot = exported["seconds"], exported["snapshot"]
+        plays.spans.append(exported["span"])
         timings["wall"] = time.perf_counter() - started
         summary.update(problems=source["usable"], problems_loaded=source["loaded"], snapshot=snapshot,
                        failed_batches=failures, audit=audit, **plays.figures(summary["verified_pairs"]))
         stage_seconds = {k: v for k, v in timings.items() if k != "wall"}
         timings.update(efficiency(summary))
+        timings["busy"] = covered(plays.spans, started_at, started_at + timings["wall"])
         summary["timings"] = {k: round(v, 4) for k, v in timings.items()}
         publish(summary, source, stage_seconds)
         publish_pair_viewer(run_id, viewer_pairs(warehouse, run_id))

@@ -40,13 +40,17 @@ class Plays:
         self._remote: set[tuple[str, int]] = set()
         self.warehouse_s = 0.0
         """Seconds this process spent planning (reads) and storing (writes) the batches."""
+        self.spans: list[tuple[float, float]] = []
+        """(start, end) epoch seconds of every piece of stage work: task bodies wherever they ran, and this
+        process's warehouse reads and writes. Epoch, not a monotonic clock, so spans from other hosts line up."""
 
     def plan(self, task, stage: str, problem_ids: list[str], index: int) -> None:
         """Plan a batch of ``stage`` (warehouse reads, here) and submit it to ``task``."""
-        started = time.perf_counter()
+        span, started = time.time(), time.perf_counter()
         planner = stages.plan_generate if stage == "generate" else stages.plan_evaluate
         work = planner(self.settings, self.run_id, problem_ids)
         self.warehouse_s += time.perf_counter() - started
+        self.spans.append((span, time.time()))
         self.submit(task, work, index)
 
     def submit(self, task, work: stages.Work, index: int) -> None:
@@ -70,9 +74,12 @@ class Plays:
     def store(self, future) -> dict:
         """The batch's result stored in one write; its counts (the task's seconds included)."""
         played: stages.Played = future.result()
-        started = time.perf_counter()
+        span, started = time.time(), time.perf_counter()
         counts = stages.store_played(self.settings, played)
         self.warehouse_s += time.perf_counter() - started
+        self.spans.append((span, time.time()))
+        if "span" in counts:
+            self.spans.append(tuple(counts.pop("span")))
         counts.setdefault("seconds", 0.0)
         self.search.update(counts.get("search") or {})
         equivalence = counts.get("equivalence") or {}
@@ -102,6 +109,17 @@ class Plays:
             "sandbox": {"seconds": {k: round(v, 3) for k, v in sorted(self.sandbox["seconds"].items())},
                         "executions": dict(sorted(self.sandbox["executions"].items())),
                         "shares": tally.shares(self.sandbox)}}
+
+
+def covered(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] inside at least one span: the time some stage was working. Unlike the sum of the
+    spans, it does not count twice the time concurrent batches overlap, so wall less this is time nothing ran."""
+    total, reach = 0.0, start
+    for lo, hi in sorted((max(lo, start), min(hi, end)) for lo, hi in spans):
+        if hi > reach:
+            total += hi - max(lo, reach)
+            reach = hi
+    return total
 
 
 def _local(where: dict) -> bool:

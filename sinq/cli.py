@@ -891,7 +891,7 @@ def pipeline_bench(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """A nightly run with baseline agents: wall time, orchestration time (wall less stage work) and their share."""
+    """A nightly run with baseline agents: wall time, orchestration time (when no stage worked) and its share."""
     import logging
     import os
 

@@ -157,11 +157,11 @@ def _not_abandoned() -> None:
 
 
 def _timed(function, *args) -> dict:
-    """The stage's own seconds: its body less any wait for this process's sandbox pool."""
+    """The stage's own seconds (its body less any wait for this process's sandbox pool) and its span."""
     take_lock_wait()
-    started = time.perf_counter()
+    span, started = time.time(), time.perf_counter()
     result = function(*args)
-    return {**result, "seconds": time.perf_counter() - started - take_lock_wait()}
+    return {**result, "seconds": time.perf_counter() - started - take_lock_wait(), "span": (span, time.time())}
 
 
 @task(name="source-problems", **OPTIONS)
@@ -178,9 +178,10 @@ def _play(function, settings: Settings, work: stages.Work) -> stages.Played:
     process tree spent (the flow adds that for batches played on other hosts)."""
     before = cpu.tree_cpu_s()
     take_lock_wait()
-    started = time.perf_counter()
+    span, started = time.time(), time.perf_counter()
     played = function(settings, work)
     played.counts["seconds"] = time.perf_counter() - started - take_lock_wait()
+    played.counts["span"] = (span, time.time())
     played.cpu = {**cpu.where(), "cpu_s": round(cpu.tree_cpu_s() - before, 3)}
     return played
 
@@ -219,5 +220,6 @@ def summarize(settings: dict, run_id: str) -> dict:
 
 
 @task(name="export-snapshot", **OPTIONS)
-def export_snapshot(settings: dict, run_id: str) -> dict | None:
-    return stages.export_snapshot(Settings.model_validate(settings), run_id)
+def export_snapshot(settings: dict, run_id: str) -> dict:
+    """The snapshot written (None when exports are off), with the seconds and span it took."""
+    return _timed(lambda *a: {"snapshot": stages.export_snapshot(*a)}, Settings.model_validate(settings), run_id)

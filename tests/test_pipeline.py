@@ -94,6 +94,8 @@ def test_run_reports_pairs_per_cpu_minute_and_where_sandbox_time_went(first_run)
     assert timings["pairs_per_cpu_minute"] == pytest.approx(summary["pairs_per_cpu_minute"], rel=1e-3)
     assert timings["sandbox_share_search"] == sandbox["shares"]["search"]
     assert timings["sandbox_share_verdicts"] == sandbox["shares"]["verdicts"]
+    assert timings["source"] + timings["summary"] + timings["export"] <= timings["busy"] <= timings["wall"], \
+        "the covered time holds the sequential stages and stays inside the wall"
 
 
 def test_run_carries_tags_and_artifacts(first_run):

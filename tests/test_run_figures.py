@@ -49,3 +49,12 @@ def test_tree_cpu_counts_a_busy_child_alive_and_reaped() -> None:
     reaped = cpu.tree_cpu_s() - before
     assert alive >= 0.5 and reaped >= alive - 0.05
     assert child.pid not in cpu.descendants(cpu.where()["pid"])
+
+
+def test_covered_time_counts_overlapping_spans_once_and_clips_to_the_run() -> None:
+    from sinq.flows.plays import covered
+
+    spans = [(10.0, 20.0), (12.0, 18.0), (15.0, 25.0), (30.0, 35.0), (0.0, 2.0), (40.0, 50.0)]
+    assert covered(spans, 1.0, 45.0) == pytest.approx(1.0 + 15.0 + 5.0 + 5.0)
+    assert covered([], 0.0, 10.0) == 0.0
+    assert covered([(5.0, 6.0), (5.0, 6.0)], 0.0, 10.0) == pytest.approx(1.0)
