@@ -895,11 +895,12 @@ def pipeline_bench(
     import logging
     import os
 
+    from sinq.flows import server
     from sinq.flows.bench import pipeline_bench as bench
 
-    _console_errors_one_line()
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    server.ensure_api()  # before Prefect's settings are first read: else the flow gets a temporary server
+    _console_errors_one_line()
     logging.getLogger("prefect").setLevel(logging.WARNING)
     result = bench(problems, samples, batch_size, _sandbox_config(config, backend))
     _figures(result, f"pipeline bench: {problems} problems x {samples} samples", json_out)
