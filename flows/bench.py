@@ -15,9 +15,10 @@ from sinq.sources.loaders import load
 from sinq.warehouse.config import WarehouseConfig
 
 WORK_STAGES = ("source", "generate", "evaluate", "audit", "summary", "export")
-"""Work: the stages' task bodies (wherever they ran) and the flow process's planning reads and batch writes. Batches
-play concurrently (up to ``[run] sandbox_slots``, generate and evaluate overlapping), so their seconds add up to more
-than the time they cover: the flow reports the covered time (``timings.busy``, the union of the spans), and
+"""Work: the stages' task bodies, wherever they ran (the flow process's planning reads and batch writes are spans
+of ``timings.busy`` too, but hold no task slot, so they are reported beside the work). Batches play concurrently
+(up to ``[run] sandbox_slots``, generate and evaluate overlapping), so their seconds add up to more than the time
+they cover: the flow reports the covered time (``timings.busy``, the union of the spans), and
 orchestration is the wall less that. The task bodies' summed seconds give the other figure, the idle share of the
 task slots."""
 

@@ -46,12 +46,16 @@ class Plays:
 
     def plan(self, task, stage: str, problem_ids: list[str], index: int) -> None:
         """Plan a batch of ``stage`` (warehouse reads, here) and submit it to ``task``."""
-        span, started = time.time(), time.perf_counter()
+        started = time.time()
         planner = stages.plan_generate if stage == "generate" else stages.plan_evaluate
         work = planner(self.settings, self.run_id, problem_ids)
-        self.warehouse_s += time.perf_counter() - started
-        self.spans.append((span, time.time()))
+        self._warehouse_span(started)
         self.submit(task, work, index)
+
+    def _warehouse_span(self, started: float) -> None:
+        ended = time.time()
+        self.warehouse_s += ended - started
+        self.spans.append((started, ended))
 
     def submit(self, task, work: stages.Work, index: int) -> None:
         """Send a planned batch to the task runner (a batch with nothing to do completes here at once)."""
@@ -74,10 +78,9 @@ class Plays:
     def store(self, future) -> dict:
         """The batch's result stored in one write; its counts (the task's seconds included)."""
         played: stages.Played = future.result()
-        span, started = time.time(), time.perf_counter()
+        started = time.time()
         counts = stages.store_played(self.settings, played)
-        self.warehouse_s += time.perf_counter() - started
-        self.spans.append((span, time.time()))
+        self._warehouse_span(started)
         if "span" in counts:
             self.spans.append(tuple(counts.pop("span")))
         counts.setdefault("seconds", 0.0)
