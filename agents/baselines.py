@@ -4,7 +4,6 @@ and said so (it may be equivalent), never passed off as a pair."""
 
 from __future__ import annotations
 
-import ast
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from sinq.agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest
 from sinq.agents.config import BaselineConfig
 from sinq.agents.mutation import DIFFICULTY_ORDER, Span, mutant_sites
 from sinq.agents.search import candidates
+from sinq.game import syntax
 from sinq.sandbox.config import Limits
 from sinq.sandbox.outcome import Outcome
 from sinq.sandbox.pool import Job, WorkerPool, source_key
@@ -110,7 +110,7 @@ def parse_lines(outcome: Outcome) -> frozenset[int] | None:
     if outcome.kind != "returned" or outcome.type != "str" or outcome.value is None:
         return None
     try:
-        text = ast.literal_eval(outcome.value)
+        text = syntax.literal_eval(outcome.value)
         if text == "*":
             return None
         lines: set[int] = set()

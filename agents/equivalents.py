@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sinq.agents.baselines import differences, spread_seeds
 from sinq.agents.config import BaselineConfig, EquivalenceConfig
 from sinq.agents.search import candidates, seed_dicts
+from sinq.game import syntax
 from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
 from sinq.sandbox.outcome import Verdict
@@ -213,7 +214,7 @@ class EquivalentMaker:
         if problem.entry_point is None:
             return []
         types = arg_types(problem.seed_inputs)
-        seen = {ast.dump(ast.parse(problem.code))}
+        seen = {ast.dump(syntax.parse(problem.code))}
         out = []
         for attempt in range(config.per_problem * config.attempts):
             seed = config.random_seed * 100_003 + attempt
@@ -221,7 +222,7 @@ class EquivalentMaker:
                            steps=config.steps, seed=seed, arg_types=types)
             if not made.changed:
                 continue
-            key = ast.dump(ast.parse(made.code))
+            key = ast.dump(syntax.parse(made.code))
             if key in seen:
                 continue
             seen.add(key)

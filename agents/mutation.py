@@ -13,6 +13,8 @@ import ast
 import copy
 from collections.abc import Callable, Iterator, Sequence
 
+from sinq.game import syntax
+
 SWAPS: dict[type, type] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.FloorDiv: ast.Mult, ast.Div: ast.Mult,
     ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
@@ -31,7 +33,7 @@ def _mutate_at(tree: ast.Module, index: int, change: Callable[[ast.AST], bool]) 
         return None
     ast.fix_missing_locations(clone)
     try:
-        return ast.unparse(clone) + "\n"
+        return syntax.unparse(clone) + "\n"
     except (ValueError, RecursionError):
         return None
 
@@ -74,7 +76,7 @@ def _unparse_with(tree: ast.Module, slot: tuple[ast.AST, str, int | None], repla
 
     put(replacement)
     try:
-        return ast.unparse(tree) + "\n"
+        return syntax.unparse(tree) + "\n"
     except (ValueError, RecursionError):
         return None
     finally:
@@ -336,7 +338,7 @@ def mutant_sites(code: str, entry_point: str,
     for the mutant to behave differently on it (None when unknown: treat as always reached); the operators in
     ``order`` (lazily: a caller that wants the first few pays for those)."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError):
         return
     docstrings = {id(node.body[0].value) for node in ast.walk(tree)
@@ -369,7 +371,7 @@ def mutant_sites(code: str, entry_point: str,
             if source is None:
                 continue
             try:
-                if ast.dump(ast.parse(source)) == original:
+                if ast.dump(syntax.parse(source)) == original:
                     continue
             except SyntaxError:
                 continue

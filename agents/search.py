@@ -3,9 +3,10 @@ Pure data work; every candidate is a literal keyword dict, executed only in the 
 
 from __future__ import annotations
 
-import ast
 import random
 from collections.abc import Iterator
+
+from sinq.game import syntax
 
 
 def _variants(value: object, rng: random.Random) -> list[object]:
@@ -83,7 +84,7 @@ def seed_dicts(seed_inputs: list[str]) -> list[dict]:
     parsed: list[dict] = []
     for literal in seed_inputs:
         try:
-            value = ast.literal_eval(literal)
+            value = syntax.literal_eval(literal)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             continue
         if isinstance(value, dict):
@@ -103,7 +104,7 @@ def _candidates(seed_inputs: list[str], budget: int, seed: int) -> list[tuple[st
         if literal in seen or len(literal) > 20_000:
             return None
         try:
-            ast.literal_eval(literal)
+            syntax.literal_eval(literal)
         except (ValueError, SyntaxError, RecursionError):
             return None
         seen.add(literal)

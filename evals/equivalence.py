@@ -41,6 +41,7 @@ from sinq.evals.classify import _rows as data_rows
 from sinq.evals.classify import label_key
 from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, rate
 from sinq.evals.config import EquivalenceEvalConfig, EvalConfig
+from sinq.game import syntax
 from sinq.game.hashing import json_sha256
 from sinq.game.scoring import score
 from sinq.sandbox.pool import WorkerPool
@@ -149,7 +150,7 @@ def _top_level(code: str, place: str, column: str) -> tuple[list[str], set[str]]
     """(functions defined at the top level, every name bound there) of a program; an EvalError when it is not
     Python (the sandbox and the evaluator's prompt are Python's)."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError) as exc:
         raise EvalError(f"{place}: column {column!r} is not a Python program ({type(exc).__name__}: "
                         f"{getattr(exc, 'msg', exc)}, line {getattr(exc, 'lineno', '?')})") from None
@@ -183,7 +184,7 @@ def _entry_point(row: dict, place: str, program_1: str, program_2: str, config: 
 def _literal(value: object, place: str, column: str) -> str:
     if isinstance(value, str):
         try:
-            value = ast.literal_eval(value.strip())
+            value = syntax.literal_eval(value.strip())
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             try:
                 value = json.loads(value)
@@ -194,7 +195,7 @@ def _literal(value: object, place: str, column: str) -> str:
         raise EvalError(f"{place}: column {column!r} holds an input that is not a dict of keyword arguments")
     literal = repr(value)
     try:
-        ast.literal_eval(literal)
+        syntax.literal_eval(literal)
     except (ValueError, SyntaxError):
         raise EvalError(f"{place}: column {column!r} holds an input that is not a Python literal") from None
     return literal
@@ -211,7 +212,7 @@ def _inputs(row: dict, place: str, config: EquivalenceEvalConfig) -> list[str]:
             value = json.loads(text)
         except ValueError:
             try:
-                value = ast.literal_eval(text)
+                value = syntax.literal_eval(text)
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 raise EvalError(f"{place}: column {column!r} is not a list of inputs") from None
     if isinstance(value, dict):

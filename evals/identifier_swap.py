@@ -11,7 +11,6 @@ answer must not look like skill."""
 
 from __future__ import annotations
 
-import ast
 import csv
 import re
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, answers_or_fail, offline, rate
 from sinq.evals.config import EvalConfig
+from sinq.game import syntax
 
 SUITE = "identifier-swap"
 SUITE_VERSION = "1"
@@ -52,7 +52,7 @@ def load(path: Path, limit: int | None = None) -> list[SwapItem]:
             if limit is not None and len(items) >= limit:
                 break
             try:
-                classes = ast.literal_eval(row["classes"])
+                classes = syntax.literal_eval(row["classes"])
                 answer = int(row["answer_index"])
                 prompt = row["prompt"]
             except (KeyError, ValueError, SyntaxError, TypeError) as exc:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 
+from sinq.game import syntax
 from sinq.game.config import FlagsConfig
 
 ENVIRONMENT_DEPENDENT = "environment_dependent"
@@ -130,7 +131,7 @@ def _matches(dotted: str, modules: set[str], names: dict[str, set[str]]) -> str 
 def references(code: str) -> tuple[set[str], set[str]]:
     """(environment references, hash/checksum references) the program makes; both empty when it does not parse."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set()
     aliases = _aliases(tree)

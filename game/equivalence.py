@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from sinq.game import syntax
+
 BUILTINS = frozenset(dir(builtins))
 DYNAMIC = frozenset({"locals", "vars", "eval", "exec", "globals", "dir", "_getframe", "currentframe", "f_locals",
                      "__import__", "breakpoint"})
@@ -909,7 +911,7 @@ def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[s
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown transformations {unknown}; known: {sorted(REGISTRY)}")
-    original = ast.parse(code)
+    original = syntax.parse(code)
     tree = copy.deepcopy(original)
     if _signature(tree, entry_point) is None:
         return Rewrite(code, [], {}, {"no_entry_point": 1})
@@ -931,8 +933,8 @@ def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[s
     if not applied:
         return Rewrite(code, [], dict(refused), dict(reasons))
     ast.fix_missing_locations(tree)
-    text = ast.unparse(tree) + "\n"
-    again = ast.parse(text)
+    text = syntax.unparse(tree) + "\n"
+    again = syntax.parse(text)
     if ast.dump(again) == ast.dump(original) or _signature(again, entry_point) != _signature(original, entry_point):
         reasons["rewrite:unchanged_or_signature"] += 1
         return Rewrite(code, [], dict(refused), dict(reasons))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 from dataclasses import dataclass
+
+from sinq.game import syntax
 
 LITERAL_TYPES = (str, int, float, complex, bool, bytes, type(None))
 
@@ -52,7 +53,7 @@ def parse_input(raw: object, max_bytes: int = 1 << 20) -> ParsedInput:
         if len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
             raise InputError("input_too_large", f"input is larger than {max_bytes} bytes")
         try:
-            value = ast.literal_eval(raw.strip())
+            value = syntax.literal_eval(raw.strip())
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
             try:
                 value = json.loads(raw)
@@ -70,7 +71,7 @@ def parse_input(raw: object, max_bytes: int = 1 << 20) -> ParsedInput:
     if len(literal) > max_bytes:
         raise InputError("input_too_large", f"input is larger than {max_bytes} bytes")
     try:
-        ast.literal_eval(literal)
+        syntax.literal_eval(literal)
     except (ValueError, SyntaxError, RecursionError) as exc:
         raise InputError("input_not_literal", f"input does not round-trip as a literal: {exc}") from None
     return ParsedInput(literal=literal, value=value)

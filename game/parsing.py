@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
 
+from sinq.game import syntax
 from sinq.game.inputs import InputError, parse_input
 
 PYTHON_LANGS = {"", "py", "python", "python3", "py3", "pycon", "ipython"}
@@ -86,7 +87,7 @@ def _defines(code: str, entry_point: str | None) -> bool:
 
 def _as_input(code: str) -> str | None:
     try:
-        value = ast.literal_eval(code.strip())
+        value = syntax.literal_eval(code.strip())
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         return None
     return code.strip() if isinstance(value, dict) else None
@@ -103,7 +104,7 @@ def _find_function(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFu
 def signature_of(code: str, entry_point: str) -> inspect.Signature | None:
     """The entry point's signature, from the AST (defaults become placeholders; nothing is evaluated)."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError):
         return None
     node = _find_function(tree, entry_point)
@@ -246,7 +247,7 @@ def surface_key(code: str) -> str | None:
     """What a rewrite must change to count as one: the AST less docstrings (comments, formatting and docstrings do
     not count); None when the code does not parse."""
     try:
-        return ast.dump(_without_docstrings(ast.parse(code)))
+        return ast.dump(_without_docstrings(syntax.parse(code)))
     except (SyntaxError, ValueError, RecursionError):
         return None
 
@@ -256,7 +257,7 @@ def _program_problem(program: str, original: str | None, entry_point: str | None
     """(reason, detail) when a proposed program cannot stand in for the original: it does not parse, lacks the
     entry point, or changes its signature; (None, None) when it can."""
     try:
-        ast.parse(program)
+        syntax.parse(program)
     except (SyntaxError, ValueError) as exc:
         return ("truncated" if truncated else "syntax_error"), str(exc)
     if entry_point is not None:

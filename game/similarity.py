@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from datasketch import MinHash
 
+from sinq.game import syntax
+
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -136,7 +138,7 @@ class _Normaliser(ast.NodeTransformer):
 def normalized_ast(code: str) -> ast.Module | None:
     """The program with docstrings dropped and locals renamed canonically; None when it does not parse."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     tree.body = _strip_docstring(tree.body) if tree.body else tree.body
@@ -161,7 +163,7 @@ def code_tokens(code: str) -> list[str]:
     text = code
     if tree is not None:
         try:
-            text = ast.unparse(tree)
+            text = syntax.unparse(tree)
         except (ValueError, RecursionError):
             text = code
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,

@@ -7,6 +7,8 @@ import hashlib
 import inspect
 from dataclasses import dataclass, field
 
+from sinq.game import syntax
+
 
 @dataclass
 class Problem:
@@ -46,7 +48,7 @@ def normalize_newlines(text: str | None) -> str:
 def code_key(code: str) -> str:
     """Dedup key: the AST dump when the code parses (formatting and comments do not count), else stripped text."""
     try:
-        return hashlib.sha256(ast.dump(ast.parse(code)).encode()).hexdigest()
+        return hashlib.sha256(ast.dump(syntax.parse(code)).encode()).hexdigest()
     except (SyntaxError, ValueError):
         lines = [line.rstrip() for line in normalize_newlines(code).split("\n")]
         return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
@@ -54,7 +56,7 @@ def code_key(code: str) -> str:
 
 def defined_functions(code: str) -> list[str]:
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError):
         return []
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -63,7 +65,7 @@ def defined_functions(code: str) -> list[str]:
 def called_names(test_code: str) -> list[str]:
     """Names called anywhere in the tests, in order of appearance (``int(f(x))`` yields int, f)."""
     try:
-        tree = ast.parse(test_code)
+        tree = syntax.parse(test_code)
     except (SyntaxError, ValueError):
         return []
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
@@ -95,7 +97,7 @@ def seed_inputs(code: str, tests: str, entry_point: str, callee_names: tuple[str
 
     signature = signature_of(code, entry_point)
     try:
-        tree = ast.parse(tests)
+        tree = syntax.parse(tests)
     except (SyntaxError, ValueError):
         return []
     if signature is None:
@@ -106,8 +108,8 @@ def seed_inputs(code: str, tests: str, entry_point: str, callee_names: tuple[str
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
             continue
         try:
-            args = [ast.literal_eval(a) for a in node.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+            args = [syntax.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: syntax.literal_eval(k.value) for k in node.keywords if k.arg}
             bound = signature.bind(*args, **kwargs)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue

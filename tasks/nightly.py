@@ -42,7 +42,9 @@ try:  # raised when the API cannot grant a slot (lost server, lost connection): 
 except ImportError:  # pragma: no cover - another Prefect layout
     ConcurrencySlotAcquisitionError = ConnectionError
 INFRASTRUCTURE = (SandboxUnavailable, WarehouseBusy, duckdb.IOException, httpx.TransportError, ConnectionError,
-                  TimeoutError, ConcurrencySlotAcquisitionError)
+                  TimeoutError, ConcurrencySlotAcquisitionError, SystemError)
+"""What a retry can cure. ``SystemError`` is the interpreter's own failure (e.g. CPython gh-106905 in a library's
+thread that does not take ``sinq.game.syntax.LOCK``), never a property of the data."""
 
 
 def infrastructure_failure(task, task_run, state) -> bool:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sinq.game import syntax
 from sinq.game.similarity import ast_hash, code_tokens, ngrams
 from sinq.sources.config import SplitConfig
 from sinq.sources.splits import HELD_OUT, split_of
@@ -106,7 +107,7 @@ def _csv_text(row: dict) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
-            classes = ast.literal_eval(row["classes"])
+            classes = syntax.literal_eval(row["classes"])
         return prompt + classes[int(row["answer_index"])]
     except (KeyError, ValueError, SyntaxError, TypeError, IndexError):
         return prompt
@@ -157,7 +158,7 @@ def load_items(warehouse: Warehouse, item_ids: list[str] | None = None) -> list[
 def _bare(code: str) -> str:
     """The program without imports and annotations (boilerplate that unrelated programs share)."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return code
     tree.body = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))] or [ast.Pass()]
@@ -170,7 +171,7 @@ def _bare(code: str) -> str:
                 if arg is not None:
                     arg.annotation = None
     try:
-        return ast.unparse(tree)
+        return syntax.unparse(tree)
     except (ValueError, RecursionError):
         return code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from sinq.game import syntax
 from sinq.game.hashing import json_sha256
 from sinq.game.inputs import parse_input
 from sinq.sandbox.config import SandboxConfig
@@ -31,10 +32,9 @@ def program_row(code: str, now: datetime) -> dict:
 def exact_json(literal: str) -> str | None:
     """The input as JSON when JSON holds it exactly (no tuples, sets, bytes, complex or non-str keys), else None:
     a tuple silently turned into a list would change what the programs receive."""
-    import ast
 
     try:
-        value = ast.literal_eval(literal)
+        value = syntax.literal_eval(literal)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
 
