@@ -297,7 +297,7 @@ def test_contaminated_items_names_what_a_snapshot_touched(warehouse, tmp_path):
 
 
 def test_benchmark_formats(tmp_path):
-    csv_items = benchmark_items(Path(__file__).resolve().parents[2] / "shared" / "data" / "identifier_swap_sample.csv",
+    csv_items = benchmark_items(Path(__file__).resolve().parent / "data" / "identifier_swap_sample.csv",
                                 "identifier_swap")
     assert len(csv_items) == 40 and sum(bool(i.ast_hash) for i in csv_items) == 34  # 6 rows' code does not parse
     assert "def " in csv_items[0].text and csv_items[0].text.count("\n") > 5  # prompt + the right completion

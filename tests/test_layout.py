@@ -187,3 +187,17 @@ def test_a_non_editable_install_runs_help_and_verify(wheel: Path, tmp_path: Path
     assert verified.returncode == 0, verified.stderr[-3000:]
     [line] = [json.loads(row) for row in verified.stdout.splitlines() if row.strip()]
     assert line["id"] == "a" and line["verdict"] == "diverges", line
+
+
+def test_the_tests_read_only_what_the_repository_holds() -> None:
+    """A user's clone has no ``../shared``: no test may reach above the checkout (vendor the data under tests/data,
+    with its licence note, or make it in the test)."""
+    above = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        if path.name == "test_layout.py":  # this file names what it looks for
+            continue
+        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+            if "parents[2]" in line or '"shared"' in line or "../shared" in line:
+                above.append(f"{path.name}:{lineno}")
+    assert above == []
+    assert (ROOT / "tests" / "data" / "NOTICE.md").read_text().count("CC BY 4.0") == 1

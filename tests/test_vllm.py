@@ -19,7 +19,7 @@ from sinq.agents.llm import LLMRequest
 from sinq.agents.openai_backend import OpenAIBackend
 from sinq.agents.vllm_batch_backend import VLLMBatchBackend, read_results
 
-SWAP_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "identifier_swap_sample.csv"
+SWAP_SAMPLE = Path(__file__).resolve().parent / "data" / "identifier_swap_sample.csv"  # vendored: data/NOTICE.md
 CPU_ARGS = ["--gpu-memory-utilization", "0.3", "--enforce-eager", "--no-enable-chunked-prefill"]
 
 
