@@ -44,7 +44,7 @@ Round {summary['round']} · generator `{summary['generator']}` · evaluator `{su
 | evaluator answers (on inequivalent pairs) | {summary['answers']} |
 | equivalent pairs (fuzzed equal, never proven) | {summary.get('equivalent_pairs', 0)} |
 
-**Verification rate** (verified pairs / samples): {summary['verification_rate']:.1%}
+**Verification rate** (samples that became a verified pair / samples): {summary['verification_rate']:.1%}
 **Evaluator success** (answers whose input really diverges): {_percent(success)} ·
 **false alarms** ("No" on an equivalent pair, no divergence): {_percent(summary.get('false_alarm_rate'))} ·
 **misses** ("Yes" on an inequivalent pair): {_percent(summary.get('miss_rate'))}

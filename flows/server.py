@@ -144,7 +144,20 @@ def ensure_api(start_if_missing: bool = True) -> str:
         start()
     _raise_for_api(api)
     os.environ["PREFECT_API_URL"] = api
+    _refresh_prefect_settings()
     return api
+
+
+def _refresh_prefect_settings() -> None:
+    """Prefect reads its settings once, when it is first imported, and keeps them in a global context: a process
+    that imported it before the API was known (e.g. to validate a cron string in the config) would otherwise run
+    its flow on a *temporary* server beside the real one. Rebuild that context from the environment now."""
+    import sys
+
+    context = sys.modules.get("prefect.context")
+    if context is None:
+        return
+    context.GLOBAL_SETTINGS_CONTEXT = context.root_settings_context()
 
 
 def _raise_for_api(api: str) -> None:

@@ -1,7 +1,9 @@
 """`sinq audit`: re-verify what the warehouse holds before training on it (registered in sinq/cli.py).
 
 Exit codes: 0 everything checked reproduced (or nothing to check), 1 something did not reproduce (those pairs are
-marked and leave ``verified_pairs``), 2 bad arguments or config, 3 sandbox unavailable, 4 warehouse problem.
+marked and leave ``verified_pairs``), 2 bad arguments or config, 3 sandbox unavailable, 4 warehouse problem (a
+damaged or truncated file included), 70 an internal error (a bug). 1 means "did not reproduce" and nothing else, so
+that a script can gate training on it: any other failure has its own code.
 Self-contained on purpose: ``python -m sinq.cli`` runs cli.py as ``__main__``, which must not be imported back.
 """
 
@@ -13,17 +15,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from sinq.game.errors import SinqError
 from sinq.settings import SettingsError, load_settings
 
 NOT_REPRODUCED = 1
+INTERNAL_ERROR = 70
+"""An audit that failed for a reason of ours (sysexits' EX_SOFTWARE): never 1, which is "did not reproduce"."""
 out = Console()
 err = Console(stderr=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -46,7 +52,6 @@ def audit(
     they were fuzzed on) and their counted evaluator answers from scratch (fresh sandbox processes, other hash seeds
     than the runs used); pairs that do not reproduce are marked and leave verified_pairs / equivalent_pairs.
     Exit 0 when everything reproduced, 1 when something did not (gate training on it)."""
-    from sinq.sandbox.errors import SandboxUnavailable
     from sinq.tasks.audit import KINDS
     from sinq.tasks.audit import audit as run_audit
     from sinq.warehouse.store import Warehouse, WarehouseError
@@ -65,13 +70,15 @@ def audit(
     sandbox = settings.sandbox.model_copy(update={"backend": backend}) if backend else settings.sandbox
     warehouse = Warehouse.from_config(settings.warehouse, db)
     if not warehouse.path.exists():
-        raise _fail(f"no warehouse at {warehouse.path} (set --db or SINQ_DB)", 4)
+        raise WarehouseError(f"no warehouse at {warehouse.path}", hint="set --db or SINQ_DB")
     try:
         result = run_audit(warehouse, sandbox, sample, run, seed, kinds=kinds)
-    except SandboxUnavailable as exc:
-        raise _fail(f"sandbox unavailable: {exc}", 3) from exc
-    except WarehouseError as exc:
-        raise _fail(f"warehouse: {exc}", 4) from exc
+    except SinqError:
+        raise  # one line and its hint, with the class's code (3 sandbox, 4 warehouse), from sinq's exit path
+    except Exception as exc:
+        raise SinqError(f"internal error in the audit: {type(exc).__name__}: {exc}",
+                        hint="a bug: rerun with --debug for the traceback and report it; nothing was marked",
+                        exit_code=INTERNAL_ERROR) from exc
     if json_out:
         print(json.dumps(result))
     else:

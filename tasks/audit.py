@@ -1,13 +1,22 @@
 """Audits: stored pairs of both kinds and the evaluator answers behind their labels, re-verified from scratch.
 
-A stored verdict is a claim the warehouse makes to whoever trains on it. The audit settles each claim again in a
+A stored verdict is a claim the warehouse makes to whoever trains on it, and a claim is only as good as the facts
+that tie it to what is served. So the audit first re-derives every stored fact it relies on instead of trusting a
+join: an inequivalent pair's verdict must be about the pair's own programs and the pair's own input (the input the
+views and training sets read); an equivalent pair must have evidence (at least one verdict, each stored, about its
+programs, on the inputs the evidence lists, the pair's own verdict and input among them); a counted answer's
+verdict must be about the pair's programs and the answer's input. A fact that does not hold fails the pair
+(``no_evidence``, ``claim_mismatch:<what>``) without running anything. Then it settles each claim again in a
 *fresh* backend (new worker processes, optionally the other backend) under hash seeds the run never used, with the
 run's own verdict rules (limits, repeats, compare mode). An inequivalent pair is reproduced iff it ``diverges``
 again with each side's outcome equal (``Outcome.key``) to the stored one; an equivalent pair iff every input it was
-fuzzed on is ``same`` again, with the stored outcomes; a counted answer iff its ``diverged`` is the same again. A
-pair whose counted answer does not reproduce is not reproduced either: its label is unreliable. Rows go to
-``audits`` (insert-only) in one write; ``verified_pairs`` and ``equivalent_pairs`` leave out pairs whose latest
-audit failed.
+fuzzed on is ``same`` again, each stored verdict equal to the one settled again (``verdict_changed:<stored>``
+otherwise), with the stored outcomes; a counted answer iff its ``diverged`` and its stored verdict's are what its
+input does again. A pair whose counted answer does not reproduce is not reproduced either: its label is
+unreliable. Rows go to ``audits`` (insert-only) in one write; a pair whose latest audit failed gets the
+``all_pairs`` status ``not_reproduced``, which takes it out of ``verified_pairs``, ``equivalent_pairs``, exports and
+every training set. Pairs are chosen from ``all_pairs`` (what training reads), not the views, so a pair a view
+hides but training would read is audited too.
 """
 
 from __future__ import annotations
@@ -17,11 +26,14 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from typing import get_args
 
+import duckdb
 from pydantic import ValidationError
 
 from sinq.sandbox import open_backend
@@ -31,7 +43,7 @@ from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
 from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
-from sinq.warehouse.store import Warehouse
+from sinq.warehouse.store import DAMAGE_HINT, Warehouse, WarehouseError, _cause
 
 AUDIT_SEED_BASE = 7919
 """Audit hash seeds are the first two integers from here that no audited run used (runs default to 1 and 2)."""
@@ -49,8 +61,20 @@ EXPECTED = {"inequivalent": "diverges", "equivalent": "same"}
 
 
 @dataclass
+class Stored:
+    """One stored verdict a claim rests on, as the warehouse holds it."""
+
+    verdict_id: str
+    verdict: str
+    original: Outcome | None = None
+    variant: Outcome | None = None
+
+
+@dataclass
 class Claim:
-    """One (original, variant, input) triple to settle again, and what the warehouse says about it."""
+    """One (original, variant, input) triple to settle again, and the stored verdicts that say what it gives: the
+    pair's own (``own``: its diverging input, or each input an equivalent pair was fuzzed on) and its counted
+    answers' (answer id, stored ``diverged``, the answer's stored verdict)."""
 
     pair_id: str
     original: str
@@ -58,11 +82,34 @@ class Claim:
     entry_point: str
     literal: str
     rules: str
-    stored_verdict: str
-    stored: dict[str, Outcome | None] = field(default_factory=dict)
-    answers: list[tuple[str, bool]] = field(default_factory=list)
-    is_pair: bool = False
     kind: str = "inequivalent"
+    own: list[Stored] = field(default_factory=list)
+    answers: list[tuple[str, bool, str]] = field(default_factory=list)
+
+
+@dataclass
+class Audited:
+    """One selected pair as stored, and what its stored facts say before anything runs: ``mismatch`` is the reason
+    code of the first fact that does not hold (no evidence, a verdict about another input or other programs), with
+    ``detail`` naming it."""
+
+    pair_id: str
+    kind: str
+    literal: str | None
+    stored_verdict: str | None
+    mismatch: str | None = None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Claims:
+    """What ``load_claims`` found: the triples to settle, every selected pair, the answers refused before running
+    (answer id -> (pair id, reason, detail)) and every hash seed the runs behind them used."""
+
+    claims: list[Claim]
+    pairs: dict[str, Audited]
+    refused_answers: dict[str, tuple[str, str, dict]]
+    seeds: set[int]
 
 
 def sample_ids(ids: list[str], n: int | None, seed: str) -> list[str]:
@@ -73,13 +120,14 @@ def sample_ids(ids: list[str], n: int | None, seed: str) -> list[str]:
 
 def select_pairs(warehouse: Warehouse, sample: int | None, run_id: str | None, seed: str,
                  kinds: tuple[str, ...] = KINDS) -> list[str]:
-    """Ids of standing stored pairs of these kinds (verified inequivalent, equivalent): all (sample None), or a
-    seeded sample of ``sample`` of each kind, optionally of one run."""
+    """Ids of standing stored pairs of these kinds (``all_pairs`` status verified | equivalent: what the views and
+    the training sets read): all (sample None), or a seeded sample of ``sample`` of each kind, optionally of one
+    run."""
     unknown = set(kinds) - set(VIEWS)
     if unknown:
         raise ValueError(f"unknown pair kind(s) {sorted(unknown)} (inequivalent | equivalent)")
     return sorted(pair_id for kind in kinds
-                  for pair_id in sample_ids(queries.verified_pair_ids(warehouse, run_id, VIEWS[kind]), sample, seed))
+                  for pair_id in sample_ids(queries.standing_pair_ids(warehouse, kind, run_id), sample, seed))
 
 
 def _run_rules(config_json: str | None) -> dict | None:
@@ -104,39 +152,118 @@ def _outcome(raw: str | None) -> Outcome | None:
         return None
 
 
-def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) -> tuple[list[Claim], set[int]]:
+def _foreign(verdict: dict, pair: dict) -> bool:
+    """Whether a stored verdict is about other programs (or another entry point) than the pair's."""
+    return any(verdict[k] != pair[k] for k in ("original_program_id", "variant_program_id", "entry_point"))
+
+
+def pair_mismatch(pair: dict, evidence: dict | None, verdicts: dict[str, dict]) -> tuple[str | None, dict, list[dict]]:
+    """Check the stored facts of one pair against each other, before anything runs: (the reason code of the first
+    that does not hold or None, what it is, the stored verdicts to settle again in order). An inequivalent pair
+    rests on its own verdict, which must be about its programs and its input (the input the views serve); an
+    equivalent pair on its evidence: at least one verdict, every one stored and about its programs, the input ids
+    the evidence lists being its verdicts' inputs, and the pair's own verdict and input the evidence's."""
+    own = verdicts.get(pair["verdict_id"])
+    if pair["pair_kind"] != "equivalent":
+        if own is None:
+            return "claim_mismatch:verdict", {"missing_verdict": pair["verdict_id"]}, []
+        if _foreign(own, pair):
+            return "claim_mismatch:programs", {"verdict": own["verdict_id"]}, []
+        if own["input_id"] != pair["input_id"]:
+            return "claim_mismatch:input", {"pair_input": pair["input_id"], "verdict_input": own["input_id"]}, []
+        if pair["literal"] is None:
+            return "claim_mismatch:input", {"missing_input": pair["input_id"]}, []
+        return None, {}, [{**own, "literal": pair["literal"]}]
+    if evidence is None or not evidence["verdict_ids"]:
+        return "no_evidence", {"evidence": "no row" if evidence is None else "no verdicts"}, []
+    ids, inputs = evidence["verdict_ids"], evidence["input_ids"]
+    if inputs is None or len(inputs) != len(ids) or evidence["inputs_tried"] != len(ids):
+        return "claim_mismatch:evidence", {"verdicts": len(ids), "input_ids": None if inputs is None else len(inputs),
+                                           "inputs_tried": evidence["inputs_tried"]}, []
+    missing = [v for v in ids if v not in verdicts]
+    if missing:
+        return "claim_mismatch:evidence", {"missing_verdicts": missing}, []
+    if pair["verdict_id"] not in ids:
+        return "claim_mismatch:evidence", {"pair_verdict_not_in_evidence": pair["verdict_id"]}, []
+    stored = [verdicts[v] for v in ids]
+    foreign = [v["verdict_id"] for v in stored if _foreign(v, pair)]
+    if foreign:
+        return "claim_mismatch:programs", {"verdicts": foreign}, []
+    moved = [{"verdict": v["verdict_id"], "listed_input": listed, "verdict_input": v["input_id"]}
+             for v, listed in zip(stored, inputs, strict=True) if v["input_id"] != listed]
+    if own is not None and own["input_id"] != pair["input_id"]:
+        moved.insert(0, {"pair_input": pair["input_id"], "verdict_input": own["input_id"]})
+    moved += [{"verdict": v["verdict_id"], "missing_input": v["input_id"]} for v in stored if v["literal"] is None]
+    if moved:
+        return "claim_mismatch:input", {"inputs": moved}, []
+    return None, {}, stored
+
+
+def answer_mismatch(answer: dict, pair: dict, verdicts: dict[str, dict]) -> tuple[str | None, dict]:
+    """A counted answer's stored facts: a verdict that exists, about the pair's programs, on the answer's own input
+    (the one training sets read)."""
+    verdict = verdicts.get(answer["verdict_id"]) if answer["verdict_id"] else None
+    if verdict is None:
+        return "claim_mismatch:verdict", {"missing_verdict": answer["verdict_id"]}
+    if _foreign(verdict, pair):
+        return "claim_mismatch:programs", {"verdict": verdict["verdict_id"]}
+    if verdict["input_id"] != answer["input_id"]:
+        return "claim_mismatch:input", {"answer_input": answer["input_id"], "verdict_input": verdict["input_id"]}
+    return None, {}
+
+
+def load_claims(warehouse: Warehouse, pair_ids: list[str], base: SandboxConfig) -> Claims:
     """The claims behind these pairs (each pair's own inputs: an equivalent pair's every fuzzed one; its counted
-    answers' inputs; one claim per distinct triple) and every hash seed the runs behind them used."""
+    answers' inputs; one claim per distinct triple), each pair's and answer's stored facts checked first (what does
+    not hold is not run), and every hash seed the runs behind them used."""
     if not pair_ids:
-        return [], set()
-    pairs, answers, seeds = queries.claims_behind(warehouse, pair_ids)
+        return Claims([], {}, {}, set())
+    stored = queries.claims_behind(warehouse, pair_ids)
+    seeds: set[int] = set(stored["seeds"])
+    verdicts: dict[str, dict] = stored["verdicts"]
     fallback = base.model_dump(mode="json", include=set(RULE_FIELDS))
 
-    def rules(config_json: str | None, compare: str | None) -> str:
-        run = _run_rules(config_json)
+    def rules(verdict: dict) -> str:
+        run = _run_rules(verdict["config"])
         if run is not None:
             seeds.update(run["seeds"])
         chosen = dict(run["rules"] if run else fallback)
-        if compare in COMPARE_MODES:
-            chosen["compare"] = compare
+        if verdict["compare_mode"] in COMPARE_MODES:
+            chosen["compare"] = verdict["compare_mode"]
         return json.dumps(chosen, sort_keys=True)
 
     claims: dict[tuple[str, str, str], Claim] = {}
-    programs: dict[str, tuple[str, str, str]] = {}
-    for p in pairs:
-        programs[p["pair_id"]] = (p["original"], p["variant"], p["entry_point"])
-        key = (p["pair_id"], p["literal"], rules(p["config"], p["compare_mode"]))
-        claim = claims.setdefault(key, Claim(p["pair_id"], p["original"], p["variant"], p["entry_point"],
-                                             p["literal"], key[2], p["verdict"]))
-        claim.is_pair, claim.kind = True, p["pair_kind"]
-        claim.stored = {"original": _outcome(p["original_outcome"]), "variant": _outcome(p["variant_outcome"])}
-    for a in answers:
-        original, variant, entry = programs[a["pair_id"]]
-        key = (a["pair_id"], a["literal"], rules(a["config"], a["compare_mode"]))
-        claim = claims.setdefault(key, Claim(a["pair_id"], original, variant, entry, a["literal"], key[2],
-                                             a["verdict"]))
-        claim.answers.append((a["answer_id"], bool(a["diverged"])))
-    return list(claims.values()), seeds
+
+    def claim(pair: dict, literal: str, verdict: dict) -> Claim:
+        key = (pair["pair_id"], literal, rules(verdict))
+        return claims.setdefault(key, Claim(pair["pair_id"], pair["original"], pair["variant"], pair["entry_point"],
+                                            literal, key[2], pair["pair_kind"]))
+
+    audited: dict[str, Audited] = {}
+    by_id: dict[str, dict] = {}
+    for pair in stored["pairs"]:
+        by_id[pair["pair_id"]] = pair
+        own = verdicts.get(pair["verdict_id"])
+        reason, detail, settle = pair_mismatch(pair, stored["evidence"].get(pair["pair_id"]), verdicts)
+        audited[pair["pair_id"]] = Audited(pair["pair_id"], pair["pair_kind"], pair["literal"],
+                                           own["verdict"] if own else None, reason, detail)
+        for verdict in settle:
+            claim(pair, verdict["literal"], verdict).own.append(Stored(
+                verdict["verdict_id"], verdict["verdict"], _outcome(verdict["original_outcome"]),
+                _outcome(verdict["variant_outcome"])))
+    refused: dict[str, tuple[str, str, dict]] = {}
+    for answer in stored["answers"]:
+        pair = by_id[answer["pair_id"]]
+        reason, detail = answer_mismatch(answer, pair, verdicts)
+        if reason is None and answer["literal"] is None:
+            reason, detail = "claim_mismatch:input", {"missing_input": answer["input_id"]}
+        if reason is not None:
+            refused[answer["answer_id"]] = (pair["pair_id"], reason, detail)
+            continue
+        verdict = verdicts[answer["verdict_id"]]
+        claim(pair, answer["literal"], verdict).answers.append(
+            (answer["answer_id"], bool(answer["diverged"]), verdict["verdict"]))
+    return Claims(list(claims.values()), audited, refused, seeds)
 
 
 def audit_seeds(used: set[int]) -> tuple[int, int]:
@@ -177,26 +304,33 @@ def _short(outcome: Outcome | None) -> dict | None:
     return {k: v for k, v in outcome.model_dump(include=set(OUTCOME_FIELDS)).items() if v is not None}
 
 
-def pair_reason(claim: Claim, verdict: Verdict) -> str | None:
-    """None when the pair's claim reproduced (``diverges`` again for an inequivalent pair, ``same`` for an
-    equivalent one, with the stored outcomes), else why not (``now_<verdict>:<reason>``,
-    ``outcome_changed:<side>``)."""
+def pair_reason(claim: Claim, stored: Stored, verdict: Verdict) -> str | None:
+    """None when one of the pair's own stored verdicts reproduced: the verdict its kind claims (``diverges`` for
+    an inequivalent pair, ``same`` for an equivalent one), equal to the stored verdict, with the stored outcomes;
+    else why not (``now_<verdict>:<reason>``, ``verdict_changed:<stored verdict>``, ``outcome_changed:<side>``)."""
     if verdict.verdict != EXPECTED[claim.kind]:
         return f"now_{verdict.verdict}:{verdict.reason}"
+    if stored.verdict != verdict.verdict:
+        return f"verdict_changed:{stored.verdict}"
     mode = json.loads(claim.rules)["compare"]
     changed = [side for side in ("original", "variant")
-               if claim.stored.get(side) is None or getattr(verdict, side) is None
-               or claim.stored[side].key(mode) != getattr(verdict, side).key(mode)]
+               if getattr(stored, side) is None or getattr(verdict, side) is None
+               or getattr(stored, side).key(mode) != getattr(verdict, side).key(mode)]
     if changed:
         return "outcome_changed:" + ("both" if len(changed) == 2 else changed[0])
     return None
 
 
-def answer_reason(stored_diverged: bool, verdict: Verdict) -> str | None:
+def answer_reason(stored_diverged: bool, stored_verdict: str, verdict: Verdict) -> str | None:
+    """None when a counted answer reproduced: its ``diverged`` is what its input does again, and so is its stored
+    verdict's (``diverges`` or not); else ``now_<verdict>:<reason>`` (``now_diverges``) or
+    ``verdict_changed:<stored verdict>``."""
     diverged = verdict.verdict == "diverges"
-    if diverged == stored_diverged:
-        return None
-    return "now_diverges" if diverged else f"now_{verdict.verdict}:{verdict.reason}"
+    if diverged != stored_diverged:
+        return "now_diverges" if diverged else f"now_{verdict.verdict}:{verdict.reason}"
+    if (stored_verdict == "diverges") != diverged:
+        return f"verdict_changed:{stored_verdict}"
+    return None
 
 
 def _tally(rows: list[dict]) -> dict:
@@ -206,6 +340,17 @@ def _tally(rows: list[dict]) -> dict:
             "by_reason": dict(reasons.most_common())}
 
 
+@contextmanager
+def _database(warehouse: Warehouse) -> Iterator[None]:
+    """A database that fails under the audit (a damaged file DuckDB only notices mid-query) is a warehouse problem
+    (exit 4), never an internal error: the audit's exit 1 means "did not reproduce" and nothing else."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise WarehouseError(f"{warehouse.path} failed under the audit ({_cause(exc)})",
+                             hint=DAMAGE_HINT) from exc
+
+
 def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, run_id: str | None = None,
           seed: str = "sinq-audit", made_by: str | None = None, audit_run: str | None = None,
           kinds: tuple[str, ...] = KINDS) -> dict:
@@ -213,47 +358,59 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     run if given) and their counted answers; store one audit row per pair and per answer in one write; return the
     figures.
 
-    ``made_by`` is the run this audit belongs to (a nightly run); without one the audit is a run of its own
-    (kind ``audit`` in ``runs``). Top-level figures are per pair, final (an unreproduced answer fails its pair),
-    and ``kinds`` splits them by pair kind; ``pairs`` is the pairs' own inputs alone, ``answers`` the counted
-    evaluator answers."""
+    The file is checked whole first (a truncated or damaged one is refused, exit 4). ``made_by`` is the run this
+    audit belongs to (a nightly run); without one the audit is a run of its own (kind ``audit`` in ``runs``).
+    Top-level figures are per pair, final (an unreproduced answer fails its pair), and ``kinds`` splits them by
+    pair kind; ``pairs`` is the pairs' own claims alone, ``answers`` the counted evaluator answers."""
     started_at, started = datetime.now(UTC), time.perf_counter()
     audit_run = audit_run or f"audit-{uuid.uuid4().hex[:12]}"
-    pair_ids = select_pairs(warehouse, sample, run_id, seed, kinds)
-    claims, used = load_claims(warehouse, pair_ids, base)
-    seeds = audit_seeds(used)
+    with _database(warehouse):
+        warehouse.check()
+        pair_ids = select_pairs(warehouse, sample, run_id, seed, kinds)
+        loaded = load_claims(warehouse, pair_ids, base)
+    claims = loaded.claims
+    seeds = audit_seeds(loaded.seeds)
     verdicts, executions = _settle(claims, base, seeds) if claims else ([], 0)
     now = datetime.now(UTC)
     common = {"audit_run": audit_run, "backend": base.backend, "hash_seeds": json.dumps(list(seeds)),
               "run_id": made_by or audit_run, "created_at": now}
     own: dict[str, dict] = {}
-    kind_of: dict[str, str] = {}
+    for pair_id, pair in loaded.pairs.items():
+        reason = pair.mismatch
+        own[pair_id] = {"subject": "pair", "pair_id": pair_id, "answer_id": None, "stored_verdict": pair.stored_verdict,
+                        "verdict": None, "reason": reason, "reproduced": reason is None,
+                        "detail": {"input": pair.literal, "inputs_checked": 0,
+                                   **({"mismatch": pair.detail} if reason else {})}}
     answer_rows: list[dict] = []
     failed_answers: dict[str, list[str]] = {}
+
+    def answer_row(pair_id: str, answer_id: str, stored_verdict: str | None, verdict: str | None,
+                   reason: str | None, detail: dict) -> None:
+        if reason is not None:
+            failed_answers.setdefault(pair_id, []).append(answer_id)
+        answer_rows.append({"audit_id": content_id("audit", audit_run, "answer", answer_id), "subject": "answer",
+                            "pair_id": pair_id, "answer_id": answer_id, "stored_verdict": stored_verdict,
+                            "verdict": verdict, "reason": reason, "reproduced": reason is None,
+                            "detail": json.dumps(detail), **common})
+
     for claim, verdict in zip(claims, verdicts, strict=True):
         outcomes = {"verdict_reason": verdict.reason, "original": _short(verdict.original),
                     "variant": _short(verdict.variant)}
-        if claim.is_pair:
-            reason = pair_reason(claim, verdict)
-            row = own.get(claim.pair_id)
-            if row is None or (row["reproduced"] and reason is not None):
-                inputs = row["detail"]["inputs_checked"] if row else 0
-                kind_of[claim.pair_id] = claim.kind
-                row = own[claim.pair_id] = {
-                    "subject": "pair", "pair_id": claim.pair_id, "answer_id": None,
-                    "stored_verdict": claim.stored_verdict, "verdict": verdict.verdict, "reason": reason,
-                    "reproduced": reason is None,
-                    "detail": {**outcomes, "input": claim.literal, "inputs_checked": inputs}}
+        row = own[claim.pair_id]
+        for stored in claim.own:
+            reason = pair_reason(claim, stored, verdict)
+            if row["verdict"] is None or (row["reproduced"] and reason is not None):
+                inputs = row["detail"]["inputs_checked"]
+                row.update(stored_verdict=stored.verdict, verdict=verdict.verdict, reason=reason,
+                           reproduced=reason is None,
+                           detail={**outcomes, "input": claim.literal, "inputs_checked": inputs})
             row["detail"]["inputs_checked"] += 1
-        for answer_id, diverged in claim.answers:
-            reason = answer_reason(diverged, verdict)
-            if reason is not None:
-                failed_answers.setdefault(claim.pair_id, []).append(answer_id)
-            answer_rows.append({"audit_id": content_id("audit", audit_run, "answer", answer_id), "subject": "answer",
-                                "pair_id": claim.pair_id, "answer_id": answer_id,
-                                "stored_verdict": "diverges" if diverged else claim.stored_verdict,
-                                "verdict": verdict.verdict, "reason": reason, "reproduced": reason is None,
-                                "detail": json.dumps({**outcomes, "stored_diverged": diverged}), **common})
+        for answer_id, diverged, stored_verdict in claim.answers:
+            answer_row(claim.pair_id, answer_id, stored_verdict, verdict.verdict,
+                       answer_reason(diverged, stored_verdict, verdict),
+                       {**outcomes, "stored_diverged": diverged, "input": claim.literal})
+    for answer_id, (pair_id, reason, detail) in loaded.refused_answers.items():
+        answer_row(pair_id, answer_id, None, None, reason, {"mismatch": detail})
     own_tally = _tally(list(own.values()))
     pair_rows = []
     for pair_id, row in own.items():
@@ -265,8 +422,9 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
                      **common)
         pair_rows.append(final)
     result = {"audit_run": audit_run, **_tally(pair_rows), "pairs": own_tally, "answers": _tally(answer_rows),
-              "kinds": {kind: _tally([r for r in pair_rows if kind_of[r["pair_id"]] == kind]) for kind in kinds},
-              "backend": base.backend, "hash_seeds": list(seeds), "run_hash_seeds": sorted(used),
+              "kinds": {kind: _tally([r for r in pair_rows if loaded.pairs[r["pair_id"]].kind == kind])
+                        for kind in kinds},
+              "backend": base.backend, "hash_seeds": list(seeds), "run_hash_seeds": sorted(loaded.seeds),
               "executions": executions,
               "selection": {"sample": sample, "run_id": run_id, "seed": seed, "kinds": list(kinds)},
               "not_reproduced_pairs": sorted(r["pair_id"] for r in pair_rows if not r["reproduced"])}
@@ -274,7 +432,8 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     if made_by is None and pair_rows:
         batch["runs"] = [_run_row(audit_run, base, seeds, result, started_at)]
     if pair_rows:
-        warehouse.store(batch)
+        with _database(warehouse):
+            warehouse.store(batch)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
 

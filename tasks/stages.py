@@ -451,9 +451,10 @@ def run_summary(settings: Settings, run_id: str) -> dict:
     """What this run added (and the round's totals), read back from the warehouse: the figures users see.
     ``verified_pairs`` is what the public view holds for the run: no duplicates of earlier pairs, nothing an audit
     could not reproduce (``stored_pairs`` has them all, ``duplicates`` counts
-    them by kind); ``flagged`` counts the degenerate flags of the non-duplicates; ``verification_rate`` is stored
-    pairs per sample (a duplicate still verified). The flow adds what its batches reported (search counts,
-    sandbox time, CPU)."""
+    them by kind); ``flagged`` counts the degenerate flags of the non-duplicates; ``verification_rate`` is the share
+    of this run's generator samples that became a verified inequivalent pair (a duplicate still verified; the
+    equivalent pairs, made by the rewriter and not from samples, are counted apart), so it is at most 1. The flow
+    adds what its batches reported (search counts, sandbox time, CPU)."""
     generator = role_id(settings, "generator")
     evaluator = role_id(settings, "evaluator")
     round_ = settings.run.round
@@ -465,7 +466,7 @@ def run_summary(settings: Settings, run_id: str) -> dict:
     successes = f["successes"] - on_equivalent["refuting"]
     return {
         "run_id": run_id, "samples": samples, "valid_samples": f["valid"], "verified_pairs": f["pairs"],
-        "stored_pairs": stored, "verification_rate": round(stored / samples, 4) if samples else 0.0,
+        "stored_pairs": stored, "verification_rate": round(f["verified_samples"] / samples, 4) if samples else 0.0,
         "duplicates": {"exact": f["exact"], "near": f["near"]}, "flagged": f["flagged"],
         "evaluated_pairs": f["labelled"], "answers": on_inequivalent["answers"],
         "evaluator_success_rate": _rate(successes, on_inequivalent["answers"]),

@@ -328,3 +328,199 @@ def test_nightly_snapshot_card_has_the_statistics(humaneval_run):
     assert operators and all(f"| {op} | " in card for (op,) in operators)
     table = datasets.load_dataset("parquet", data_files=str(snapshot / "verified_pairs.parquet"))["train"]
     assert table.num_rows == kept and {"split", "flags"} <= set(table.column_names)
+
+
+# ---- forgeries: a real warehouse edited with SQL, as a red team did (issue 26)
+FORGED_PROBLEM = "forgery/a"
+"""A problem of the train split (under the default split rule): its pairs may train."""
+TWICE = "def f(x):\n    return x + x\n"
+
+
+def _trained(db: Path) -> set[str]:
+    """The pairs some training set would train on: every row the builders read (generator pairs, equivalent pairs,
+    evaluator answers), through the builders' own screen."""
+    from sinq.sources.config import SplitConfig
+    from sinq.training.config import BuildConfig, DecontaminationConfig
+    from sinq.training.datasets import screen
+    from sinq.warehouse import queries
+
+    warehouse = Warehouse(db)
+    read = (queries.training_pairs(warehouse, None) + queries.training_equivalent_pairs(warehouse, None)
+            + queries.training_answers(warehouse, None))
+    kept, _ = screen(read, BuildConfig(), SplitConfig(), DecontaminationConfig(), None)
+    return {row["pair_id"] for row in kept}
+
+
+def _views(db: Path) -> set[str]:
+    return {r[0] for r in rows(db, "SELECT pair_id FROM verified_pairs UNION ALL SELECT pair_id FROM equivalent_pairs")}
+
+
+@pytest.fixture
+def forgeable(tmp_path, local_backend) -> tuple[Path, dict[str, str]]:
+    """A real warehouse of one (train-split) problem: two verified inequivalent pairs with a difficulty label and
+    counted answers (``ineq`` has one on an input where both sides agree, and one on its diverging input), and two
+    equivalent pairs fuzzed equal on three inputs each. Every claim is true: an audit reproduces all of it."""
+    from sinq.sources.config import SplitConfig
+    from sinq.sources.problem import Problem
+    from sinq.training.decontam import split_of
+    from sinq.warehouse.records import problem_row
+
+    assert split_of(FORGED_PROBLEM, SplitConfig(), "forgery") == "train"
+    warehouse = Warehouse(tmp_path / "forgeable.duckdb")
+    now = datetime.now(UTC)
+    problem = Problem(source="forgery", source_id="twice", code=TWICE, tests="", entry_point="f",
+                      problem_id=FORGED_PROBLEM, seed_inputs=[{"x": 2}])
+    warehouse.store({"problems": [problem_row(problem, "run-forgeable", now)]})
+    claims = [Pair("ineq", TWICE, "def f(x):\n    return x * 3\n", "f", {"x": 2}),
+              Pair("other", TWICE, "def f(x):\n    return x - 1\n", "f", {"x": 5}),
+              Pair("agree", TWICE, "def f(x):\n    return x * 3\n", "f", {"x": 0})]
+    equivalents = {"eq": [Pair(f"e{n}", TWICE, "def f(x):\n    return 2 * x\n", "f", {"x": n}) for n in (2, 5, -1)],
+                   "eq2": [Pair(f"g{n}", TWICE, "def f(x):\n    return x * 2\n", "f", {"x": n}) for n in (1, 3, 7)]}
+    verdicts = verify_many(claims + equivalents["eq"] + equivalents["eq2"], local_backend)
+    assert [v.verdict for v in verdicts] == ["diverges", "diverges", "same"] + ["same"] * 6
+    ids: dict[str, str] = {}
+    for name, pair, verdict, answers in (("ineq", claims[0], verdicts[0], [("{'x': 0}", verdicts[2], False),
+                                                                            ("{'x': 2}", verdicts[0], True)]),
+                                         ("other", claims[1], verdicts[1], [])):
+        batch = verdict_rows(pair, verdict, "run-forgeable", "strict", now)
+        sample_id = content_id("sample", FORGED_PROBLEM, name)
+        [row] = pair_rows(batch, "generator:test", 0, FORGED_PROBLEM, sample_id)
+        batch["pairs"] = [row]
+        batch["samples"] = [{"sample_id": sample_id, "problem_id": FORGED_PROBLEM, "agent_id": "generator:test",
+                             "round": 0, "target_difficulty": 5, "program_id": row["variant_program_id"],
+                             "input_id": row["input_id"], "status": "valid", "run_id": "run-forgeable",
+                             "created_at": now}]
+        ids[name] = row["pair_id"]
+        batch["difficulty_labels"] = [{"pair_id": row["pair_id"], "evaluator_agent_id": "evaluator:test", "round": 0,
+                                       "n_answers": 2, "n_failures": 1, "difficulty": 5, "run_id": "run-forgeable",
+                                       "created_at": now}]
+        batch["evaluator_answers"] = []
+        for index, (literal, answer_verdict, diverged) in enumerate(answers):
+            check = verdict_rows(Pair(f"a{index}", pair.original, pair.variant, "f", literal), answer_verdict,
+                                 "run-forgeable", "strict", now)
+            batch = merge(batch, check)
+            batch["evaluator_answers"].append({
+                "answer_id": content_id("answer", row["pair_id"], index), "pair_id": row["pair_id"],
+                "agent_id": "evaluator:test", "answer_index": index, "input_id": check["verdicts"][0]["input_id"],
+                "claimed_equivalent": False, "verdict_id": check["verdicts"][0]["verdict_id"], "counted": True,
+                "diverged": diverged, "round": 0, "run_id": "run-forgeable", "created_at": now})
+        warehouse.store(batch)
+    offset = len(claims)
+    for name, tried in equivalents.items():
+        batch = equivalent_pair_rows(list(zip(tried, verdicts[offset:offset + 3], strict=True)), "construction",
+                                     ["test"], "equivalence:test", 0, FORGED_PROBLEM, None, "run-forgeable", now)
+        warehouse.store(batch)
+        ids[name] = batch["pairs"][0]["pair_id"]
+        offset += 3
+    db = warehouse.path
+    assert _views(db) == set(ids.values()) and _trained(db) == set(ids.values())
+    return db, ids
+
+
+def _input_of(db: Path, literal: str) -> str:
+    [(input_id,)] = rows(db, "SELECT input_id FROM inputs WHERE literal = ?", [literal])
+    return input_id
+
+
+def _evidence_verdict(db: Path, pair_id: str, n: int) -> str:
+    [(verdict_id,)] = rows(db, "SELECT json_extract_string(verdict_ids, ?) FROM equivalence_evidence "
+                           "WHERE pair_id = ?", [f"$[{n}]", pair_id])
+    return verdict_id
+
+
+def _forge(db: Path, sql: str, params: list) -> None:
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(sql, params)
+    finally:
+        con.close()
+
+
+FORGERIES = {
+    # the pair's input becomes one where both sides agree: verified_pairs and the training sets serve it as diverging
+    "pair_input": ("ineq", "claim_mismatch:input", lambda db, ids: (
+        "UPDATE pairs SET input_id = ? WHERE pair_id = ?", [_input_of(db, "{'x': 0}"), ids["ineq"]])),
+    # the pair's variant becomes another program: its verdict is about programs it does not show
+    "pair_programs": ("ineq", "claim_mismatch:programs", lambda db, ids: (
+        "UPDATE pairs SET variant_program_id = (SELECT variant_program_id FROM pairs WHERE pair_id = ?) "
+        "WHERE pair_id = ?", [ids["other"], ids["ineq"]])),
+    # an equivalent pair's evidence list emptied: nothing was fuzzed, yet it stays in equivalent_pairs
+    "evidence_emptied": ("eq", "no_evidence", lambda db, ids: (
+        "UPDATE equivalence_evidence SET verdict_ids = '[]', input_ids = '[]', inputs_tried = 0 WHERE pair_id = ?",
+        [ids["eq"]])),
+    # its evidence row deleted: equivalent_pairs hides it, training sets (all_pairs) still read it as equivalent
+    "evidence_deleted": ("eq", "no_evidence", lambda db, ids: (
+        "DELETE FROM equivalence_evidence WHERE pair_id = ?", [ids["eq"]])),
+    # one of its evidence verdicts says diverges: the input settles as same, which is not what is stored
+    "evidence_verdict": ("eq", "verdict_changed:diverges", lambda db, ids: (
+        "UPDATE verdicts SET verdict = 'diverges', reason = 'different_value' WHERE verdict_id = ?",
+        [_evidence_verdict(db, ids["eq"], 1)])),
+    # an equivalent pair's own input (what its training rows read) is one it was never fuzzed on
+    "equivalent_input": ("eq", "claim_mismatch:input", lambda db, ids: (
+        "UPDATE pairs SET input_id = ? WHERE pair_id = ?", [_input_of(db, "{'x': 0}"), ids["eq"]])),
+    # a counted answer's verdict says its input diverges, where both sides agree and the answer says it did not
+    "answer_verdict": ("ineq", "answer_not_reproduced", lambda db, ids: (
+        "UPDATE verdicts SET verdict = 'diverges', reason = 'different_value' WHERE verdict_id = (SELECT verdict_id "
+        "FROM evaluator_answers WHERE pair_id = ? AND answer_index = 0)", [ids["ineq"]])),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_forged_warehouse_is_caught_and_leaves_every_view(forgeable, forgery):
+    """Each forgery the red team made with SQL: the audit fails that pair with its own reason (exit 1), takes it out
+    of verified_pairs / equivalent_pairs and every training set, and reproduces the untouched pairs."""
+    db, ids = forgeable
+    victim, reason, make = FORGERIES[forgery]
+    _forge(db, *make(db, ids))
+    assert ids[victim] in _trained(db)  # the forgery alone does not take it out: only the audit can
+    done = sinq("audit", "--all", "--db", str(db), "--json")
+    assert done.returncode == 1, done.stdout + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["by_reason"] == {reason: 1}
+    assert result["not_reproduced_pairs"] == [ids[victim]]
+    assert (result["checked"], result["reproduced"]) == (4, 3)
+    [(status, audit_reason)] = rows(db, "SELECT status, audit_reason FROM all_pairs WHERE pair_id = ?", [ids[victim]])
+    assert (status, audit_reason) == ("not_reproduced", reason)
+    others = set(ids.values()) - {ids[victim]}
+    assert _views(db) == others and _trained(db) == others
+    if forgery == "answer_verdict":
+        assert result["answers"]["by_reason"] == {"verdict_changed:diverges": 1}
+    if forgery.startswith("evidence_") or forgery == "pair_programs":
+        assert rows(db, "SELECT verdict FROM audits WHERE subject = 'pair' AND pair_id = ?",
+                    [ids[victim]]) == [(None if forgery != "evidence_verdict" else "same",)]
+
+
+def test_an_audit_of_a_truncated_warehouse_is_a_database_error(forgeable, tmp_path):
+    """A warehouse cut short (a copy that stopped half-way) is refused as a database problem: one line, exit 4,
+    nothing written; never an internal error, never exit 1 (which means "did not reproduce")."""
+    db, _ = forgeable
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(db.read_bytes()[:db.stat().st_size // 2])
+    size = cut.stat().st_size
+    done = sinq("audit", "--all", "--db", str(cut), "--json")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stdout == "" and "internal error" not in done.stderr
+    first, *rest = done.stderr.splitlines()
+    assert first.startswith("error: ") and "damaged" in first and "truncated" in first
+    assert len(rest) <= 1  # the hint, on its own line
+    assert cut.stat().st_size == size and not cut.with_name(cut.name + ".wal").exists()
+
+
+def test_an_internal_error_of_the_audit_is_not_exit_1(forgeable, monkeypatch):
+    """Exit 1 means "did not reproduce" and nothing else: a bug in the audit has its own code."""
+    from sinq import audit_cli
+    from sinq.game.errors import SinqError
+    from sinq.tasks import audit as audits
+
+    db, _ = forgeable
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(audits, "audit", broken)
+    monkeypatch.setenv("SINQ_CONFIG", "")
+    with pytest.raises(SinqError) as caught:
+        audit_cli.audit(db=db)
+    assert caught.value.exit_code == audit_cli.INTERNAL_ERROR != audit_cli.NOT_REPRODUCED
+    assert "internal error in the audit: KeyError" in caught.value.message
+

@@ -220,3 +220,14 @@ def test_an_llm_generator_proposes_equivalent_rewrites_beside_the_rewriter(local
     assert _one(db, "SELECT count(*) FROM equivalence_attempts") == len(ids)
     assert _one(db, "SELECT count(DISTINCT evidence) FROM equivalence_evidence") >= 1
     assert stages.plan_generate(settings, "run-2", ids).equivalent == []
+
+
+def test_the_verification_rate_is_a_share_of_the_generator_samples(night) -> None:
+    """Both kinds of pair are stored, but only the inequivalent ones come from samples: the rate divides the samples
+    that became a verified pair by the samples, never more than 1 (it read 1.5143 when both kinds were counted)."""
+    settings, summary = night
+    db = settings.warehouse.path
+    made = _one(db, "SELECT count(DISTINCT p.sample_id) FROM pairs p JOIN samples s USING (sample_id) "
+                    "WHERE s.run_id = ? AND p.pair_kind = 'inequivalent'", [summary["run_id"]])
+    assert summary["equivalent_pairs"] > 0 and 0 < made <= summary["samples"]
+    assert summary["verification_rate"] == round(made / summary["samples"], 4) <= 1

@@ -8,6 +8,7 @@ unreachable" (exit 5) instead of its own line, and could never start or touch an
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -304,6 +305,17 @@ def test_server_status_reports_the_port_it_was_started_on(home: Path) -> None:
 
         info = json.loads(status.stdout)
         assert info["api_url"] == f"http://127.0.0.1:{port}/api" and info["healthy"] is True
+        # a run uses that server, and no temporary one beside it (Prefect read its settings while the config's
+        # cron was validated, before the API was known)
+        ran = sinq("run", "--limit", "2", "--db", str(home / "w.duckdb"), home=home, timeout=300, **env)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "Starting temporary server" not in ran.stderr + ran.stdout, ran.stderr[-3000:]
+        import httpx
+
+        flow_run = re.search(r"/runs/flow-run/([0-9a-f-]{36})", ran.stdout + ran.stderr)
+        assert flow_run, ran.stdout[-2000:]
+        stored = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{flow_run.group(1)}", timeout=10)
+        assert stored.status_code == 200 and stored.json()["state"]["type"] == "COMPLETED", stored.text[:500]
     finally:
         if pid_file.exists():
             pid = int(pid_file.read_text())

@@ -87,8 +87,11 @@ def run_figures(warehouse: Warehouse, run_id: str, generator: str, evaluator: st
         figures |= _one(con, "SELECT count(*) AS stored, "
                              "(SELECT count(*) FROM verified_pairs v WHERE v.run_id = ?) AS pairs, "
                              "count(*) FILTER (WHERE duplicate_kind = 'exact') AS exact, "
-                             "count(*) FILTER (WHERE duplicate_kind = 'near') AS near "
-                             "FROM pairs WHERE run_id = ?", [run_id, run_id])
+                             "count(*) FILTER (WHERE duplicate_kind = 'near') AS near, "
+                             "(SELECT count(DISTINCT p.sample_id) FROM pairs p JOIN samples s USING (sample_id) "
+                             " WHERE s.run_id = ? AND coalesce(p.pair_kind, 'inequivalent') = 'inequivalent') "
+                             "AS verified_samples "
+                             "FROM pairs WHERE run_id = ?", [run_id, run_id, run_id])
         figures["flagged"] = dict(con.execute(
             "SELECT flag, count(*) FROM (SELECT unnest(from_json(flags, '[\"VARCHAR\"]')) AS flag FROM pairs "
             "WHERE run_id = ? AND duplicate_of IS NULL) GROUP BY 1 ORDER BY 2 DESC, 1", [run_id]).fetchall())
@@ -167,51 +170,68 @@ def stored_pairs(con: duckdb.DuckDBPyConnection, problem_ids: list[str], origina
 
 
 # ---- audits
-def verified_pair_ids(warehouse: Warehouse, run_id: str | None = None, view: str = "verified_pairs") -> list[str]:
-    """Ids of the pairs in ``verified_pairs`` (or the standing ``equivalent_pairs``), of one run or all."""
-    if view not in ("verified_pairs", "equivalent_pairs"):
-        raise ValueError(f"not a pair view: {view}")
+STANDING = {"inequivalent": "verified", "equivalent": "equivalent"}
+"""The ``all_pairs`` status of a standing pair of each kind: what the views and every training set read."""
+
+
+def standing_pair_ids(warehouse: Warehouse, kind: str, run_id: str | None = None) -> list[str]:
+    """Ids of the standing pairs of one kind (``all_pairs`` status verified | equivalent), of one run or all. Read
+    from ``all_pairs``, not the public views: training sets read it, so a pair a view hides (an equivalent pair
+    without its evidence row) is audited all the same."""
+    if kind not in STANDING:
+        raise ValueError(f"not a pair kind: {kind}")
     if not warehouse.path.exists():
         return []
-    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    where, params = (" AND run_id = ?", [run_id]) if run_id else ("", [])
     with warehouse.reading() as con:
-        return [r[0] for r in con.execute(f"SELECT pair_id FROM {view} {where}", params).fetchall()]
+        return [r[0] for r in con.execute(f"SELECT pair_id FROM all_pairs WHERE pair_kind = ? AND status = ?{where}",
+                                          [kind, STANDING[kind], *params]).fetchall()]
 
 
-def claims_behind(warehouse: Warehouse, pair_ids: list[str]) -> tuple[list[dict], list[dict], set[int]]:
-    """What an audit re-verifies for these pairs: each pair's own claims (codes, input, stored verdict and outcomes,
-    compare mode, the config of the run that settled it: an inequivalent pair's diverging input, an equivalent
-    pair's every fuzzed input, in the order tried), its counted answers' claims, and every hash seed the executions
-    behind them used."""
+def _id_list(raw: str | None) -> list[str] | None:
+    """A stored JSON list of ids; None where it is not one (the audit calls that evidence that does not hold)."""
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+def claims_behind(warehouse: Warehouse, pair_ids: list[str]) -> dict:
+    """Every stored fact an audit of these pairs relies on, as stored, ids included, so that the audit checks they
+    agree instead of trusting one join: ``pairs`` (ids, codes, the literal of the pair's own input), ``evidence``
+    per equivalent pair (verdict_ids and input_ids as lists, None where unreadable; absent without a row),
+    ``answers`` (counted ones that claim an input, a verdict or a divergence, with their own input's literal),
+    ``verdicts`` by id (programs, input and its literal, verdict, outcomes, compare mode, the run's config) and
+    ``seeds``: every hash seed the executions behind those verdicts used."""
     with warehouse.reading() as con:
         pairs = _dicts(con.execute(
-            "WITH claimed AS ("
-            "SELECT pair_id, verdict_id, 0 AS n FROM pairs WHERE coalesce(pair_kind, 'inequivalent') <> 'equivalent' "
-            "AND pair_id IN (SELECT unnest(?)) UNION ALL "
-            "SELECT e.pair_id, t.verdict_id, t.n FROM equivalence_evidence e, "
-            "unnest(from_json(e.verdict_ids, '[\"VARCHAR\"]')) WITH ORDINALITY AS t(verdict_id, n) "
-            "WHERE e.pair_id IN (SELECT unnest(?))) "
-            "SELECT c.pair_id, coalesce(p.pair_kind, 'inequivalent') AS pair_kind, o.code AS original, "
-            "v.code AS variant, p.entry_point, i.literal, vd.verdict, vd.original_outcome, vd.variant_outcome, "
-            "vd.compare_mode, r.config FROM claimed c JOIN pairs p ON p.pair_id = c.pair_id "
-            "JOIN verdicts vd ON vd.verdict_id = c.verdict_id "
-            "JOIN programs o ON o.program_id = p.original_program_id "
-            "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i ON i.input_id = vd.input_id "
-            "LEFT JOIN runs r ON r.run_id = vd.run_id ORDER BY c.pair_id, c.n", [pair_ids, pair_ids]))
+            "SELECT p.pair_id, coalesce(p.pair_kind, 'inequivalent') AS pair_kind, p.original_program_id, "
+            "p.variant_program_id, p.entry_point, p.input_id, p.verdict_id, o.code AS original, v.code AS variant, "
+            "i.literal FROM pairs p JOIN programs o ON o.program_id = p.original_program_id "
+            "JOIN programs v ON v.program_id = p.variant_program_id LEFT JOIN inputs i ON i.input_id = p.input_id "
+            "WHERE p.pair_id IN (SELECT unnest(?)) ORDER BY p.pair_id", [pair_ids]))
+        evidence = {r["pair_id"]: {"verdict_ids": _id_list(r["verdict_ids"]), "input_ids": _id_list(r["input_ids"]),
+                                   "inputs_tried": r["inputs_tried"]} for r in _dicts(con.execute(
+            "SELECT pair_id, CAST(verdict_ids AS VARCHAR) AS verdict_ids, CAST(input_ids AS VARCHAR) AS input_ids, "
+            "inputs_tried FROM equivalence_evidence WHERE pair_id IN (SELECT unnest(?))", [pair_ids]))}
         answers = _dicts(con.execute(
-            "SELECT a.pair_id, a.answer_id, i.literal, a.diverged, vd.verdict, vd.compare_mode, r.config "
-            "FROM evaluator_answers a JOIN verdicts vd ON vd.verdict_id = a.verdict_id "
-            "JOIN inputs i ON i.input_id = vd.input_id LEFT JOIN runs r ON r.run_id = vd.run_id "
-            "WHERE a.counted AND a.pair_id IN (SELECT unnest(?)) ORDER BY a.pair_id, a.answer_id",
-            [pair_ids]))
+            "SELECT a.answer_id, a.pair_id, a.input_id, a.verdict_id, coalesce(a.diverged, false) AS diverged, "
+            "i.literal FROM evaluator_answers a LEFT JOIN inputs i ON i.input_id = a.input_id "
+            "WHERE a.counted AND a.pair_id IN (SELECT unnest(?)) AND (a.verdict_id IS NOT NULL "
+            "OR a.input_id IS NOT NULL OR coalesce(a.diverged, false)) ORDER BY a.pair_id, a.answer_id", [pair_ids]))
+        verdict_ids = sorted({p["verdict_id"] for p in pairs} | {a["verdict_id"] for a in answers if a["verdict_id"]}
+                             | {v for e in evidence.values() for v in e["verdict_ids"] or []})
+        verdicts = {r["verdict_id"]: r for r in _dicts(con.execute(
+            "SELECT vd.verdict_id, vd.original_program_id, vd.variant_program_id, vd.entry_point, vd.input_id, "
+            "i.literal, vd.verdict, CAST(vd.original_outcome AS VARCHAR) AS original_outcome, "
+            "CAST(vd.variant_outcome AS VARCHAR) AS variant_outcome, vd.compare_mode, "
+            "CAST(r.config AS VARCHAR) AS config FROM verdicts vd LEFT JOIN inputs i ON i.input_id = vd.input_id "
+            "LEFT JOIN runs r ON r.run_id = vd.run_id WHERE vd.verdict_id IN (SELECT unnest(?))", [verdict_ids]))}
         seeds = {r[0] for r in con.execute(
-            "SELECT DISTINCT e.hash_seed FROM executions e WHERE e.hash_seed IS NOT NULL AND e.verdict_id IN ("
-            "SELECT verdict_id FROM pairs WHERE pair_id IN (SELECT unnest(?)) UNION "
-            "SELECT unnest(from_json(verdict_ids, '[\"VARCHAR\"]')) FROM equivalence_evidence "
-            "WHERE pair_id IN (SELECT unnest(?)) UNION "
-            "SELECT verdict_id FROM evaluator_answers WHERE counted AND pair_id IN (SELECT unnest(?)))",
-            [pair_ids, pair_ids, pair_ids]).fetchall()}
-    return pairs, answers, seeds
+            "SELECT DISTINCT hash_seed FROM executions WHERE hash_seed IS NOT NULL "
+            "AND verdict_id IN (SELECT unnest(?))", [verdict_ids]).fetchall()}
+    return {"pairs": pairs, "evidence": evidence, "answers": answers, "verdicts": verdicts, "seeds": seeds}
 
 
 # ---- training
