@@ -66,9 +66,12 @@ class _App(typer.Typer):
             hint = "" if _debugging() else " (run with --debug for the traceback)"
             Console(stderr=True).print(f"[red]internal error:[/red] {escape(type(exc).__name__)}"
                                        f"{': ' + escape(what) if what else ''}{hint}", soft_wrap=True)
-            sys.exit(1)
+            sys.exit(INTERNAL_ERROR)
 
 
+INTERNAL_ERROR = 70
+"""A bug of ours (sysexits' EX_SOFTWARE), never 1: 1 is "the work failed" (a run ended Failed, an audit did not
+reproduce), which a script gates on."""
 app = _App(help="sinq: a data factory for code-reasoning data (the semantic inequivalence game).",
            no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown")
 sandbox_app = typer.Typer(help="Sandbox: benchmark, self-test, image.", no_args_is_help=True)
@@ -515,20 +518,23 @@ def sql(
                            ] = False,
 ) -> None:
     """Query the warehouse, read-only, on a snapshot (a query of any length never holds up a run's writes); file
-    access and extension loading are off unless --allow-files."""
+    access is off unless --allow-files; extensions are never installed or loaded, and only SELECT (and EXPLAIN of a
+    SELECT) runs, --allow-files or not."""
+    from sinq.warehouse.user_sql import user_query
+
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="--format table | csv | json")
-    with _warehouse(db, config).stream(query, allow_files=allow_files) as (columns, batches):
+    with user_query(_warehouse(db, config), query, allow_files=allow_files) as (columns, batches):
         if fmt in ("csv", "json"):
             try:
                 _write_rows(fmt, columns, batches)
             except BrokenPipeError:  # `| head`: the reader has what it wanted
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         else:
-            table, shown, left_out = Table(*columns), 0, 0
+            table, shown, left_out = Table(*map(escape, columns)), 0, 0  # cells are data, never rich markup
             for rows in batches:
                 for row in rows[:max(0, max_rows - shown)]:
-                    table.add_row(*["" if v is None else str(v) for v in row])
+                    table.add_row(*["" if v is None else escape(str(v)) for v in row])
                 taken = min(len(rows), max(0, max_rows - shown))
                 shown += taken
                 left_out += len(rows) - taken
@@ -562,13 +568,17 @@ def db_info(db: DbOpt = None, config: ConfigOpt = None, json_out: JsonOpt = Fals
     """Path, schema version and row counts (after an integrity check of the file)."""
     warehouse = _warehouse(db, config)
     crashed = _mark_dead_runs(warehouse)
+    crashed_jobs = _mark_dead_jobs(warehouse)
     info = warehouse.info()
     info["marked_crashed"] = crashed
+    info["marked_crashed_jobs"] = crashed_jobs
     if json_out:
         print(json.dumps(info))
         return
     if crashed:
         err.print(f"marked {len(crashed)} dead run(s) crashed: {', '.join(crashed)}")
+    if crashed_jobs:
+        err.print(f"marked {len(crashed_jobs)} dead training job(s) crashed: {', '.join(crashed_jobs)}")
     table = Table("table", "rows", title=f"{info['path']} (schema v{info['schema_version']})")
     for name, count in info["tables"].items():
         table.add_row(name, str(count))
@@ -683,7 +693,24 @@ def _preflight(settings) -> None:
     here instead of a failed run in the UI, a new empty database and a Prefect traceback."""
     _check_source(settings.run.source, settings)
     _check_db(settings.warehouse.path, settings.warehouse.lock_timeout_s)
+    _check_promoted(settings)
     _open(settings.sandbox).close()  # docker: engine reachable, image current; local: bwrap when required
+
+
+def _check_promoted(settings) -> None:
+    """A role that loads its promoted adapter gets one trained on its configured model (AdapterBaseMismatch: one
+    line, exit 2, before a flow run exists)."""
+    from sinq.agents.backends import resolve_adapter
+    from sinq.warehouse.store import Warehouse
+
+    path = settings.warehouse.path
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    warehouse = Warehouse(path, settings.warehouse.lock_timeout_s)
+    for role in ("generator", "evaluator"):
+        agent = getattr(settings.agents, role)
+        if agent.kind == "llm":
+            resolve_adapter(agent, role, warehouse)
 
 
 def _check_source(spec: str, settings) -> None:
@@ -959,6 +986,29 @@ def train_build(
     _figures(result, f"{kind} set for the {role}", json_out)
 
 
+def _mark_dead_jobs(warehouse) -> list[str]:
+    """Training jobs left ``running`` by a killed process become ``crashed`` and their unfinished adapter folders
+    go (training/jobs.py); the flow runs they belonged to become Crashed when a Prefect API is configured."""
+    from sinq.tasks.liveness import crash_in_prefect, reap_dead_jobs
+
+    dead = reap_dead_jobs(warehouse)
+    runs = [d["run_id"] for d in dead if d["run_id"]]
+    if runs:
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():  # never an ephemeral server just for this
+            crash_in_prefect(runs)
+    return [d["job_id"] for d in dead]
+
+
+def _training_stdout():
+    """TRL and transformers print their log dicts (and tqdm.write lines) on stdout: while training, stdout is
+    stderr, so stdout holds only the command's own output (one JSON document with --json)."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps: int | None, db: Path | None,
            config: Path | None, json_out: bool) -> None:
     from sinq.training.train import train
@@ -971,7 +1021,8 @@ def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps:
         if kind == "grpo":
             sandbox = _open(settings.sandbox)
             sandbox.start()
-        result = train(warehouse, kind, role, base, dataset, train_config, sandbox)
+        with _training_stdout():
+            result = train(warehouse, kind, role, base, dataset, train_config, sandbox)
     except (KeyError, ValueError) as exc:
         if isinstance(exc, SinqError):
             raise
@@ -1006,6 +1057,31 @@ for _kind in ("sft", "dpo", "grpo"):
     train_app.command(_kind)(_train_command(_kind))
 
 
+def _check_training(settings, roles: list[str], kind: str, base: str | None, stored: bool) -> None:
+    """What a training flow needs, checked before its flow run exists (as `sinq run` does): a bad kind, a database
+    that cannot be written (or, when ``stored``, holds nothing yet: exit 4) and a base model that is not a model
+    folder are one line here instead of a Failed flow run in the UI."""
+    from sinq.training.train import check_base
+    from sinq.warehouse.store import WarehouseError
+
+    if kind not in ("sft", "dpo", "grpo"):
+        raise UsageError(f"unknown training kind {kind!r}", hint="--kind sft | dpo | grpo")
+    unknown = sorted(set(roles) - {"generator", "evaluator"})
+    if unknown:
+        raise UsageError(f"unknown role(s) {', '.join(unknown)}", hint="--role generator | evaluator")
+    path = settings.warehouse.path
+    _check_db(path, settings.warehouse.lock_timeout_s)
+    if stored and (not path.exists() or path.stat().st_size == 0):
+        raise WarehouseError(f"no warehouse at {path}: nothing is stored to train on",
+                             hint="fill it with `sinq run` first, or point --db (or [warehouse] path, SINQ_DB) at it")
+    for role in roles:
+        model = base or getattr(settings.agents, role).model or settings.training.base_model
+        if not model:
+            raise UsageError(f"no base model for the {role}",
+                             hint=f"--base PATH, or set [agents.{role}] model or [training] base_model")
+        check_base(model)
+
+
 @train_app.command("finetune")
 def train_finetune(
     role: RoleOpt = "evaluator",
@@ -1025,13 +1101,17 @@ def train_finetune(
     from sinq.flows import server
 
     settings = _run_settings(config, None, None, None, None, db, None, None, sets)
+    _check_training(settings, [role], kind, base, stored=True)
+    if kind == "grpo" or settings.eval.gate.enabled:
+        _open(settings.sandbox).close()  # GRPO's reward and the gate's suites run in the sandbox
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server.ensure_api()
     from sinq.flows.finetuning import finetune
 
     _console_errors_one_line()
 
-    result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
+    with _training_stdout():
+        result = finetune(settings.model_dump(mode="json"), role=role, kind=kind, base=base, promote=promote)
     if json_out:
         print(json.dumps(result, default=str))
         return
@@ -1063,12 +1143,15 @@ def train_self_play(
     if unknown:
         raise SettingsError(f"unknown role(s) {', '.join(unknown)} (generator | evaluator)")
     settings = _run_settings(config, None, None, None, None, db, first_round, None, sets)
+    _check_training(settings, roles, kind, None, stored=False)
+    _preflight(settings)  # each round is a nightly generation first: its source, database and sandbox
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server.ensure_api()
     from sinq.flows.finetuning import self_play
 
     _console_errors_one_line()
-    result = self_play(settings.model_dump(mode="json"), rounds=rounds, kind=kind, roles=roles)
+    with _training_stdout():
+        result = self_play(settings.model_dump(mode="json"), rounds=rounds, kind=kind, roles=roles)
     if json_out:
         print(json.dumps(result, default=str))
         return
@@ -1120,7 +1203,8 @@ def train_bench_command(
 
 
 class AdapterRejected(SinqError):
-    """The gate rejected this adapter: promoting it needs --force and a --reason (stored as a forced decision)."""
+    """No passed gate decision for this adapter (never gated, or rejected): promoting it needs --force and a
+    non-blank --reason (stored as a forced decision: who, when, why)."""
 
     exit_code = 2
 
@@ -1148,6 +1232,9 @@ def models_list(role: Annotated[str | None, typer.Option("--role", help="only th
     from sinq.warehouse.adapters import list_adapters
 
     _, warehouse = _settings_warehouse(config, db)
+    crashed_jobs = _mark_dead_jobs(warehouse)
+    if crashed_jobs:
+        err.print(f"marked {len(crashed_jobs)} dead training job(s) crashed: {', '.join(crashed_jobs)}")
     rows = list_adapters(warehouse, role)
     if json_out:
         print(json.dumps(rows, default=str))
@@ -1163,31 +1250,46 @@ def models_list(role: Annotated[str | None, typer.Option("--role", help="only th
 @models_app.command("promote")
 def models_promote(role: Annotated[str, typer.Argument(help="generator | evaluator")],
                    adapter: Annotated[str, typer.Argument(help="adapter id (sinq models list)")],
-                   force: Annotated[bool, typer.Option("--force", help="promote an adapter the gate rejected "
-                                                       "(needs --reason; stored as a forced decision)")] = False,
+                   force: Annotated[bool, typer.Option("--force", help="promote an adapter without a passed gate "
+                                                       "decision against the role's current adapter (needs "
+                                                       "--reason; stored as a forced decision)")] = False,
                    reason: Annotated[str | None, typer.Option("--reason", help="why the gate is overridden "
-                                                              "(stored with the forced decision)")] = None,
+                                                              "(stored with the forced decision, who and when)")
+                                     ] = None,
                    db: DbOpt = None, config: ConfigOpt = None) -> None:
-    """Choose the adapter a role uses next (agents with adapter = "promoted" load it); a rejected one only with
-    --force --reason."""
-    from sinq.evals.gate import force_decision
+    """Choose the adapter a role uses next (agents with adapter = "promoted" load it): only one whose latest gate
+    decision passed against the adapter the role uses now; any other only with --force --reason TEXT."""
+    from sinq.evals.gate import force_promotion
     from sinq.warehouse.adapters import adapter as adapter_row
-    from sinq.warehouse.adapters import promote
+    from sinq.warehouse.adapters import latest_measured, promote
 
     _, warehouse = _settings_warehouse(config, db)
     try:
         row = adapter_row(warehouse, role, adapter)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from exc
+    reason = (reason or "").strip() or None
     if force and not reason:
-        raise UsageError("--force needs --reason TEXT (it is stored with the forced decision)")
-    if row["status"] == "rejected" and not force:
-        raise AdapterRejected(f"the gate rejected {role} adapter {adapter}: see sinq models list",
-                              hint=f"sinq models promote {role} {adapter} --force --reason TEXT")
+        raise UsageError("--force needs --reason TEXT, not blank (it is stored with the forced decision)")
+    if reason and not force:
+        raise UsageError("--reason goes with --force (a promotion on a passed gate decision needs no reason)")
+    if row["promoted"]:
+        out.print(f"{role} already uses {adapter}")
+        return
     if force:
-        decision = force_decision(warehouse, role, adapter, reason or "")
-        out.print(f"forced decision {decision['decision_id']} stored")
-    promote(warehouse, role, adapter)
+        decision = force_promotion(warehouse, role, adapter, reason)
+        out.print(f"forced decision {decision['decision_id']} stored ({decision['decided_by']}: {reason})")
+        out.print(f"{role} now uses {adapter}")
+        return
+    override = f"sinq models promote {role} {adapter} --force --reason TEXT"
+    evidence = latest_measured(warehouse, role, adapter)
+    if evidence is None:
+        raise AdapterRejected(f"{role} adapter {adapter} was never gated: nothing is promoted without a passed gate "
+                              "decision", hint=f"sinq eval gate {role} {adapter} (or {override})")
+    if not evidence["passed"]:
+        raise AdapterRejected(f"the gate rejected {role} adapter {adapter} (decision {evidence['decision_id']}): "
+                              "see sinq models list", hint=override)
+    promote(warehouse, role, adapter, evidence["decision_id"])  # PromotionRefused: measured against another one
     out.print(f"{role} now uses {adapter}")
 
 

@@ -155,15 +155,15 @@ def test_debug_shows_the_traceback_the_plain_run_leaves_out(home: Path) -> None:
         assert "error: unknown source" in debug.stderr
 
 
-def test_an_unexpected_exception_is_one_line_and_exit_1(home: Path) -> None:
+def test_an_unexpected_exception_is_one_line_and_exit_70(home: Path) -> None:
     folder = home / "a-folder"
     folder.mkdir()
     done = sinq("sources", "validate", "--source", f"file:{folder}", home=home)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (2, 70) and "Traceback" not in done.stderr, done.stderr
     assert len(lines) <= 2 and lines[0].startswith(("error: ", "internal error: ")), done.stderr
     if lines[0].startswith("internal error: "):
-        assert done.returncode == 1 and "--debug" in lines[0]
+        assert done.returncode == 70 and "--debug" in lines[0]
     assert "Traceback" in sinq("--debug", "sources", "validate", "--source", f"file:{folder}", home=home).stderr
 
 
