@@ -188,6 +188,8 @@ def _rows(source: str) -> tuple[str, Iterator[tuple[str, dict]]]:
     path = Path(source)
     if not path.exists():
         raise EvalError(f"{path} does not exist")
+    if not path.is_file():
+        raise EvalError(f"{path} is not a file")
     if path.suffix == ".parquet":
         try:
             import pyarrow.parquet as pq
@@ -207,7 +209,10 @@ def _numbered(rows: Iterable[dict], prefix: str) -> Iterator[tuple[str, dict]]:
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalError(f"{path} is not UTF-8 text (byte {exc.start}): not a JSON file") from None
     if text.lstrip().startswith("["):  # CodeXGLUE ships Devign as one JSON array (function.json)
         try:
             rows = json.loads(text)

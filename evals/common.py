@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sinq.game.errors import SinqError
 from sinq.game.stats import wilson
@@ -15,6 +16,8 @@ from sinq.training.decontam import make_item, register_items
 from sinq.warehouse.evals import store_eval
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
+
+T = TypeVar("T")
 
 
 class EvalError(SinqError):
@@ -84,6 +87,19 @@ class EvalRun:
                 "items": len(self.items), "metrics": self.metrics, "detail": self.detail}
 
 
+def distinct(things: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], int]:
+    """(the first of each key, in order; how many repeats were left out). Results are stored by (item, query), so
+    a suite scores each distinct item once: two rows of one item would be counted twice and stored once."""
+    seen: set[str] = set()
+    kept = []
+    for thing in things:
+        k = key(thing)
+        if k not in seen:
+            seen.add(k)
+            kept.append(thing)
+    return kept, len(things) - len(kept)
+
+
 def offline() -> None:
     """Nothing is downloaded at run time: set before transformers or datasets are first imported (later settings
     are not seen by huggingface_hub), and a local path is then never looked up on the hub either."""
@@ -125,6 +141,12 @@ def record(warehouse: Warehouse, run: EvalRun, code_version: str | None = None) 
     run's detail (``contaminated_items``, with the sets), so a figure measured partly on trained items says so."""
     from sinq.training.decontam import contaminated_items
 
+    if not warehouse.path.exists():
+        warehouse.store({})  # a fresh file: the contamination check below reads it before the run is stored
+    keys = {(r.item_id, r.query_index) for r in run.results}
+    if len(keys) != len(run.results):  # stored equals reported: a suite must score each (item, query) once
+        raise RuntimeError(f"{run.suite}: {len(run.results) - len(keys)} results repeat an (item, query) key; "
+                           "they would be counted but not stored")
     run.eval_id = run.eval_id or content_id("eval", run.suite, run.model, run.adapter, run.mode, run.items_hash(),
                                             time.time_ns())[:16]
     items = _unique(run.items)

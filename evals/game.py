@@ -24,7 +24,7 @@ from sinq.agents.base import EvaluatorRequest
 from sinq.agents.config import AgentConfig, Sampling
 from sinq.agents.play import evaluate as play_evaluate
 from sinq.agents.play import generate as play_generate
-from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, rate
+from sinq.evals.common import Clock, EvalError, EvalRun, Item, Result, distinct, rate
 from sinq.evals.config import EvalConfig, GameEvalConfig
 from sinq.game.hashing import json_sha256
 from sinq.game.stats import bootstrap_mean
@@ -138,7 +138,8 @@ def evaluate_evaluator(pool: WorkerPool, frozen_set: dict, evaluator, config: Ev
     """The evaluator's success rate on the frozen pairs, every answer counted."""
     config = config or EvalConfig()
     clock = Clock()
-    rows = frozen_set["pair_rows"][:limit] if limit else frozen_set["pair_rows"]
+    rows, duplicates = distinct(frozen_set["pair_rows"], lambda r: r["item_id"])
+    rows = rows[:limit] if limit else rows
     requests = [EvaluatorRequest(r["pair_id"], r["original_code"], r["variant_code"], r["entry_point"] or "",
                                  config.game.answers, [str(s) for s in r["seed_inputs"]]) for r in rows]
     played = play_evaluate(evaluator, requests, pool, evaluator.name)
@@ -163,7 +164,7 @@ def evaluate_evaluator(pool: WorkerPool, frozen_set: dict, evaluator, config: Ev
         name = f"success_rate@difficulty={difficulty}" if difficulty >= 0 else "success_rate@difficulty=unknown"
         metrics[name] = rate(sum(successes), len(successes), config.confidence)
     detail = {"set_id": frozen_set["set_id"], "content_hash": frozen_set["content_hash"], "pairs": len(rows),
-              "answers_per_pair": config.game.answers,
+              "answers_per_pair": config.game.answers, "duplicates": duplicates,
               "non_answers": sum(1 for g in played.answers for a in g if a.input is None)} | clock.figures(
                   len(items), len(results))
     return EvalRun(SUITE, SUITE_VERSION, model, adapter, "evaluator", items, results, metrics, role=role,
@@ -187,7 +188,9 @@ def evaluate_generator(pool: WorkerPool, frozen_set: dict, generator, reference,
     game = config.game
     clock = Clock()
     problem_ids = list(dict.fromkeys(r["problem_id"] for r in frozen_set["pair_rows"]))
-    problems = queries.problems(warehouse, problem_ids[:limit] if limit else problem_ids)
+    problems, duplicates = distinct(queries.problems(warehouse, problem_ids),
+                                    lambda p: make_item(SUITE, p.program).item_id)  # the key results are stored by
+    problems = problems[:limit] if limit else problems
     if not problems:
         raise EvalError(f"the problems of set {frozen_set['set_id']} are not in {warehouse.path}")
     groups = play_generate(generator, problems, game.target_difficulty, game.samples, pool)
@@ -222,7 +225,8 @@ def evaluate_generator(pool: WorkerPool, frozen_set: dict, generator, reference,
     for r in results:
         if not r.detail["valid"]:
             reasons[str(r.detail["reason"])] += 1
-    detail = {"set_id": frozen_set["set_id"], "problems": len(problems), "samples_per_problem": game.samples,
+    detail = {"set_id": frozen_set["set_id"], "problems": len(problems), "duplicates": duplicates,
+              "samples_per_problem": game.samples,
               "reference": reference_name(config), "hard": game.hard,
               "invalid_reasons": dict(reasons)} | clock.figures(len(items), n)
     return EvalRun(SUITE, SUITE_VERSION, model, adapter, "generator", items, results, metrics, role=role,

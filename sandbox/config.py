@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Limits(BaseModel):
@@ -51,7 +51,8 @@ class SandboxConfig(BaseModel):
     compare: Literal["strict", "loose"] = Field(
         "strict", description="strict: canonical type-strict encoding; loose: Python == on numbers and builtins"
     )
-    hash_seeds: tuple[int, int] = Field((1, 2), description="two PYTHONHASHSEED values every divergence must survive")
+    hash_seeds: tuple[int, int] = Field((1, 2), description="two distinct PYTHONHASHSEED values (0 to 4294967295) "
+                                        "every divergence must survive")
     repeats: int = Field(2, ge=1, description="runs per side and hash seed before a divergence is trusted")
     longer_budget_factor: float = Field(4.0, ge=1.0, description="timeout/limit multiplier for re-checking a side")
     workers_per_seed: int = Field(0, ge=0, description="warm worker processes per hash seed; 0 = one per two cores")
@@ -65,6 +66,16 @@ class SandboxConfig(BaseModel):
         False, description="refuse to run without bwrap's filesystem view (CI sets SINQ_REQUIRE_SANDBOX=1)"
     )
     docker: DockerSettings = DockerSettings()
+
+    @field_validator("hash_seeds")
+    @classmethod
+    def _two_seeds(cls, seeds: tuple[int, int]) -> tuple[int, int]:
+        """Two equal seeds are one: a divergence that hangs on set or dict order would pass as real."""
+        if seeds[0] == seeds[1]:
+            raise ValueError(f"the two hash seeds must differ (got {seeds[0]} twice)")
+        if not all(0 <= seed <= 4294967295 for seed in seeds):
+            raise ValueError("a hash seed is a PYTHONHASHSEED: 0 to 4294967295")
+        return seeds
 
     def resolved_workers(self) -> int:
         return self.workers_per_seed or max(1, (os.cpu_count() or 1) // 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sinq import audit_cli, code_version, eval_classify_cli, eval_cli, eval_equivalence_cli, eval_game_cli
+from sinq import audit_cli, code_version, eval_classify_cli, eval_cli, eval_equivalence_cli, eval_game_cli, leakage_cli
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
@@ -958,6 +959,8 @@ def train_build(
     equivalent_share: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="evaluator sets: at most this share from equivalent pairs (default: [training.build])")
     ] = None,
+    hard_only: Annotated[bool, typer.Option("--hard-only", help="only pairs a surface-only classifier misclassifies "
+                                            "(the hard split of `sinq train bench-leakage`)")] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -965,6 +968,7 @@ def train_build(
     """Build a training set from the warehouse (Parquet + dataset card) and register it. Held-out problems never
     enter; duplicates, flagged and contaminated pairs only when asked."""
     from sinq.training.datasets import snapshot
+    from sinq.training.leakage import hard_snapshot
 
     settings, warehouse = _settings_warehouse(config, db)
     build = settings.training.build
@@ -978,7 +982,8 @@ def train_build(
     if include_contaminated:
         decontamination = decontamination.model_copy(update={"enabled": False})
     try:
-        result = snapshot(warehouse, kind, role, build, decontamination, settings.sources.split)
+        result = (hard_snapshot if hard_only else snapshot)(warehouse, kind, role, build, decontamination,
+                                                            settings.sources.split)
     except ValueError as exc:
         if isinstance(exc, SinqError):
             raise
@@ -1001,12 +1006,26 @@ def _mark_dead_jobs(warehouse) -> list[str]:
     return [d["job_id"] for d in dead]
 
 
-def _training_stdout():
-    """TRL and transformers print their log dicts (and tqdm.write lines) on stdout: while training, stdout is
-    stderr, so stdout holds only the command's own output (one JSON document with --json)."""
-    import contextlib
-
-    return contextlib.redirect_stdout(sys.stderr)
+@contextlib.contextmanager
+def _training_stdout() -> Iterator[None]:
+    """TRL and transformers print their log dicts (and tqdm.write lines) on stdout, native libraries (tokenizers'
+    trainer) write to file descriptor 1: while training both are stderr, so stdout holds only the command's own
+    output (one JSON document with --json)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 to move: the Python-level redirect alone
+        saved = None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _train(kind: str, role: str, base: str, dataset: str, lora: bool, max_steps: int | None, db: Path | None,
@@ -1195,11 +1214,15 @@ def train_bench_command(
     """SFT tokens/s: TRL's defaults against our tuned settings (packing, padding-free, LoRA), same data and model."""
     from sinq.training.bench import train_bench
 
-    result = train_bench(model, examples, max_steps, batch_size, max_length)
+    with _training_stdout():
+        result = train_bench(model, examples, max_steps, batch_size, max_length)
     if json_out:
         print(json.dumps(result))
         return
     _figures({k: v for k, v in result.items() if k != "details"}, "SFT throughput", False)
+
+
+train_app.command("bench-leakage")(leakage_cli.bench_leakage)
 
 
 class AdapterRejected(SinqError):

@@ -24,7 +24,7 @@ from sinq.eval_cli import (
     _backend,
     _eval_config,
     _show,
-    _warehouse,
+    _writable_warehouse,
 )
 from sinq.settings import load_settings
 
@@ -74,7 +74,7 @@ def classify(
     layout = suite.layout_of(preset, code_column=code_column, label_column=label_column, id_column=id_column,
                              positive=positive, negative=negative, question=question)
     loaded = suite.load(file, layout, limit)  # a bad file fails before a model loads
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     eval_config = _eval_config(settings, seed=seed, classify_votes=votes, temperature=temperature)
     agent_config = _agent_config(settings, warehouse, model, adapter, agent, device, eval_config.batch_size)
     if agent_config is None:

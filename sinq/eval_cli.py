@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sinq import code_version
@@ -67,6 +68,30 @@ def _warehouse(settings, db: Path | None):
     return Warehouse.from_config(settings.warehouse, db)
 
 
+def _writable_warehouse(settings, db: Path | None):
+    """The warehouse a run will be stored in, checked before anything is measured (a suite may run for hours): its
+    folder exists and is writable, and an existing file is a DuckDB warehouse this sinq reads. Nothing is created."""
+    import os
+
+    from sinq.warehouse.store import WarehouseError
+
+    warehouse = _warehouse(settings, db)
+    path = warehouse.path
+    hint = "choose another --db (or [warehouse] path, SINQ_DB)"
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise WarehouseError(f"cannot store the evaluation in {path}: folder {folder} does not exist",
+                             hint=f"create it, or {hint}")
+    if path.is_dir():
+        raise WarehouseError(f"the database {path} is a folder, not a DuckDB file", hint=hint)
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        raise WarehouseError(f"cannot write the database {path}: permission denied", hint=hint)
+    if path.exists() and path.stat().st_size:
+        with warehouse.reading():  # not DuckDB, or a newer schema: a WarehouseError that says so
+            pass
+    return warehouse
+
+
 def _agent_config(settings, warehouse, model: Path | None, adapter: Path | None, agent: str | None,
                   device: str | None, batch_size: int):
     """The AgentConfig to evaluate: --model (transformers) or the role's configured LLM agent; None when neither."""
@@ -108,20 +133,27 @@ def _backend(agent_config):
 
 
 def _show(summary: dict, json_out: bool, stored_in: Path) -> None:
+    """The run's one JSON document, or its table; text from files, models and settings is escaped (rich would
+    read ``[[eval.gate.suites]]`` or a ``[tag]`` in a path as markup)."""
     if json_out:
         print(json.dumps(summary, default=str))
         return
     who = f"{summary['model'] or 'samples'}{' + ' + summary['adapter'] if summary['adapter'] else ''}"
-    table = Table("metric", "value", "interval", "n", title=f"{summary['suite']} ({summary['mode']}) of {who}")
+    table = Table("metric", "value", "interval", "n",
+                  title=escape(f"{summary['suite']} ({summary['mode']}) of {who}"))
     for name, m in summary["metrics"].items():
         value = "-" if m["value"] is None else f"{m['value']:.4f}"
-        table.add_row(name, value, f"[{m['low']:.4f}, {m['high']:.4f}] {m.get('interval', '')}", str(m.get("n", "")))
+        table.add_row(escape(name), value, escape(f"[{m['low']:.4f}, {m['high']:.4f}] {m.get('interval', '')}"),
+                      str(m.get("n", "")))
     out.print(table)
     for key in ("contamination", "warning"):
         if summary["detail"].get(key):
-            out.print(f"[yellow]{key}:[/yellow] {summary['detail'][key]}")
-    out.print(f"eval {summary['eval_id']}: {summary['n']} queries stored in {stored_in} "
-              f"({summary['detail'].get('items_per_s')} items/s)")
+            out.print(f"[yellow]{key}:[/yellow] {escape(str(summary['detail'][key]))}")
+    if summary["detail"].get("duplicates"):
+        out.print(f"[yellow]duplicates:[/yellow] {summary['detail']['duplicates']} repeated item(s) left out "
+                  "(scored and stored once each)")
+    out.print(escape(f"eval {summary['eval_id']}: {summary['n']} queries stored in {stored_in} "
+                     f"({summary['detail'].get('items_per_s')} items/s)"))
 
 
 def _eval_config(settings, **flags: object) -> EvalConfig:
@@ -163,7 +195,7 @@ def humaneval(
     sandbox = _sandbox(settings, backend)
     if samples is not None and (model is not None or agent is not None):
         raise EvalError("--samples scores a file's completions: it excludes --model and --agent")
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     eval_config = _eval_config(settings, humaneval_samples=n_samples, humaneval_k=k, temperature=temperature,
                                max_tokens=max_tokens, seed=seed)
     agent_config = _agent_config(settings, warehouse, model, adapter, agent, device, eval_config.batch_size)
@@ -220,7 +252,7 @@ def identifier_swap(
     settings = load_settings(config)
     if mode not in suite.MODES:
         raise EvalError(f"unknown mode {mode!r} ({' | '.join(suite.MODES)})")
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     eval_config = _eval_config(settings, seed=seed)
     agent_config = _agent_config(settings, warehouse, model, adapter, agent, device, eval_config.batch_size)
     if agent_config is None:
@@ -260,8 +292,8 @@ def compare(
         print(json.dumps(result, default=str))
         return
     d = result["delta"]
-    out.print(f"{result['suite']}: A {eval_a} {result['rate_a']:.4f} vs B {eval_b} {result['rate_b']:.4f} on "
-              f"{result['queries']} shared queries ({result['items']} items)")
+    out.print(escape(f"{result['suite']}: A {eval_a} {result['rate_a']:.4f} vs B {eval_b} {result['rate_b']:.4f} on "
+                     f"{result['queries']} shared queries ({result['items']} items)"))
     out.print(f"delta B - A = {d['value']:+.4f}, {int(d['confidence'] * 100)} % interval [{d['low']:+.4f}, "
               f"{d['high']:+.4f}] (paired bootstrap, {d['resamples']} resamples, seed {d['seed']})")
     if result["mcnemar"]:
@@ -289,8 +321,9 @@ def list_runs(
         name, m = next(iter(r["metrics"].items()), ("", None))
         shown = m is not None and m["value"] is not None
         headline = f"{name} {m['value']:.4f} [{m['low']:.4f}, {m['high']:.4f}]" if shown else ""
-        table.add_row(r["eval_id"], r["suite"], r["mode"] or "", r["model"] or "", r["adapter"] or "", str(r["n"]),
-                      headline, str(r["created_at"])[:19])
+        cells = (r["eval_id"], r["suite"], r["mode"] or "", r["model"] or "", r["adapter"] or "", str(r["n"]),
+                 headline, str(r["created_at"])[:19])
+        table.add_row(*map(escape, cells))
     out.print(table)
 
 
@@ -298,7 +331,8 @@ def list_runs(
 def gate(
     role: Annotated[str, typer.Argument(help="generator | evaluator")],
     adapter: Annotated[str, typer.Argument(help="the registered adapter id to gate (sinq models list)")],
-    base: Annotated[str | None, typer.Option("--base", help="base model (default: the adapter's own)")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="base model of an adapter trained elsewhere that "
+                                             "records none (refused when it disagrees with a recorded one)")] = None,
     apply: Annotated[bool, typer.Option("--apply/--measure-only", help="promote on a pass, mark rejected "
                                         "otherwise (default); --measure-only stores the decision only")] = True,
     device: DeviceOpt = None,
@@ -307,10 +341,12 @@ def gate(
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The promotion gate on one registered adapter: [eval.gate]'s suites, candidate against the incumbent."""
-    from sinq.evals.gate import run_gate
+    """The promotion gate on one registered adapter: [eval.gate]'s suites, candidate against the incumbent, both on
+    the adapter's base model; promoted only on a pass against the adapter the role still uses."""
+    from sinq.evals.gate import apply_decision, one_base, run_gate
     from sinq.sandbox import open_backend
-    from sinq.warehouse.adapters import promote, reject
+    from sinq.warehouse.adapters import adapter as adapter_row
+    from sinq.warehouse.adapters import promoted
     from sinq.warehouse.store import WarehouseError
 
     settings = load_settings(config)
@@ -323,6 +359,10 @@ def gate(
     eval_config = settings.eval
     if device is not None:
         eval_config = eval_config.model_copy(update={"gate": eval_config.gate.model_copy(update={"device": device})})
+    try:  # one base model for both sides, checked before any worker starts (run_gate checks it again)
+        one_base(role, adapter_row(warehouse, role, adapter), promoted(warehouse, role), base)
+    except KeyError as exc:
+        raise EvalError(str(exc.args[0])) from exc
     offline()
     try:
         with open_backend(sandbox) as pool:
@@ -330,16 +370,16 @@ def gate(
                                 splits=settings.sources.split, code_version=code_version())
     except KeyError as exc:
         raise EvalError(str(exc.args[0])) from exc
-    if apply:
-        (promote if decision["passed"] else reject)(warehouse, role, adapter)
+    decision = apply_decision(warehouse, decision) if apply else {**decision, "promoted": False}
     if json_out:
         print(json.dumps(decision, default=str))
         return
     verdict = "passed" if decision["passed"] else "rejected"
-    action = ("promoted" if decision["passed"] else "marked rejected") if apply else "nothing changed"
-    out.print(f"gate {decision['decision_id']}: {role} adapter {adapter} {verdict} ({action})")
-    for reason in decision["reasons"]:
-        out.print(f"  {reason}")
+    action = ("nothing changed" if not apply else "promoted" if decision["promoted"] else
+              "not promoted" if decision["passed"] else "marked rejected")
+    out.print(escape(f"gate {decision['decision_id']}: {role} adapter {adapter} {verdict} ({action})"))
+    for reason in decision["reasons"]:  # a skip reason may name [[eval.gate.suites]]: escaped, never rich markup
+        out.print(f"  {escape(reason)}")
 
 
 @app.command("run")
@@ -377,13 +417,14 @@ def run_flow(
     if json_out:
         print(json.dumps(result, default=str))
         return
-    table = Table("suite", "metric", "value", "interval", "n", "eval", title=f"{role}: {result['model']}"
-                  + (f" + {result['adapter']}" if result["adapter"] else ""))
+    table = Table("suite", "metric", "value", "interval", "n", "eval", title=escape(
+        f"{role}: {result['model']}" + (f" + {result['adapter']}" if result["adapter"] else "")))
     for r in evaluation_rows(result):
-        if r["skipped"]:
-            table.add_row(r["suite"], r["metric"], "-", f"skipped: {r['skipped']}", "", "")
+        if r["skipped"]:  # a skip reason may name [[eval.gate.suites]]: escaped, never rich markup
+            table.add_row(escape(r["suite"]), escape(str(r["metric"] or "")), "-",
+                          escape(f"skipped: {r['skipped']}"), "", "")
             continue
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
-        table.add_row(r["suite"], r["metric"], value, f"[{r['low']:.4f}, {r['high']:.4f}]", str(r["n"]),
-                      r["eval_id"])
+        table.add_row(escape(r["suite"]), escape(str(r["metric"] or "")), value,
+                      f"[{r['low']:.4f}, {r['high']:.4f}]", str(r["n"]), escape(str(r["eval_id"])))
     out.print(table)

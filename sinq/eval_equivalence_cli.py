@@ -25,7 +25,7 @@ from sinq.eval_cli import (
     _agent_config,
     _sandbox,
     _show,
-    _warehouse,
+    _writable_warehouse,
     offline,
 )
 from sinq.settings import load_settings
@@ -111,7 +111,7 @@ def equivalence(
     eval_config = _equivalence_config(settings, columns, seed, equivalent_labels=equivalent_value,
                                       inequivalent_labels=inequivalent_value, warehouse=use_warehouse, set=set_id,
                                       answers=answers)
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     loaded = suite.gather(eval_config, file, warehouse if eval_config.equivalence.warehouse else None,
                           settings.sources.split, limit, settings.training.build.held_out_splits)
     with open_backend(_sandbox(settings, backend)) as pool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sinq import code_version
@@ -27,6 +28,7 @@ from sinq.eval_cli import (
     _sandbox,
     _show,
     _warehouse,
+    _writable_warehouse,
     offline,
     out,
 )
@@ -55,7 +57,7 @@ def freeze(
     settings = load_settings(config)
     eval_config = _game_config(settings, freeze_max_pairs=max_pairs, freeze_per_problem=per_problem,
                                freeze_seed=seed)
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     result = run_freeze(warehouse, eval_config.game, settings.sources.split, name,
                         settings.training.build.held_out_splits)
     if json_out:
@@ -77,7 +79,7 @@ def sets(db: DbOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) 
         return
     table = Table("set_id", "name", "pairs", "problems", "by difficulty", "created")
     for s in found:
-        table.add_row(s["set_id"], s["name"] or "", str(s["pairs"]), str(s["problems"]),
+        table.add_row(escape(s["set_id"]), escape(s["name"] or ""), str(s["pairs"]), str(s["problems"]),
                       json.dumps(s["detail"].get("by_difficulty", {})), str(s["created_at"])[:19])
     out.print(table)
 
@@ -129,8 +131,12 @@ def game(
     from sinq.evals.suites import reference_evaluator
     from sinq.sandbox import open_backend
 
+    if mode is not None and mode not in suite.MODES:
+        raise EvalError(f"unknown mode {mode!r} ({' | '.join(suite.MODES)})")
+    if agent is not None and agent not in suite.MODES:
+        raise EvalError(f"unknown agent {agent!r} ({' | '.join(suite.MODES)})")
     role = mode or agent
-    if role not in suite.MODES:
+    if role is None:
         raise EvalError(f"say which role plays: --mode {' | '.join(suite.MODES)} (or --agent ROLE)")
     if agent is not None and mode is not None and agent != mode:
         raise EvalError(f"--agent {agent} plays the {agent}: it cannot be measured as the {mode}")
@@ -138,7 +144,7 @@ def game(
     eval_config = _game_config(settings, set=set_id, answers=answers, samples=samples)
     if seed is not None:
         eval_config = eval_config.model_copy(update={"seed": seed})
-    warehouse = _warehouse(settings, db)
+    warehouse = _writable_warehouse(settings, db)
     frozen_set = suite.frozen(warehouse, eval_config.game.set)
     with open_backend(_sandbox(settings, backend)) as pool:
         player, model_name, adapter_name = _agent(settings, warehouse, pool, role, model, adapter, agent, device,
