@@ -434,6 +434,9 @@ class Warehouse:
         if not kinds <= READ_ONLY_STATEMENTS:
             raise WarehouseError(f"sinq sql is read-only: {', '.join(sorted(kinds - READ_ONLY_STATEMENTS))} "
                                  "statements are refused", hint="only SELECT and EXPLAIN run here", exit_code=2)
+        from sinq.warehouse.user_sql import check_read_only  # it imports this module
+
+        check_read_only(sql)  # statement by statement: an EXPLAIN ANALYZE of a COPY or INSTALL is refused too
         with self.snapshot(allow_files=allow_files) as con:
             try:
                 cursor = con.execute(sql, params or [])
