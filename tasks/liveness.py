@@ -1,24 +1,22 @@
 """A run says where it lives and that it is alive, so that a SIGKILLed one is found dead (by the next run or
-`sinq db info`) and marked ``crashed`` in the warehouse and in Prefect."""
+`sinq db info`) and marked ``crashed`` in the warehouse and in Prefect. Training jobs are reaped alike
+(``reap_dead_jobs``, from training/jobs.py, which holds the primitives both use)."""
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import UTC, datetime, timedelta
 
+from sinq.training.jobs import HEARTBEAT_EVERY_S, STALE_AFTER_S, alive, identity, reap_dead_jobs
 from sinq.warehouse import queries
 from sinq.warehouse.store import Warehouse, WarehouseBusy
 
-STALE_AFTER_S = 6 * 3600.0
-"""A running run whose heartbeat is older than this is dead wherever it ran (its host may not be this one)."""
-HEARTBEAT_EVERY_S = 30.0
 CRASHED = "crashed: its process is gone (killed or lost) — found by a later run or `sinq db info`"
 
 
 def run_identity() -> dict:
     """The ``runs`` columns that let a later process tell whether this run is still alive."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat_at": datetime.now(UTC)}
+    return identity()
 
 
 def heartbeat(warehouse: Warehouse, run_id: str) -> None:
@@ -30,16 +28,6 @@ def heartbeat(warehouse: Warehouse, run_id: str) -> None:
         return
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_stale_runs(warehouse: Warehouse, exclude: str | None = None) -> list[dict]:
     """Mark ``crashed`` every ``running`` run that is dead: on this host with its pid gone, or silent for longer than
     ``STALE_AFTER_S`` (any host). Only ``runs.status``/``finished_at``/``error`` change; every row the run stored
@@ -48,7 +36,7 @@ def reap_stale_runs(warehouse: Warehouse, exclude: str | None = None) -> list[di
     running = queries.running_runs(warehouse, datetime.now(UTC) - timedelta(seconds=STALE_AFTER_S))
     dead = [{"run_id": r["run_id"], "kind": r["kind"]} for r in running
             if r["run_id"] != exclude and (r["silent"] or (r["host"] == here and r["pid"] is not None
-                                                           and not _alive(int(r["pid"]))))]
+                                                           and not alive(int(r["pid"]))))]
     if dead:
         queries.mark_crashed(warehouse, [d["run_id"] for d in dead], CRASHED, datetime.now(UTC))
     return dead
@@ -80,3 +68,7 @@ def crash_in_prefect(run_ids: list[str], message: str = CRASHED) -> list[str]:
     except Exception:
         return marked
     return marked
+
+
+__all__ = ["CRASHED", "HEARTBEAT_EVERY_S", "STALE_AFTER_S", "crash_in_prefect", "heartbeat", "reap_dead_jobs",
+           "reap_stale_runs", "run_identity"]

@@ -395,6 +395,24 @@ LEFT JOIN pair_relabels rl ON rl.pair_id = p.pair_id;
 ``not_reproduced`` and leaves ``equivalent_pairs`` (and so training sets, exports and evaluation sets), as an
 inequivalent pair leaves ``verified_pairs``."""
 
+DECIDED_BY_V10 = """
+ALTER TABLE gate_decisions ADD COLUMN decided_by VARCHAR;
+"""
+"""Issue 26, nothing is promoted without evidence. ``gate_decisions.decided_by``: who made the decision (user@host
+of the process that ran the gate, or of the user who forced a promotion with ``sinq models promote --force
+--reason``), beside when (``created_at``) and why (``reasons``, ``reason_text``)."""
+
+TRAINING_JOBS_LIVENESS_V11 = """
+ALTER TABLE training_jobs ADD COLUMN host VARCHAR;
+ALTER TABLE training_jobs ADD COLUMN pid INTEGER;
+ALTER TABLE training_jobs ADD COLUMN heartbeat_at TIMESTAMP;
+ALTER TABLE training_jobs ADD COLUMN output_path VARCHAR;
+"""
+"""Issue 26, a killed fine-tune. ``training_jobs`` gain where a job lives (host, pid), when it last showed life
+(``heartbeat_at``, beaten during training) and the absolute folder its adapter goes to (``output_path``): a
+``running`` job whose process is gone is marked ``crashed`` by the next training command, `sinq db info` or `sinq
+models list`, and its unfinished folder removed."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -416,6 +434,10 @@ MIGRATIONS: list[Migration] = [
                  "kept, dropped by reason); the equivalence_drops view", EQUIVALENCE_ATTEMPTS_V8),
     Migration(9, "audits of equivalent pairs: all_pairs gives an equivalent pair whose latest audit failed the "
                  "status not_reproduced (it leaves equivalent_pairs)", EQUIVALENT_AUDITS_V9),
+    Migration(10, "who decided: gate_decisions.decided_by (user@host of the gate run or of a forced promotion)",
+              DECIDED_BY_V10),
+    Migration(11, "training jobs are reaped like runs: host, pid, heartbeat_at and output_path on training_jobs",
+              TRAINING_JOBS_LIVENESS_V11),
 ]
 LATEST = MIGRATIONS[-1].version
 
