@@ -66,14 +66,17 @@ def llm_backend(config: AgentConfig, role: str, warehouse: Warehouse | CarriedRe
 
 def resolve_adapter(config: AgentConfig, role: str, warehouse: Warehouse | None) -> AgentConfig:
     """``adapter = "promoted"`` means the adapter `sinq models promote` chose for this role (the base model while
-    none is); a promoted full fine-tune (no adapter_config.json) replaces the model instead."""
+    none is); a promoted full fine-tune (no adapter_config.json) replaces the model instead. One trained on another
+    base model than the role's configured ``model`` is refused (AdapterBaseMismatch, exit 2): its gate figures say
+    nothing about this model, and a LoRA on the wrong base is garbage or a shape error."""
     if config.adapter != "promoted":
         return config
-    from sinq.warehouse.adapters import promoted
+    from sinq.warehouse.adapters import check_base, promoted
 
     chosen = promoted(warehouse, role) if warehouse is not None else None
     if chosen is None:
         return config.model_copy(update={"adapter": None})
+    check_base(chosen, config.model, role, what=f"[agents.{role}] model", served=config.backend == "openai")
     if Path(chosen["path"], "adapter_config.json").exists():
         return config.model_copy(update={"adapter": chosen["path"]})
     return config.model_copy(update={"model": chosen["path"], "adapter": None})

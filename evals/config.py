@@ -138,8 +138,9 @@ class GateConfig(BaseModel):
                                   "minus this")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance of the primary improvement: McNemar p <= "
                          "alpha (binary items) or the paired bootstrap's 1 - alpha interval above 0")
-    require_primary: bool = Field(False, description="refuse when no primary suite could be measured (default: "
-                                  "the no-regression suites decide alone, and the reasons say so)")
+    require_primary: bool = Field(True, description="refuse when a primary suite was skipped or none is "
+                                  "configured (no-regression suites show nothing got worse, not that anything got "
+                                  "better); false: the no-regression suites decide alone, and the reasons say so")
     max_tokens: int = Field(128, ge=1, description="completion budget in the gate of a HumanEval completion and "
                             "of a game answer or variant (small: a laptop; raise it on a GPU)")
     device: str | None = Field(None, description="where the gate's models run (default: cuda if present)")

@@ -2,7 +2,9 @@
 role's promoted adapter, or the base model while none is) on the configured suites, item by item, and decide with
 the pure rule of ``game/gate.py``. Both runs are stored (an incumbent run with the same suite, version, items,
 model, adapter, mode and sampling is reused, not re-run), and so is the decision with its evidence; promoting or
-rejecting is the caller's (tasks/training_steps.py), so a measurement never changes what a role uses by itself.
+rejecting is the caller's (:func:`apply_decision`, from tasks/training_steps.py and `sinq eval gate`), so a
+measurement never changes what a role uses by itself. Candidate and incumbent always run on one base model, the
+candidate's registered one (issue 26): a delta between two base models says nothing about the adapter.
 
 Model-written code (HumanEval completions) runs only in the sandbox pool passed in, never in this process."""
 
@@ -18,8 +20,18 @@ from sinq.evals.config import EvalConfig
 from sinq.evals.suites import Models, label_of, run_suite, side_of, skip_reason
 from sinq.game.gate import SuiteFigures, decide
 from sinq.sandbox.pool import WorkerPool
+from sinq.warehouse.adapters import (
+    AdapterBaseMismatch,
+    PromotionRefused,
+    force_promote,
+    latest_measured,
+    promote,
+    promoted,
+    reject,
+    same_model,
+    store_decision,
+)
 from sinq.warehouse.adapters import adapter as adapter_row
-from sinq.warehouse.adapters import promoted, store_decision
 from sinq.warehouse.evals import list_evals
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import Warehouse
@@ -50,6 +62,28 @@ def _value(metrics: dict, name: str) -> float | None:
     return metric.get("value")
 
 
+def one_base(role: str, candidate: dict, incumbent: dict | None, base_model: str | None = None) -> str:
+    """The one base model both sides run on: the candidate's registered one; ``base_model`` (--base) only for an
+    adapter trained elsewhere that records none, and refused when it disagrees with a recorded one. An incumbent
+    adapter of another base model is refused too: no delta compares an adapter with one on another model."""
+    recorded = str(candidate["base_model"] or "")
+    if base_model and recorded and not same_model(base_model, recorded):
+        raise AdapterBaseMismatch(f"--base {base_model} disagrees with {role} adapter {candidate['adapter_id']}'s "
+                                  f"recorded base model {recorded}: the gate measures an adapter on its own base",
+                                  hint="leave --base out")
+    base = recorded or base_model or ""
+    if not base:
+        raise EvalError(f"{role} adapter {candidate['adapter_id']} records no base model: pass --base MODEL (the "
+                        "model it was trained on)")
+    if incumbent is not None and incumbent["base_model"] and not same_model(str(incumbent["base_model"]), base):
+        raise AdapterBaseMismatch(f"the promoted {role} adapter {incumbent['adapter_id']} is on base model "
+                                  f"{incumbent['base_model']}, the candidate {candidate['adapter_id']} on {base}: the "
+                                  "gate compares adapters of one base model",
+                                  hint=f"sinq models promote {role} {candidate['adapter_id']} --force --reason TEXT "
+                                  "switches base models deliberately")
+    return base
+
+
 def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str, config: EvalConfig | None = None,
              *, base_model: str | None = None, splits=None, code_version: str | None = None) -> dict:
     """Measure ``adapter_id`` against the incumbent on every configured suite, decide, store the decision; returns
@@ -61,11 +95,9 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
     incumbent = promoted(warehouse, role)
     if incumbent is not None and incumbent["adapter_id"] == adapter_id:
         raise EvalError(f"{adapter_id} is already the promoted {role} adapter: nothing to gate")
-    base = base_model or str(candidate["base_model"] or "")
-    if not base:
-        raise EvalError(f"adapter {adapter_id} names no base model: pass base_model")
-    cand_model, cand_adapter = side_of(candidate, base)
-    inc_model, inc_adapter = side_of(incumbent, base)
+    base = one_base(role, candidate, incumbent, base_model)
+    cand_model, cand_adapter = side_of({**candidate, "base_model": base}, base)
+    inc_model, inc_adapter = side_of(incumbent and {**incumbent, "base_model": base}, base)
     suite_config = gate_config(config)
     compare_config = config.model_copy(update={"confidence": 1 - gate.alpha})
     models = Models(gate.device, config.batch_size)
@@ -118,6 +150,7 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
         "incumbent_model": inc_model, "passed": decision.passed, "reasons": decision.reasons,
         "figures": {"suites": evidence, "candidate": {"model": cand_model, "adapter": cand_adapter},
                     "incumbent": {"model": inc_model, "adapter": inc_adapter},
+                    "base_model": base,
                     "rule": {"min_improvement": gate.min_improvement, "max_regression": gate.max_regression,
                              "alpha": gate.alpha, "require_primary": gate.require_primary},
                     "elapsed_s": round(time.perf_counter() - started, 3)},
@@ -126,21 +159,26 @@ def run_gate(warehouse: Warehouse, pool: WorkerPool, role: str, adapter_id: str,
     return result
 
 
-def force_decision(warehouse: Warehouse, role: str, adapter_id: str, reason: str) -> dict:
-    """A user's override (`sinq models promote --force --reason`): stored as a passed, forced decision that keeps
-    the last measured figures as its evidence."""
-    from sinq.warehouse.adapters import gate_decisions
+def apply_decision(warehouse: Warehouse, decision: dict) -> dict:
+    """Act on a stored decision: promote on a pass (refused, and said, when the role's adapter changed while the
+    gate ran: the candidate was not measured against it), mark the candidate rejected otherwise. Returns the
+    decision with ``promoted`` and, on a refusal, its reason appended."""
+    role, adapter_id = decision["role"], decision["adapter_id"]
+    if not decision["passed"]:
+        reject(warehouse, role, adapter_id)
+        return {**decision, "promoted": False}
+    try:
+        promote(warehouse, role, adapter_id, decision["decision_id"])
+    except PromotionRefused as exc:
+        return {**decision, "promoted": False, "reasons": [*decision["reasons"], exc.message]}
+    return {**decision, "promoted": True}
 
+
+def force_promotion(warehouse: Warehouse, role: str, adapter_id: str, reason: str | None) -> dict:
+    """A user's override (`sinq models promote --force --reason`): stored as a passed, forced decision (who, when,
+    why) that keeps the adapter's last measured figures as its evidence, and promoted in the same transaction."""
     adapter_row(warehouse, role, adapter_id)
-    incumbent = promoted(warehouse, role)
-    last = next(iter(reversed(gate_decisions(warehouse, role, adapter_id))), None)
-    result = {"decision_id": content_id("gate-forced", role, adapter_id, time.time_ns())[:16], "role": role,
-              "adapter_id": adapter_id, "incumbent_adapter_id": incumbent["adapter_id"] if incumbent else None,
-              "incumbent_model": last["incumbent_model"] if last else None, "passed": True,
-              "reasons": [f"forced by the user: {reason}"] + ([f"overrides {last['decision_id']}"] if last else []),
-              "figures": last["figures"] if last else {}, "forced": True, "reason_text": reason}
-    store_decision(warehouse, result)
-    return result
+    return force_promote(warehouse, role, adapter_id, reason, latest_measured(warehouse, role, adapter_id))
 
 
 def _num(x) -> str:
@@ -162,10 +200,13 @@ def decision_markdown(decision: dict) -> str:
                     f"{f['items']} items, evals {f['incumbent_eval']}{' (reused)' if f['incumbent_reused'] else ''}"
                     f" → {f['candidate_eval']} |")
     reasons = "\n".join(f"- {r}" for r in decision["reasons"])
-    verdict = "PROMOTED" if decision["passed"] else "REJECTED"
-    after = (f"The {decision['role']} now uses `{decision['adapter_id']}`." if decision["passed"] else
-             f"The {decision['role']} goes on with `{incumbent}`; the candidate is marked `rejected` "
-             f"(`sinq models promote {decision['role']} {decision['adapter_id']} --force --reason TEXT` overrides).")
+    promoted_now = decision.get("promoted", decision["passed"])
+    verdict = "PROMOTED" if promoted_now else "PASSED, NOT PROMOTED" if decision["passed"] else "REJECTED"
+    override = f"`sinq models promote {decision['role']} {decision['adapter_id']} --force --reason TEXT` overrides"
+    after = (f"The {decision['role']} now uses `{decision['adapter_id']}`." if promoted_now else
+             f"The {decision['role']} goes on with its current adapter; the candidate was measured against "
+             f"`{incumbent}`, which is no longer the incumbent ({override})." if decision["passed"] else
+             f"The {decision['role']} goes on with `{incumbent}`; the candidate is marked `rejected` ({override}).")
     return f"""# Promotion gate: {decision['role']} adapter `{decision['adapter_id']}` {verdict}
 
 Candidate `{decision['adapter_id']}` against incumbent `{incumbent}` (decision `{decision['decision_id']}`).

@@ -22,7 +22,11 @@ def _settings(settings: dict | None) -> Settings:
 
 
 def _base(cfg: Settings, role: str, base: str | None) -> str:
-    model = base or getattr(cfg.agents, role).model or cfg.training.base_model
+    """What the role's adapter is trained on (and so gated on): ``base``, else the role's model, else [training]
+    base_model; a served model's name (openai backend) is no folder to train from, so base_model comes first."""
+    agent = getattr(cfg.agents, role)
+    served = agent.backend == "openai"
+    model = base or (None if served else agent.model) or cfg.training.base_model or agent.model
     if not model:
         raise ValueError(f"no base model for the {role}: set [agents.{role}] model or [training] base_model")
     return model
@@ -37,10 +41,10 @@ def _promote(cfg: Settings, data: dict, role: str, adapter_id: str, base: str) -
         logger.warning("%s adapter %s promoted without measuring it ([eval.gate] enabled = false)", role, adapter_id)
         return {"promoted": True, "gate": None}
     decision = gate_adapter(data, role, adapter_id, base)
-    if not decision["passed"]:
-        logger.warning("%s adapter %s rejected by the gate: the role goes on with %s", role, adapter_id,
-                       decision["incumbent_adapter_id"] or "the base model")
-    return {"promoted": bool(decision["passed"]), "gate": decision}
+    if not decision["promoted"]:
+        logger.warning("%s adapter %s not promoted (%s): the role goes on with its current adapter", role, adapter_id,
+                       decision["reasons"][-1] if decision["reasons"] else "rejected")
+    return {"promoted": bool(decision["promoted"]), "gate": decision}
 
 
 def _gate_figures(decision: dict | None) -> dict | None:
@@ -48,7 +52,8 @@ def _gate_figures(decision: dict | None) -> dict | None:
     if decision is None:
         return None
     suites = decision["figures"].get("suites", {})
-    return {"decision_id": decision["decision_id"], "passed": decision["passed"], "reasons": decision["reasons"],
+    return {"decision_id": decision["decision_id"], "passed": decision["passed"],
+            "promoted": decision.get("promoted", decision["passed"]), "reasons": decision["reasons"],
             "suites": {label: None if f.get("skipped") else {
                 "delta": f["delta"]["value"], "low": f["delta"]["low"], "high": f["delta"]["high"],
                 "p_value": f["p_value"], "role": f["role"], "candidate": f["rate_candidate"],

@@ -1,8 +1,9 @@
 """The promotion gate's decision rule (issue 13): pure, no I/O. Given the paired comparison of the candidate
 against the incumbent on each suite, a candidate passes when its primary suite improves *significantly* (exact
 McNemar p <= alpha where every item is one binary query, else the paired bootstrap interval lies above 0) by at
-least ``min_improvement``, and no no-regression suite falls by more than ``max_regression``. Every suite gets a
-human-readable reason, so a refusal says which figure refused it."""
+least ``min_improvement``, and no no-regression suite falls by more than ``max_regression``; a primary suite that
+could not be measured refuses (``require_primary``, the default: issue 26, nothing is promoted without evidence).
+Every suite gets a human-readable reason, so a refusal says which figure refused it."""
 
 from __future__ import annotations
 
@@ -71,9 +72,11 @@ def _no_regression(f: SuiteFigures, max_regression: float) -> tuple[bool, str]:
 
 
 def decide(figures: list[SuiteFigures], min_improvement: float = 0.0, max_regression: float = 0.02,
-           alpha: float = 0.05, require_primary: bool = False) -> Decision:
-    """Passed when every measured suite passes its rule and something was measured; a skipped suite neither passes
-    nor fails (its reason says why it was skipped), unless it was the only primary and ``require_primary``."""
+           alpha: float = 0.05, require_primary: bool = True) -> Decision:
+    """Passed when every measured suite passes its rule and something was measured. With ``require_primary`` (the
+    default) a primary suite that was skipped, or none configured, refuses: no-regression suites only show that
+    nothing got worse, never that the candidate got better, so they are no evidence for promoting it. Without it a
+    skipped suite neither passes nor fails (its reason says why it was skipped)."""
     reasons, suites = [], {}
     for f in figures:
         if f.skipped:
@@ -85,9 +88,17 @@ def decide(figures: list[SuiteFigures], min_improvement: float = 0.0, max_regres
         reasons.append(reason)
     measured = [f for f in figures if not f.skipped]
     if not measured:
-        return Decision(False, [*reasons, "nothing was measured: refused"], suites)
-    if not any(f.role == "primary" for f in measured):
-        if require_primary:
-            return Decision(False, [*reasons, "no primary suite was measured and require_primary is set"], suites)
-        reasons.append("no primary suite was measured: decided on the no-regression suites alone")
+        return Decision(False, [*reasons, "nothing was measured: not promoted"], suites)
+    if require_primary:
+        skipped = [f.suite for f in figures if f.role == "primary" and f.skipped]
+        if skipped:
+            return Decision(False, [*reasons, f"primary suite {', '.join(skipped)} was skipped: not promoted "
+                                    "(require_primary: no-regression suites alone are no evidence of improvement)"],
+                            suites)
+        if not any(f.role == "primary" for f in figures):
+            return Decision(False, [*reasons, "no primary suite is configured: not promoted (require_primary: "
+                                    "no-regression suites alone are no evidence of improvement)"], suites)
+    elif not any(f.role == "primary" for f in measured):
+        reasons.append("no primary suite was measured: decided on the no-regression suites alone "
+                       "(require_primary = false)")
     return Decision(all(suites.values()), reasons, suites)

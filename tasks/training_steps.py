@@ -17,7 +17,7 @@ from sinq.tasks import stages
 from sinq.training.datasets import snapshot
 from sinq.training.train import train
 from sinq.warehouse import queries
-from sinq.warehouse.adapters import promote, reject
+from sinq.warehouse.adapters import force_promote
 
 OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -44,16 +44,20 @@ def train_role(settings: dict, kind: str, role: str, base: str, snapshot_id: str
 
 @task(name="promote", task_run_name="promote-{role}", **OPTIONS)
 def promote_adapter(settings: dict, role: str, adapter_id: str) -> dict:
+    """Promote unmeasured (``[eval.gate] enabled = false``): stored as a forced decision that says so, so that no
+    promotion is without its decision row."""
     cfg = Settings.model_validate(settings)
-    return {k: str(v) for k, v in promote(stages.warehouse_for(cfg), role, adapter_id).items()}
+    decision = force_promote(stages.warehouse_for(cfg), role, adapter_id,
+                             "[eval.gate] enabled = false: promoted without measuring it")
+    return json.loads(json.dumps(decision, default=str))
 
 
 @task(name="gate", task_run_name="gate-{role}", **OPTIONS)
 def gate_adapter(settings: dict, role: str, adapter_id: str, base: str | None = None) -> dict:
     """The promotion gate: measure the adapter against the role's incumbent on ``[eval.gate]``'s suites, promote it
-    only on a pass, else mark it rejected (the role keeps its adapter); the decision is logged and published as a
-    markdown artifact with the comparison table."""
-    from sinq.evals.gate import decision_markdown, run_gate
+    only on a pass (and only while that incumbent is still the role's adapter), else mark it rejected (the role keeps
+    its adapter); the decision is logged and published as a markdown artifact with the comparison table."""
+    from sinq.evals.gate import apply_decision, decision_markdown, run_gate
 
     cfg = Settings.model_validate(settings)
     logger = get_run_logger()
@@ -61,11 +65,9 @@ def gate_adapter(settings: dict, role: str, adapter_id: str, base: str | None = 
     pool, _ = shared_pool(cfg.sandbox)
     decision = run_gate(warehouse, pool, role, adapter_id, cfg.eval, base_model=base, splits=cfg.sources.split,
                         code_version=code_version())
-    if decision["passed"]:
-        promote(warehouse, role, adapter_id)
-    else:
-        reject(warehouse, role, adapter_id)
-    verdict = "promoted" if decision["passed"] else "rejected (the role keeps its current adapter)"
+    decision = apply_decision(warehouse, decision)
+    verdict = ("promoted" if decision["promoted"] else "passed but not promoted (the role keeps its current adapter)"
+               if decision["passed"] else "rejected (the role keeps its current adapter)")
     logger.info("gate %s: %s adapter %s %s against %s\n%s", decision["decision_id"], role, adapter_id, verdict,
                 decision["incumbent_adapter_id"] or f"the base model {decision['incumbent_model']}",
                 "\n".join(decision["reasons"]))

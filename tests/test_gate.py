@@ -62,11 +62,28 @@ def test_a_regression_beyond_the_bound_is_refused_and_skips_are_said() -> None:
     assert decide(figures, max_regression=0.1).passed
     only_regression = [SuiteFigures("swap", "primary", skipped="no file given"),
                        SuiteFigures("humaneval", "no_regression", 0.0, 0.0, 0.0, p_value=1.0, items=39)]
-    alone = decide(only_regression)
+    alone = decide(only_regression, require_primary=False)  # the opt-out: the no-regression suites decide alone
     assert alone.passed and "skipped, no file given" in alone.reasons[0] and "alone" in alone.reasons[-1]
-    assert not decide(only_regression, require_primary=True).passed
     assert not decide([SuiteFigures("swap", "primary", skipped="no file")]).passed
     assert not decide([SuiteFigures("h", "no_regression", math.nan, math.nan, math.nan)]).passed
+
+
+def test_a_skipped_primary_suite_refuses_by_default() -> None:
+    """Issue 26, finding 1: no held-out pair yet, so the primary game suite is skipped; a random adapter that
+    scores 0.0 on 2 HumanEval items like its base model is no evidence of anything and is not promoted."""
+    figures = [SuiteFigures("game", "primary", skipped="no frozen game set"),
+               SuiteFigures("humaneval", "no_regression", 0.0, 0.0, 0.0, p_value=1.0, items=2, incumbent=0.0,
+                            candidate=0.0)]
+    assert EvalConfig().gate.require_primary
+    refused = decide(figures)
+    assert not refused.passed and refused.suites == {"humaneval": True}
+    assert refused.reasons[0] == "game (primary): skipped, no frozen game set"
+    assert "primary suite game was skipped: not promoted" in refused.reasons[-1]
+    # one of two primaries skipped refuses too; no primary configured at all refuses, saying so
+    both = [SuiteFigures("swap", "primary", 0.3, 0.2, 0.4, p_value=0.001, items=40), *figures]
+    assert not decide(both).passed and "game was skipped" in decide(both).reasons[-1]
+    only = decide(figures[1:])
+    assert not only.passed and "no primary suite is configured: not promoted" in only.reasons[-1]
 
 
 def test_the_defaults_and_the_toml_section() -> None:
@@ -298,6 +315,225 @@ limit = 3
     assert decision["passed"] and decision["incumbent_adapter_id"] == "bad-adapter"
     assert swap["incumbent_reused"] and swap["mcnemar"]["b_only"] >= 12 and swap["mcnemar"]["a_only"] == 0
     assert promoted(gated["warehouse"], "evaluator")["adapter_id"] == "bad-adapter"
+
+
+# ---- issue 26: nothing is promoted without evidence
+
+
+def _register(path: Path, rows: list[tuple[str, str | None, Path | str]]):
+    """A real DuckDB warehouse at ``path`` with evaluator adapters ``(adapter_id, base_model, folder)``."""
+    from datetime import UTC, datetime
+
+    from sinq.warehouse.store import Warehouse
+
+    warehouse = Warehouse(path)
+    warehouse.store({"adapters": [
+        {"adapter_id": name, "role": "evaluator", "base_model": base, "path": str(folder), "job_id": None,
+         "snapshot_id": None, "promoted": False, "promoted_at": None, "created_at": datetime.now(UTC)}
+        for name, base, folder in rows]})
+    return warehouse
+
+
+def _swap_gate(swap: Path) -> EvalConfig:
+    """The gate on the constructed identifier-swap file alone (primary): cheap, no sandbox needed."""
+    return EvalConfig(gate=GateConfig(max_tokens=8, device="cpu", suites=[
+        GateSuite(suite="identifier-swap", role="primary", file=swap)]))
+
+
+def _sinq(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sinq", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SINQ_CONFIG": ""})
+
+
+def _one_line(done: subprocess.CompletedProcess, code: int, *expected: str) -> None:
+    """Refused in one clear line (and a hint), no traceback."""
+    assert done.returncode == code, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("error:"), done.stderr
+    for text in expected:
+        assert text in first, (text, first)
+
+
+def test_a_skipped_primary_promotes_nothing_through_eval_gate(gated, tiny_model, local_backend, tmp_path) -> None:
+    """Finding 1 as the red team ran it: no held-out pair yet (the game suite is skipped), a random adapter scoring
+    like its base model on 2 HumanEval items; `sinq eval gate` used to promote it. Now: not promoted, said why."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from sinq.cli import app
+    from sinq.warehouse.adapters import gate_decisions, list_adapters, promoted
+
+    bad = next(a["path"] for a in list_adapters(gated["warehouse"], "evaluator") if a["adapter_id"] == "bad-adapter")
+    db = tmp_path / "w.duckdb"
+    warehouse = _register(db, [("random-adapter", str(tiny_model), bad)])
+    config = tmp_path / "gate.toml"
+    config.write_text("""
+[eval.gate]
+max_tokens = 8
+device = "cpu"
+[[eval.gate.suites]]
+suite = "game"
+role = "primary"
+[[eval.gate.suites]]
+suite = "humaneval"
+limit = 2
+""")
+    done = CliRunner().invoke(app, ["eval", "gate", "evaluator", "random-adapter", "--json", "--db", str(db),
+                                    "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    decision = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    assert not decision["passed"] and not decision["promoted"]
+    assert decision["figures"]["suites"]["game"]["skipped"] and decision["figures"]["rule"]["require_primary"]
+    assert decision["figures"]["suites"]["humaneval"]["items"] == 2
+    assert any(r.startswith("game (primary): skipped") for r in decision["reasons"])
+    assert "primary suite game was skipped: not promoted" in decision["reasons"][-1]
+    assert promoted(warehouse, "evaluator") is None
+    assert [a["status"] for a in list_adapters(warehouse, "evaluator")] == ["rejected"]
+    assert [d["passed"] for d in gate_decisions(warehouse, "evaluator")] == [False]
+
+
+def test_promote_needs_a_passed_decision_or_a_stored_reason(tmp_path) -> None:
+    """Finding 2: a never-gated adapter is refused; --force with a blank reason is refused; --force with a reason
+    is stored as a decision row (who from getpass/socket, when, why) in the same transaction as the promotion."""
+    import getpass
+    import socket
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from sinq.cli import app
+    from sinq.warehouse.adapters import gate_decisions, promoted
+    from sinq.warehouse.schema import LATEST
+
+    db = tmp_path / "w.duckdb"
+    warehouse = _register(db, [("never-gated", "/models/base", tmp_path / "never-gated")])
+    _one_line(_sinq("models", "promote", "evaluator", "never-gated", "--db", str(db)), 2,
+              "evaluator adapter never-gated was never gated", "nothing is promoted without a passed gate decision")
+    for blank in ([], ["--reason", " "], ["--reason", "\t \n"]):
+        refused = CliRunner().invoke(app, ["models", "promote", "evaluator", "never-gated", "--force", *blank,
+                                           "--db", str(db)])
+        assert getattr(refused.exception, "exit_code", None) == 2, refused.output
+        assert "needs --reason TEXT, not blank" in refused.exception.message
+    alone = CliRunner().invoke(app, ["models", "promote", "evaluator", "never-gated", "--reason", "x", "--db",
+                                     str(db)])
+    assert "--reason goes with --force" in alone.exception.message
+    assert promoted(warehouse, "evaluator") is None and gate_decisions(warehouse) == []
+
+    before = datetime.now(UTC)
+    forced = CliRunner().invoke(app, ["models", "promote", "evaluator", "never-gated", "--force", "--reason",
+                                      "  lab smoke test, no held-out set yet  ", "--db", str(db)])
+    assert forced.exit_code == 0, forced.output
+    assert promoted(warehouse, "evaluator")["adapter_id"] == "never-gated"
+    [decision] = gate_decisions(warehouse, "evaluator", "never-gated")
+    assert decision["forced"] and decision["passed"] and decision["incumbent_adapter_id"] is None
+    assert decision["reason_text"] == "lab smoke test, no held-out set yet"
+    assert decision["decided_by"] == f"{getpass.getuser()}@{socket.gethostname()}"
+    created = decision["created_at"].replace(tzinfo=UTC) if decision["created_at"].tzinfo is None \
+        else decision["created_at"]
+    assert before - timedelta(hours=24) < created  # stored naive or aware: when it was decided
+    assert decision["reasons"] == [f"forced by {decision['decided_by']}: lab smoke test, no held-out set yet",
+                                   "never gated"]
+    with warehouse.reading() as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == LATEST
+        assert con.execute("SELECT decided_by, reason_text FROM gate_decisions").fetchall() == [
+            (decision["decided_by"], "lab smoke test, no held-out set yet")]
+
+
+def test_incumbent_and_candidate_on_one_base_and_checked_at_load_time(gated, tiny_model, local_backend,
+                                                                       tmp_path) -> None:
+    """Finding 3: --base OTHER for an adapter that records its base is refused in one line (nothing measured);
+    --base for one trained elsewhere (no recorded base) runs both sides on it and the promotion records it; a
+    promoted adapter whose base differs from the role's configured model is refused where agents load it."""
+    from sinq.agents.backends import resolve_adapter
+    from sinq.agents.config import AgentConfig
+    from sinq.evals.common import EvalError
+    from sinq.evals.gate import apply_decision, one_base, run_gate
+    from sinq.warehouse.adapters import AdapterBaseMismatch, adapter, gate_decisions, list_adapters, promoted
+    from sinq.warehouse.evals import list_evals
+
+    paths = {a["adapter_id"]: a["path"] for a in list_adapters(gated["warehouse"], "evaluator")}
+    db = tmp_path / "w.duckdb"
+    warehouse = _register(db, [("good-own-base", str(tiny_model), paths["good-adapter"]),
+                               ("good-elsewhere", None, paths["good-adapter"])])
+    other = str(tmp_path / "another-model")
+    refused = _sinq("eval", "gate", "evaluator", "good-own-base", "--base", other, "--db", str(db))
+    _one_line(refused, 2, f"--base {other} disagrees with evaluator adapter good-own-base's recorded base model "
+              f"{tiny_model}")
+    assert gate_decisions(warehouse) == [] and list_evals(warehouse) == []
+    # the same base spelled otherwise is the same base; none recorded and none given cannot be gated
+    own = adapter(warehouse, "evaluator", "good-own-base")
+    assert one_base("evaluator", own, None, f"{tiny_model}/") == str(tiny_model)
+    with pytest.raises(EvalError, match="records no base model: pass --base"):
+        one_base("evaluator", adapter(warehouse, "evaluator", "good-elsewhere"), None)
+
+    decision = run_gate(warehouse, local_backend, "evaluator", "good-elsewhere", _swap_gate(gated["swap"]),
+                        base_model=str(tiny_model))
+    figures = decision["figures"]
+    assert figures["candidate"] == {"model": str(tiny_model), "adapter": paths["good-adapter"]}
+    assert figures["incumbent"] == {"model": str(tiny_model), "adapter": None}
+    assert figures["base_model"] == decision["incumbent_model"] == str(tiny_model)
+    assert decision["passed"] and apply_decision(warehouse, decision)["promoted"]
+    assert promoted(warehouse, "evaluator")["base_model"] == str(tiny_model)  # recorded on promotion
+    # an adapter of another base than the incumbent's is not gated against it
+    with pytest.raises(AdapterBaseMismatch, match="the gate compares adapters of one base model"):
+        one_base("evaluator", {**own, "base_model": other}, promoted(warehouse, "evaluator"))
+
+    # load time: the role's configured model must be the promoted adapter's base
+    agent = AgentConfig(kind="llm", backend="transformers", model=other, adapter="promoted")
+    with pytest.raises(AdapterBaseMismatch) as mismatch:
+        resolve_adapter(agent, "evaluator", warehouse)
+    assert mismatch.value.exit_code == 2 and "\n" not in mismatch.value.message
+    assert f"adapter good-elsewhere was trained on {tiny_model}, not on {other}" in mismatch.value.message
+    same = agent.model_copy(update={"model": f"{tiny_model}/"})
+    assert resolve_adapter(same, "evaluator", warehouse).adapter == paths["good-adapter"]
+    # a served model goes by a name: its folder's name (vllm serve --served-model-name) agrees, another does not
+    served = AgentConfig(kind="llm", backend="openai", base_url="http://gpu-host:8000/v1", model=tiny_model.name,
+                         adapter="promoted")
+    assert resolve_adapter(served, "evaluator", warehouse).adapter == paths["good-adapter"]
+    with pytest.raises(AdapterBaseMismatch):
+        resolve_adapter(served.model_copy(update={"model": "another-served-model"}), "evaluator", warehouse)
+    config = tmp_path / "llm.toml"
+    config.write_text(f"""
+[agents.evaluator]
+kind = "llm"
+backend = "transformers"
+model = "{other}"
+adapter = "promoted"
+""")
+    _one_line(_sinq("run", "--limit", "1", "--db", str(db), "--config", str(config)), 2,
+              "evaluator adapter good-elsewhere was trained on", "refused")
+
+
+def test_a_promotion_during_the_gate_is_not_skipped_over(gated, tiny_model, local_backend, tmp_path) -> None:
+    """Finding 4: a gate measures A against the base model; while it runs B is promoted; A's pass says nothing
+    about B, so the promotion (checked in its own write transaction) refuses, A stays registered, B stays."""
+    from typer.testing import CliRunner
+
+    from sinq.cli import app
+    from sinq.evals.gate import apply_decision, force_promotion, run_gate
+    from sinq.warehouse.adapters import PromotionRefused, list_adapters, promote, promoted
+
+    paths = {a["adapter_id"]: a["path"] for a in list_adapters(gated["warehouse"], "evaluator")}
+    db = tmp_path / "w.duckdb"
+    warehouse = _register(db, [("adapter-a", str(tiny_model), paths["good-adapter"]),
+                               ("adapter-b", str(tiny_model), paths["bad-adapter"])])
+    decision = run_gate(warehouse, local_backend, "evaluator", "adapter-a", _swap_gate(gated["swap"]))
+    assert decision["passed"] and decision["incumbent_adapter_id"] is None
+    force_promotion(warehouse, "evaluator", "adapter-b", "promoted by a colleague while the gate ran")
+    applied = apply_decision(warehouse, decision)
+    assert applied["passed"] and not applied["promoted"]
+    assert ("measured it against the base model, but the evaluator now uses adapter-b (promoted while the gate ran)"
+            in applied["reasons"][-1])
+    assert promoted(warehouse, "evaluator")["adapter_id"] == "adapter-b"
+    assert {a["adapter_id"]: a["status"] for a in list_adapters(warehouse, "evaluator")} == {
+        "adapter-a": "registered", "adapter-b": "promoted"}
+    with pytest.raises(PromotionRefused):
+        promote(warehouse, "evaluator", "adapter-a", decision["decision_id"])
+    by_hand = CliRunner().invoke(app, ["models", "promote", "evaluator", "adapter-a", "--db", str(db)])
+    assert isinstance(by_hand.exception, PromotionRefused) and by_hand.exception.exit_code == 2
+    assert promoted(warehouse, "evaluator")["adapter_id"] == "adapter-b"
 
 
 def test_migration_5_gives_old_adapters_a_status(tmp_path: Path) -> None:
