@@ -248,7 +248,7 @@ def gate_series(curves: list[dict]) -> dict[str, list[tuple[int, float, float, f
                 if f and f.get("delta") is not None:
                     low, high = f.get("low", f["delta"]), f.get("high", f["delta"])
                     series.setdefault(f"{role}: {label}", []).append((c["round"], f["delta"], low, high,
-                                                                      bool(g["passed"])))
+                                                                      bool(g.get("promoted", g["passed"]))))
     return series
 
 
@@ -315,7 +315,9 @@ def gate_curves_markdown(curves: list[dict]) -> str:
             suites = ", ".join(f"{label} {f['delta']:+.4f}" + (f" (p {f['p_value']:.3g})" if f.get("p_value")
                                                                  is not None else "")
                                for label, f in g["suites"].items() if f) or "-"
-            rows.append(f"| {c['round']} | {role} | {'promoted' if g['passed'] else 'rejected'} | {suites} |")
+            verdict = ("promoted" if g.get("promoted", g["passed"]) else
+                       "passed, not promoted (the incumbent changed)" if g["passed"] else "rejected")
+            rows.append(f"| {c['round']} | {role} | {verdict} | {suites} |")
     table = "\n".join(rows) or "| - | - | - | - |"
     return ("# Self-play: the promotion gate per round\n\n| round | role | gate | delta per suite |\n"
             f"|---|---|---|---|\n{table}\n")
