@@ -3,7 +3,9 @@
 ``EquivalentMaker`` rewrites a problem's code with composed semantics-preserving transformations
 (``game/equivalence.py``), then runs every candidate against the original through the verdict rules
 (``verify_many``) on the problem's seed inputs, the baseline's search inputs (``agents/search.py``
-``candidates``, the builder the mutation generator uses) and type-aware random inputs. Any divergence drops the
+``candidates``, the builder the mutation generator uses), type-aware random inputs and inputs that put a literal of
+another type than the seeds' in one argument (``cross_type_inputs``: the verdict engine accepts any literal, so an
+equivalent label must hold on them too, issue 26). Any divergence drops the
 candidate (``unsound_transformation``) and blames *every* transformation applied in it (a candidate composes
 several; the counter cannot tell which one broke it, so each is charged once). A survivor carries its evidence:
 the transformations, the inputs tried and each one's settled outcome. Evidence, never proof.
@@ -12,6 +14,9 @@ An input counts as tried only when the verdict rules settle it as ``same`` (equa
 both timing out...): an input the original itself rejects (``input_does_not_bind``, ``original_...``) is not
 tried; an ``unstable`` input drops the candidate (``fuzz_unstable``: equality could not be settled), as does a
 variant the sandbox cannot load (``variant_invalid``). A sandbox failure raises (``raise_for_sandbox``).
+
+``recheck_equivalents`` settles pairs already made (stored ones too: ``tasks/equivalence_recheck.py``) on many more
+such inputs, so that a pair made before a rule was fixed is found out.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import ast
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sinq.agents.baselines import differences, spread_seeds
@@ -28,6 +33,7 @@ from sinq.agents.search import candidates, seed_dicts
 from sinq.game import syntax
 from sinq.game.equivalence import rewrite
 from sinq.game.inputs import InputError, parse_input
+from sinq.sandbox.config import SandboxConfig
 from sinq.sandbox.outcome import Verdict
 from sinq.sandbox.pool import Job, WorkerPool
 from sinq.sandbox.tally import charged_to
@@ -170,25 +176,141 @@ def arg_types(seed_inputs: list[str]) -> dict[str, set[str]]:
     return types
 
 
-def fuzz_inputs(problem: Problem, config: EquivalenceConfig, baseline: BaselineConfig) -> list[str]:
-    """The seed inputs, then the baseline's search inputs, then type-aware random ones, up to the budget."""
+CROSS_TYPE_INPUTS = 8
+"""Fuzz inputs per candidate, within ``fuzz_budget`` (taken from the search and random share, so a run costs no
+more), that give one argument a literal of another type than the seeds' (issue 26)."""
+RECHECK_INPUTS = 32
+"""Cross-type inputs per pair in ``recheck_equivalents`` (every other-type value in every argument, up to this)."""
+
+GENERIC_OTHERS: tuple[object, ...] = (
+    None, {0: 2, 1: 3}, {1, 2}, "ab", b"ab", (1, 2), [[1, 2], [3]], -0.0, True, [], {}, set(), "", b"", (), 0, 1,
+    -1, 2.5, 1j, False, {"a": 1}, {"a"}, [None], ["a", "b"], [1.5, -0.0], [True, False], [{0: 1}], ((1, 2),),
+    {0: [1]}, "0", b"\x00", 2 ** 70, -7)
+"""Literals of every type the verdict engine accepts (no NaN or infinity: they have no literal form, and
+``parse_input`` refuses them), nested and empty ones too: tried after the values made from the seed."""
+
+
+def _ordered_set(items: list) -> bool:
+    """Whether ``set(items)`` iterates in the same order under every hash seed (numbers only: a set of strings
+    would make a verdict ``unstable``, which proves nothing either way)."""
+    return all(type(v) in (int, float, bool) for v in items)
+
+
+def other_type_values(like: object) -> list[object]:
+    """Literals of other types than ``like`` (or containers of other item types), made from ``like`` first (a
+    sequence's items as a dict with int keys: ``x[i]`` still works on it, ``enumerate`` gives its keys; None; as a
+    set, tuple, list, nested; a number as None, str, float, complex, -0.0...), then ``GENERIC_OTHERS`` (less those of
+    ``like``'s own scalar type). Never ``like`` itself."""
+    made: list[object] = []
+    if isinstance(like, (list, tuple, str, bytes)):
+        items = list(like)
+        made += [dict(enumerate(items)), None]
+        if _ordered_set(items):
+            made.append(set(items))
+        made += [tuple(items) if not isinstance(like, tuple) else items, [like],
+                 {i + 1: v for i, v in enumerate(items)}]
+        if isinstance(like, str):
+            made += [like.encode("utf-8", "surrogatepass"), items]
+        if isinstance(like, bytes):
+            made.append(like.decode("latin-1"))
+        if isinstance(like, (list, tuple)) and all(isinstance(v, str) for v in items):
+            made.append("".join(items))
+    elif isinstance(like, dict):
+        made += [list(like.values()), None, list(like), dict(enumerate(like.values())), list(like.items()),
+                 tuple(like.values())]
+        if _ordered_set(list(like)):
+            made.append(set(like))
+    elif isinstance(like, set):
+        ordered = sorted(like, key=repr)
+        made += [ordered, None, tuple(ordered), dict.fromkeys(ordered, 0)]
+    elif isinstance(like, bool):
+        made += [None, int(like), float(like), str(like), [like]]
+    elif isinstance(like, int):
+        made += [None, float(like), str(like), [like], bool(like), complex(like), -0.0]
+    elif isinstance(like, float):
+        made += [None, str(like), [like], complex(like), 0.0 if str(like) == "-0.0" else -0.0, True]
+        if abs(like) < 1e300:
+            made.append(int(like))
+    elif isinstance(like, complex):
+        made += [None, like.real, str(like)]
+    elif like is None:
+        made += [0, "", [], {}, False]
+    out: list[object] = []
+    seen = {(type(like), repr(like))}
+    container = isinstance(like, (list, tuple, dict, set))
+    derived = len(made)
+    for position, value in enumerate(made + list(GENERIC_OTHERS)):
+        key = (type(value), repr(value))
+        if key not in seen and (position < derived or container or type(value) is not type(like)):
+            seen.add(key)
+            out.append(value)
+    return out
+
+
+def cross_type_inputs(seed_inputs: list[str], count: int | None = CROSS_TYPE_INPUTS, seed: int = 0) -> list[str]:
+    """Up to ``count`` (None: all) keyword dicts like a seed input but with one argument of another literal type
+    (``other_type_values``), made from the richest seed first (the longest), every argument in turn with the
+    likeliest breakers first (a dict with int keys, a set, None), then one with every argument None, then the other
+    seeds likewise. Deterministic for ``seed`` (which orders seeds of equal length); every one binds as the seeds
+    do."""
+    seeds = seed_dicts(seed_inputs)
+    if not seeds:
+        return []
+    rotated = seeds[:]
+    random.Random(seed).shuffle(rotated)
+    rotated.sort(key=lambda base: -len(repr(base)))  # the richest seed first: its items make the best dict/set
+    menus = [{key: other_type_values(value) for key, value in base.items()} for base in rotated]
+    depth = max((len(m) for menu in menus for m in menu.values()), default=0)
+    limit = float("inf") if count is None else count
+    out: list[str] = []
+
+    def emit(value: dict) -> None:
+        try:
+            literal = parse_input(value).literal
+        except InputError:
+            return
+        if literal not in out and literal not in seed_inputs:
+            out.append(literal)
+
+    for index in range(len(rotated)):
+        for rank in range(depth):
+            for key, menu in menus[index].items():
+                if rank < len(menu) and len(out) < limit:
+                    emit({**rotated[index], key: menu[rank]})
+            if len(out) >= limit:
+                return out
+        if index == 0:
+            emit(dict.fromkeys(rotated[0], None))
+    return out[:count] if count is not None else out
+
+
+def fuzz_inputs(problem: Problem, config: EquivalenceConfig, baseline: BaselineConfig,
+                cross_types: int = CROSS_TYPE_INPUTS) -> list[str]:
+    """The seed inputs, then the baseline's search inputs, then type-aware random ones, then ``cross_types`` inputs
+    (at most half of the budget the seeds leave) with one argument of another literal type than the seeds' (at the
+    end, so the full verdicts that make the evidence still go to seeds and search inputs first),
+    ``config.fuzz_budget`` in all."""
     budget = config.fuzz_budget
+    seeds = list(dict.fromkeys(problem.seed_inputs))
+    room = max(0, min(cross_types, (budget - len(seeds)) // 2))  # at most half of what the seeds leave
+    cross = cross_type_inputs(problem.seed_inputs, room, config.random_seed) if room else []
+    limit = budget - len(cross)
     chosen: list[str] = []
 
     def add(literals) -> None:
         for literal in literals:
-            if len(chosen) >= budget:
+            if len(chosen) >= limit:
                 return
-            if literal not in chosen:
+            if literal not in chosen and literal not in cross:
                 chosen.append(literal)
 
-    add(problem.seed_inputs)
-    rest = budget - len(chosen)
+    add(seeds)
+    rest = limit - len(chosen)
     searched = round(rest * config.search_share)
     add(list(candidates(problem.seed_inputs, len(chosen) + searched, baseline.seed, boundary_first=True)))
     add(random_inputs(problem.seed_inputs, budget, config.random_seed))
     add(list(candidates(problem.seed_inputs, budget * 2, baseline.seed + 7)))
-    return chosen
+    return chosen + cross
 
 
 class EquivalentMaker:
@@ -197,11 +319,14 @@ class EquivalentMaker:
     name = "baseline-equivalent"
 
     def __init__(self, backend: WorkerPool, config: EquivalenceConfig | None = None,
-                 baseline: BaselineConfig | None = None, proposer: Proposer | None = None) -> None:
+                 baseline: BaselineConfig | None = None, proposer: Proposer | None = None,
+                 cross_types: int = CROSS_TYPE_INPUTS) -> None:
         self.backend = backend
         self.config = config or EquivalenceConfig()
         self.baseline = baseline or BaselineConfig()
         self.proposer = proposer or self.rewrites
+        self.cross_types = cross_types
+        """Cross-type fuzz inputs per candidate (0 only to measure what they catch)."""
 
     def rewrites(self, problems: list[Problem]) -> dict[str, list[Candidate]]:
         """The AST rewriter's candidates for each problem."""
@@ -246,7 +371,7 @@ class EquivalentMaker:
             result.attempts[problem.problem_id] = Counter(candidates=len(made))
             if not made:
                 result.stats["problems_without_candidate"] += 1
-            queues.append((problem, fuzz_inputs(problem, self.config, self.baseline), made))
+            queues.append((problem, fuzz_inputs(problem, self.config, self.baseline, self.cross_types), made))
         if not self.config.verified_inputs:
             queues = self._screened(queues, result)
         kept: Counter = Counter()
@@ -378,3 +503,62 @@ class EquivalentMaker:
                                                  or verdict.reason == "signature_changed"):
                 return Dropped(problem.problem_id, code, applied, "variant_invalid", pair.input, verdict.reason)
         return None
+
+
+@dataclass
+class StoredEquivalent:
+    """An equivalent pair to re-check: its programs as they run (setup code included) and the inputs it was fuzzed
+    on (what the cross-type inputs are shaped from)."""
+
+    pair_id: str
+    original: str
+    variant: str
+    entry_point: str
+    inputs: list[str]
+
+
+@dataclass
+class Recheck:
+    """What ``recheck_equivalents`` found: per refuted pair the first input the verdict rules settle as
+    ``diverges`` and its verdict; ``unstable`` likewise (equality could not be settled: not refuted, not
+    believed either)."""
+
+    checked: int = 0
+    inputs: int = 0
+    executions: int = 0
+    refuted: dict[str, tuple[str, Verdict]] = field(default_factory=dict)
+    unstable: dict[str, tuple[str, Verdict]] = field(default_factory=dict)
+    verdicts: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict:
+        return {"checked": self.checked, "refuted": len(self.refuted), "unstable": len(self.unstable),
+                "inputs": self.inputs, "executions": self.executions, "verdicts": dict(self.verdicts),
+                "refuted_pairs": {k: {"input": i, "reason": v.reason} for k, (i, v) in sorted(self.refuted.items())}}
+
+
+def recheck_equivalents(pairs: Sequence[StoredEquivalent], backend: WorkerPool, config: SandboxConfig | None = None,
+                        per_pair: int | None = RECHECK_INPUTS, seed: int = 1, purpose: str = "audit") -> Recheck:
+    """Settle each pair under the full verdict rules (``verify_many``, as ``sinq verify`` would) on up to
+    ``per_pair`` inputs that put a literal of another type in one argument of its stored inputs (issue 26: a stored
+    equivalent pair must not be refutable by any input the engine accepts, and the audit replays only the inputs
+    that were fuzzed). One batch for all pairs; a pair is refuted by any ``diverges``. The sandbox time is charged
+    to ``purpose``."""
+    result = Recheck()
+    plan: list[Pair] = []
+    for index, pair in enumerate(pairs):
+        result.checked += 1
+        for j, literal in enumerate(cross_type_inputs(pair.inputs, per_pair, seed)):
+            plan.append(Pair(f"{index}:{j}", pair.original, pair.variant, pair.entry_point, literal))
+    result.inputs = len(plan)
+    with charged_to(purpose):
+        verdicts = verify_many(plan, backend, config) if plan else []
+    raise_for_sandbox(verdicts, "equivalence rechecks")
+    for checked, verdict in zip(plan, verdicts, strict=True):
+        stored = pairs[int(checked.id.split(":")[0])]
+        result.executions += verdict.executions
+        result.verdicts[verdict.verdict] += 1
+        if verdict.verdict == "diverges":
+            result.refuted.setdefault(stored.pair_id, (str(checked.input), verdict))
+        elif verdict.verdict == "unstable":
+            result.unstable.setdefault(stored.pair_id, (str(checked.input), verdict))
+    return result

@@ -5,15 +5,22 @@ checked before it fires: a site whose conditions fail is refused (counted, with 
 tried. ``rewrite`` composes several per variant, deterministically for a seed; the result parses, differs from the
 original's AST and keeps the entry point's name and signature.
 
-The conditions are about Python semantics for the values a problem's inputs can hold (literals: int, float, str,
-bool, None, list, tuple, dict, set). Where a rule needs the type of a value it takes it from ``arg_types`` (the
-types of the entry point's parameters seen in the seed inputs) and refuses without it. A rewrite is never a proof:
-the agent fuzzes every candidate against the original and drops it on any divergence (agents/equivalents.py).
+The conditions hold for **every input the verdict engine accepts** (DESIGN.md §3: an equivalent label may not be
+refuted by any input the engine takes), i.e. for any literal in any argument: int, float (incl. -0.0), complex, str,
+bytes, bool, None, list, tuple, dict, set, nested any way, whatever types the seed inputs had. There is no input
+contract: no default rule relies on the seeds' types. A rule that needs the type of a value proves it from the code
+(``numeric_locals``, ``sequence_local``: locals every binding of which makes an int/float/bool, resp. a fresh
+list/tuple/str/bytes) and refuses otherwise; a parameter can hold anything. ``arg_types`` (the types seen in the seed
+inputs) serves only the test-only ``…_seed_typed`` rules, the unsound pre-issue-26 forms kept to measure what the
+fix removes (``scripts/equivalence_attack.py --seed-typed``). A rewrite is never a proof: the agent fuzzes every
+candidate against the original, on inputs of other types than the seeds' too, and drops it on any divergence
+(agents/equivalents.py).
 
 Out of reach on purpose: code that inspects its own frame (``locals()``, ``vars()``, ``eval``, ``exec``,
 ``globals()``, ``sys._getframe``): every rule that adds, removes or renames a local refuses in such a function.
-Messages of ``NameError``/``UnboundLocalError`` name the variable, so a rename changes them: a program that raises
-one on some input is not equivalent after a rename (the fuzz filter's job: counted as ``unsound_transformation``).
+So is a module whose functions may recurse (``recursive``: where ``RecursionError`` hits moves with any rewrite).
+Messages of ``UnboundLocalError`` name the variable, so a rename changes them: ``rename_local`` refuses a local that
+some path may read before binding it (``bound_before_read``), since an input of another type may take that path.
 """
 
 from __future__ import annotations
@@ -165,7 +172,7 @@ def blocks(root: ast.AST) -> Iterator[list[ast.stmt]]:
 
 def scope_nodes(function: Function) -> Iterator[ast.AST]:
     """The function's nodes, not entering nested functions, lambdas or classes."""
-    stack: list[ast.AST] = list(function.body)
+    stack: list[ast.AST] = [s for s in function.body if not isinstance(s, SCOPES)]
     while stack:
         node = stack.pop()
         yield node
@@ -178,6 +185,284 @@ def _not(expr: ast.expr) -> ast.expr:
 
 def _name(name: str, store: bool = False) -> ast.Name:
     return ast.Name(id=name, ctx=ast.Store() if store else ast.Load())
+
+
+# --- What the code itself proves (issue 26): a parameter may hold any literal, so types come from bindings. -------
+
+NUMERIC_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.BitAnd, ast.BitOr, ast.BitXor,
+               ast.LShift, ast.RShift)
+"""Binary operators that map two int/float/bool operands to an int/float/bool (or raise): not ``**``, which gives a
+complex for a negative float base."""
+NUMERIC_CALLS = frozenset({"len", "int", "float", "ord"})
+"""Builtins that return an exact int/float (or raise) whatever their arguments."""
+NUMERIC_OF_NUMERIC = frozenset({"abs", "round", "min", "max"})
+"""Builtins that return an int/float/bool when every positional argument is one."""
+SEQUENCE_CALLS = frozenset({"list", "tuple", "sorted"})
+"""Builtins that return a fresh exact list/tuple (or raise) whatever their arguments."""
+
+
+def own_scope_mentions(function: Function, name: str) -> bool:
+    """Whether a nested function, lambda or class in ``function`` mentions ``name`` (it could see or rebind it)."""
+    return any(node is not function and isinstance(node, SCOPES) and name in identifiers(node)
+               for node in ast.walk(function))
+
+
+def bindings(function: Function, name: str) -> list[ast.AST] | None:
+    """The nodes that bind ``name`` in ``function``'s own scope (``Assign``, ``AugAssign``, ``AnnAssign`` with a
+    value, ``For``, comprehension generators: a comprehension's target counts too, so its variable is held to the
+    same proof), or None when it is bound any other way or may be bound from outside: a parameter (any literal),
+    global/nonlocal, import, ``except``/``with``/``match`` capture, walrus, ``del``, a nested def, a nested scope
+    that mentions it, or a target that unpacks into it (a tuple target other than ``enumerate``'s pair)."""
+    if name in params(function) or own_scope_mentions(function, name):
+        return None
+    for node in ast.walk(function):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return None
+        if isinstance(node, ast.ExceptHandler) and node.name == name:
+            return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name).split(".")[0] == name
+                                                                  for a in node.names):
+            return None
+        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name == name:
+            return None
+        if isinstance(node, ast.MatchMapping) and node.rest == name:
+            return None
+        if isinstance(node, ast.NamedExpr) and node.target.id == name:
+            return None
+        if node is not function and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                and node.name == name:
+            return None
+    found: list[ast.AST] = []
+    accounted: set[int] = set()
+    for node in [*scope_nodes(function)]:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.For, ast.comprehension)) or (isinstance(node, ast.AnnAssign)
+                                                                               and node.value is not None):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id == name:
+                found.append(node)
+                accounted.add(id(target))
+            elif isinstance(target, ast.Tuple) and isinstance(node, (ast.For, ast.comprehension)) \
+                    and _enumerate_pair(node) and isinstance(target.elts[0], ast.Name) \
+                    and target.elts[0].id == name and name not in names_in(target.elts[1]):
+                found.append(node)
+                accounted.add(id(target.elts[0]))
+    for node in scope_nodes(function):
+        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load) \
+                and id(node) not in accounted:
+            return None
+    return found
+
+
+def _builtin_call(node: ast.AST, names: frozenset[str] | set[str], tree: ast.Module) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
+            and not module_binds(tree, node.func.id) and not any(isinstance(a, ast.Starred) for a in node.args))
+
+
+def _enumerate_pair(node: ast.For | ast.comprehension) -> bool:
+    """``for i, v in enumerate(x)`` (one argument, no ``start``): ``i`` is an exact int."""
+    target, it = node.target, node.iter
+    return (isinstance(target, ast.Tuple) and len(target.elts) == 2
+            and isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "enumerate"
+            and len(it.args) == 1 and not it.keywords and not isinstance(it.args[0], ast.Starred))
+
+
+def _literal_parameter(function: Function, tree: ast.Module, entry_point: str, expr: ast.expr) -> bool:
+    """Whether ``expr`` is a parameter of the entry point that can only hold a literal: never rebound, its default
+    (if any) a literal, and the entry point never called or referenced in the module (so only the harness calls
+    it, with literal data)."""
+    if not (isinstance(expr, ast.Name) and function.name == entry_point and expr.id in params(function)):
+        return False
+    if expr.id in stored(function) or own_scope_mentions(function, expr.id):
+        return False
+    if any(isinstance(n, ast.Name) and n.id == entry_point for n in ast.walk(tree)):
+        return False
+    a = function.args
+    positional = a.posonlyargs + a.args
+    defaults = dict(zip([x.arg for x in positional[len(positional) - len(a.defaults):]], a.defaults, strict=True))
+    defaults |= {x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
+    if expr.id in defaults:
+        try:
+            ast.literal_eval(defaults[expr.id])
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            return False
+    return True
+
+
+def numeric_locals(ctx: Context, function: Function) -> set[str]:
+    """Locals of ``function`` that hold an exact int, float or bool whenever they are bound, whatever the inputs
+    (the greatest set closed under: every binding is a numeric literal, ``len``/``int``/``float``/``ord`` of
+    anything, ``abs``/``round``/``min``/``max`` of numerics, ``not`` of anything, unary or binary arithmetic of
+    numerics (not ``**``), ``numeric % p`` or ``numeric // p`` with ``p`` a literal-only parameter (for every
+    literal type that is numeric or raises), an ``if``-expression of numerics, a ``range`` loop target or
+    ``enumerate``'s counter). Induction over the run: every value stored was made by such an expression from
+    values already numeric."""
+    tree = ctx.tree
+
+    def numeric(e: ast.AST, known: set[str]) -> bool:
+        if isinstance(e, ast.Constant):
+            return type(e.value) in (int, float, bool)
+        if isinstance(e, ast.Name):
+            return e.id in known
+        if isinstance(e, ast.UnaryOp):
+            return isinstance(e.op, ast.Not) or numeric(e.operand, known)
+        if isinstance(e, ast.BinOp):
+            if not isinstance(e.op, NUMERIC_OPS) or not numeric(e.left, known):
+                return False
+            return numeric(e.right, known) or (isinstance(e.op, (ast.Mod, ast.FloorDiv))
+                                               and _literal_parameter(function, tree, ctx.entry_point, e.right))
+        if isinstance(e, ast.IfExp):
+            return numeric(e.body, known) and numeric(e.orelse, known)
+        if _builtin_call(e, NUMERIC_CALLS, tree):
+            return True
+        if _builtin_call(e, NUMERIC_OF_NUMERIC, tree):
+            assert isinstance(e, ast.Call)
+            return bool(e.args) and not e.keywords and all(numeric(a, known) for a in e.args) \
+                and (e.func.id != "round" or len(e.args) <= 2)  # type: ignore[attr-defined]
+        return False
+
+    def binds_numeric(node: ast.AST, name: str, known: set[str]) -> bool:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            return node.value is not None and numeric(node.value, known)
+        if isinstance(node, ast.AugAssign):
+            return isinstance(node.op, NUMERIC_OPS) and numeric(node.value, known)
+        if isinstance(node, (ast.For, ast.comprehension)):
+            if isinstance(node.target, ast.Name):
+                return _range_call(node.iter, ctx)
+            return _enumerate_pair(node) and not module_binds(tree, "enumerate")
+        return False
+
+    names = {n.id for n in scope_nodes(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    found = {name: bindings(function, name) for name in sorted(names)}
+    known = {name for name, nodes in found.items() if nodes}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(known):
+            if not all(binds_numeric(node, name, known) for node in found[name] or []):
+                known.discard(name)
+                changed = True
+    return known
+
+
+def sequence_local(ctx: Context, function: Function, name: str) -> list[ast.AST] | None:
+    """The bindings of ``name`` when every one makes a fresh exact list, tuple, str or bytes whatever the inputs
+    (a list/tuple/str/bytes literal, a list comprehension, an f-string, ``list``/``tuple``/``sorted`` of anything,
+    ``'…'.join(...)``), else None: only then does ``x[i]`` mean the i-th item for every accepted input."""
+    found = bindings(function, name)
+    if not found:
+        return None
+
+    def sequence(e: ast.AST | None) -> bool:
+        if isinstance(e, (ast.List, ast.ListComp, ast.Tuple, ast.JoinedStr)):
+            return True
+        if isinstance(e, ast.Constant):
+            return type(e.value) in (str, bytes)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "join" \
+                and isinstance(e.func.value, ast.Constant) and type(e.func.value.value) is str:
+            return True
+        return _builtin_call(e, SEQUENCE_CALLS, ctx.tree) if e is not None else False
+
+    if all(isinstance(n, (ast.Assign, ast.AnnAssign)) and sequence(n.value) for n in found):
+        return found
+    return None
+
+
+def bound_before_read(function: Function, name: str) -> bool:
+    """Whether every read of the local ``name`` in ``function`` happens where it is certainly bound, on every path
+    (a conservative definite-assignment pass: after a loop, ``with`` or ``match`` only what held before it counts,
+    an ``except`` body starts from what held before the ``try``; a ``del`` or walrus of the name answers False).
+    Else some input may read it unbound, and the ``UnboundLocalError`` message names it."""
+    if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Del) for n in ast.walk(function)) \
+            or any(isinstance(n, ast.NamedExpr) and n.target.id == name for n in ast.walk(function)):
+        return False
+
+    def reads(node: ast.AST | None) -> bool:
+        return node is not None and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                                        for n in ast.walk(node))
+
+    def binds(target: ast.AST) -> bool:
+        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+                   for n in ast.walk(target))
+
+    class Unbound(Exception):
+        pass
+
+    def check(node: ast.AST | None, bound: bool) -> None:
+        if not bound and reads(node):
+            raise Unbound
+
+    def flow(statements: list[ast.stmt], bound: bool) -> tuple[bool, bool]:
+        """(bound after, control never gets past the end)."""
+        for s in statements:
+            if isinstance(s, (ast.Return, ast.Raise)):
+                check(s, bound)
+                return True, True
+            if isinstance(s, (ast.Break, ast.Continue)):
+                return True, True
+            if isinstance(s, ast.Assign):
+                check(s.value, bound)
+                for target in s.targets:
+                    if not isinstance(target, ast.Name):
+                        check(target, bound)
+                bound = bound or any(binds(t) for t in s.targets)
+            elif isinstance(s, ast.AugAssign):
+                check(s, bound)
+                if not bound and binds(s.target):
+                    raise Unbound
+            elif isinstance(s, ast.AnnAssign):
+                check(s.value, bound)
+                check(s.annotation, bound)
+                bound = bound or (s.value is not None and binds(s.target))
+            elif isinstance(s, ast.If):
+                check(s.test, bound)
+                body, ends = flow(s.body, bound)
+                other, other_ends = flow(s.orelse, bound)
+                if ends and other_ends:
+                    return True, True
+                bound = other if ends else body if other_ends else body and other
+            elif isinstance(s, (ast.For, ast.AsyncFor)):
+                check(s.iter, bound)
+                flow(s.body, bound or binds(s.target))
+                flow(s.orelse, bound)
+            elif isinstance(s, ast.While):
+                check(s.test, bound)
+                flow(s.body, bound)
+                flow(s.orelse, bound)
+            elif isinstance(s, (ast.With, ast.AsyncWith)):
+                for item in s.items:
+                    check(item.context_expr, bound)
+                flow(s.body, bound or any(binds(i.optional_vars) for i in s.items if i.optional_vars))
+            elif isinstance(s, (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))):
+                after, ends = flow(s.body, bound)
+                if not ends:
+                    after, ends = flow(s.orelse, after)
+                reach = [] if ends else [after]
+                for handler in s.handlers:  # an exception may come from anywhere in the body: start from before
+                    check(handler.type, bound)
+                    handled, handler_ends = flow(handler.body, bound)
+                    reach += [] if handler_ends else [handled]
+                final, final_ends = flow(s.finalbody, bound)
+                if final_ends or not reach:
+                    return True, True
+                bound = all(reach) or final
+            elif isinstance(s, ast.Match):
+                check(s.subject, bound)
+                for case in s.cases:
+                    check(case.guard, bound)
+                    flow(case.body, bound)
+            else:
+                check(s, bound)
+        return bound, False
+
+    try:
+        flow(function.body, False)
+    except Unbound:
+        return False
+    return True
 
 
 Site = tuple[Function, object]
@@ -206,8 +491,10 @@ class RenameLocal(Transformation):
     nested def/class or match capture); no nested function, lambda or class mentions it (closures and class bodies
     see names by their spelling); no comprehension binds the same name (that one is another variable); the new
     name appears nowhere in the module and is no builtin (so it can capture nothing and shadow nothing); the
-    function does not inspect its frame. A local is local throughout its function, so every reading of it reads
-    the renamed variable."""
+    function does not inspect its frame; every read of it happens where it is certainly bound, on every path
+    (``bound_before_read``: else an input of another type than the seeds' may reach a read of it unbound, and the
+    ``UnboundLocalError`` message names the variable). A local is local throughout its function, so every reading
+    of it reads the renamed variable. Independent of the inputs' types."""
 
     name = "rename_local"
 
@@ -262,6 +549,8 @@ def rename_refusal(function: Function, old: str, new: str, taken: set[str]) -> s
             return "comprehension_binds_name"
     if not any(isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Store) for n in scope_nodes(function)):
         return "not_local"
+    if not bound_before_read(function, old):
+        return "may_be_read_unbound"
     return None
 
 
@@ -493,10 +782,11 @@ class IfSwap(Transformation):
 class DeMorgan(Transformation):
     """``not (a and b)`` ↔ ``not a or not b``; ``not (a or b)`` ↔ ``not a and not b``.
 
-    Sound for the values in play: both sides are bools, evaluate the operands left to right and stop at the same
+    Sound for every value: both sides are bools, evaluate the operands left to right and stop at the same
     operand (``b`` is evaluated exactly when ``a`` is truthy, resp. falsy). The only difference is how many times
     an operand's ``__bool__`` is asked (the original asks a stopping operand twice): observable only through a
-    user-defined ``__bool__`` with effects, which literal inputs cannot bring."""
+    user-defined ``__bool__``/``__len__`` with effects, which no literal input brings; the rule refuses in a module
+    that defines either."""
 
     name = "de_morgan"
 
@@ -514,6 +804,9 @@ class DeMorgan(Transformation):
 
     def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
         _, node = site
+        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in ("__bool__", "__len__")
+               for n in ast.walk(ctx.tree)):
+            raise Refused("user_defined_truth")
         if isinstance(node, ast.UnaryOp):
             inner: ast.BoolOp = node.operand  # type: ignore[assignment]
             flipped = ast.Or() if isinstance(inner.op, ast.And) else ast.And()
@@ -688,13 +981,17 @@ SEQUENCES = frozenset({"list", "str", "tuple"})
 class RangeLenToEnumerate(Transformation):
     """``for i in range(len(x)): B`` → ``for i, v in enumerate(x): B[x[i] := v]`` (each ``x[i]`` read becomes v).
 
-    Sound when: ``range``, ``len`` and ``enumerate`` are the builtins; ``x`` is a parameter of the entry point,
-    never rebound in it, whose seed inputs are all lists, strings or tuples (on a dict ``x[i]`` is a lookup by
-    key, not the i-th key); the function mentions ``x`` only as ``len(x)`` and subscript reads ``x[...]`` (no
-    alias, no method call, no passing it on, no store or delete into it), so ``x`` cannot change during the
-    loop and ``enumerate`` sees the same items ``range(len(x))`` counted; the body never rebinds ``i`` (so ``x[i]``
-    is the current item wherever it is read) and holds no nested scope; the function does not inspect its
-    frame (a new local appears)."""
+    Sound when: ``range``, ``len`` and ``enumerate`` are the builtins; ``x`` is a local of the function every
+    binding of which makes a fresh exact list, tuple, str or bytes whatever the inputs (``sequence_local``: a
+    literal, a list comprehension, ``list``/``tuple``/``sorted`` of anything, ``'…'.join``), none of them inside
+    the loop. Never a parameter: an accepted input may put any literal there, and on a dict ``x[i]`` is a lookup by
+    key, not the i-th key (``{'lst': {0: 2, 1: 3}}``), on a set it raises, on None ``len`` and ``enumerate`` raise
+    different messages. Besides its bindings the function mentions ``x`` only as ``len(x)`` and subscript reads
+    ``x[...]`` (no alias, no method call, no passing it on, no store or delete into it), so ``x`` cannot change
+    during the loop and ``enumerate`` sees the same items ``range(len(x))`` counted; an unbound ``x`` raises the
+    same ``UnboundLocalError`` in ``len(x)`` and ``enumerate(x)``; the body never rebinds ``i`` (so ``x[i]`` is the
+    current item wherever it is read) and holds no nested scope; the function does not inspect its frame (a new
+    local appears)."""
 
     name = "range_len_to_enumerate"
 
@@ -710,6 +1007,18 @@ class RangeLenToEnumerate(Transformation):
                         out.append((f, n))
         return out
 
+    def proven(self, ctx: Context, function: Function, x: str, loop: ast.For) -> set[int]:
+        """Raise ``Refused`` unless ``x`` is a sequence for every accepted input; return the ids of the Name nodes
+        that bind it (the only mentions of ``x`` besides ``len(x)`` and ``x[...]`` reads)."""
+        found = sequence_local(ctx, function, x)
+        if found is None:
+            raise Refused("sequence_type_not_provable")
+        inside = {id(n) for n in ast.walk(loop)}
+        if any(id(n) in inside for n in found):
+            raise Refused("sequence_may_change")
+        return {id(t) for n in found for t in (n.targets if isinstance(n, ast.Assign) else [n.target])  # type: ignore[attr-defined]
+                if isinstance(t, ast.Name)}
+
     def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
         function, loop = site
         assert isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)
@@ -717,10 +1026,7 @@ class RangeLenToEnumerate(Transformation):
         i = loop.target.id
         if module_binds(ctx.tree, "len") or module_binds(ctx.tree, "enumerate"):
             raise Refused("builtin_rebound")
-        types = ctx.types_of(function, x)  # type: ignore[arg-type]
-        if not types or not types <= SEQUENCES:
-            raise Refused("type_not_known_sequence")
-        allowed: set[int] = set()
+        allowed = self.proven(ctx, function, x, loop)  # type: ignore[arg-type]
         for n in ast.walk(function):
             if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id == x \
                     and isinstance(n.ctx, ast.Load):
@@ -753,6 +1059,21 @@ class RangeLenToEnumerate(Transformation):
                             setattr(n, name, _name(v))
         loop.target = ast.Tuple(elts=[_name(i, True), _name(v, True)], ctx=ast.Store())
         loop.iter = ast.Call(func=_name("enumerate"), args=[_name(x)], keywords=[])
+
+
+class RangeLenToEnumerateSeedTyped(RangeLenToEnumerate):
+    """TESTS AND MEASUREMENT ONLY, unsound (issue 26): the pre-issue-26 condition, ``x`` a parameter whose *seed*
+    inputs are all lists, strings or tuples. Refuted by ``{'x': {0: 2, 1: 3}}``: the seeds' types are no contract,
+    the verdict engine accepts any literal. Never in the default set."""
+
+    name = "range_len_to_enumerate_seed_typed"
+    unsound = True
+
+    def proven(self, ctx: Context, function: Function, x: str, loop: ast.For) -> set[int]:
+        types = ctx.types_of(function, x)
+        if not types or not types <= SEQUENCES:
+            raise Refused("type_not_known_sequence")
+        return set()
 
 
 def _returns(statements: list[ast.stmt], found: list[tuple[list[ast.stmt], int]]) -> None:
@@ -807,14 +1128,20 @@ class EarlyReturnToFlag(Transformation):
 
 
 DOUBLING = frozenset({"int", "float", "bool", "str", "list", "tuple"})
+"""Types on which ``x * 2 == x + x`` (what the seed-typed legacy rule trusted; a dict, set or None raises with two
+different messages)."""
 
 
 class AlgebraicDouble(Transformation):
     """``x * 2`` / ``2 * x`` ↔ ``x + x``.
 
-    Sound when: ``x`` is a parameter of the entry point never rebound in it and every seed input gives it one of
-    int, float, bool, str, list, tuple: for those ``x * 2 == x + x`` with the same type (bool doubles to int
-    both ways; float doubling is exact, -0.0 stays -0.0, overflow gives inf both ways; sequences repeat).
+    Sound when: ``x`` is a local of the function that holds an exact int, float or bool whenever it is bound,
+    whatever the inputs (``numeric_locals``: proved from its bindings, e.g. a ``range`` loop target, ``len(...)``,
+    arithmetic of such). For those ``x * 2 == x + x`` with the same type (bool doubles to int both ways; float
+    doubling is exact, -0.0 stays -0.0, NaN stays NaN, overflow gives inf both ways); an unbound ``x`` raises the
+    same ``UnboundLocalError`` both ways. Never a parameter: an accepted input may put any literal there, and on a
+    dict, set or None the two forms raise ``TypeError`` with different messages (``*`` vs ``+``, ``'int'`` vs the
+    operand's type); on a complex with a signed zero they differ too.
 
     Refused identities (not implemented on purpose): ``a - b`` ↔ ``-(b - a)`` (floats: ``0.0 - 0.0`` is 0.0,
     ``-(0.0 - 0.0)`` is -0.0, and the canonical encoding tells them apart); ``a + b`` ↔ ``b + a`` without both
@@ -837,19 +1164,34 @@ class AlgebraicDouble(Transformation):
                     out.append((f, n))
         return out
 
+    def proven(self, ctx: Context, function: Function, name: str) -> bool:
+        """Whether ``name`` holds an int, float or bool at the site for every accepted input."""
+        return name in numeric_locals(ctx, function)
+
     def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
         function, node = site
         assert isinstance(node, ast.BinOp)
         x = node.left if isinstance(node.left, ast.Name) else node.right
         assert isinstance(x, ast.Name)
-        types = ctx.types_of(function, x.id)  # type: ignore[arg-type]
-        if not types or not types <= DOUBLING:
-            raise Refused("type_not_known")
+        if not self.proven(ctx, function, x.id):  # type: ignore[arg-type]
+            raise Refused("type_not_provable")
         if isinstance(node.op, ast.Mult):
             replacement: ast.expr = ast.BinOp(left=_name(x.id), op=ast.Add(), right=_name(x.id))
         else:
             replacement = ast.BinOp(left=_name(x.id), op=ast.Mult(), right=ast.Constant(2))
         _replace(function, node, replacement)
+
+
+class AlgebraicDoubleSeedTyped(AlgebraicDouble):
+    """TESTS AND MEASUREMENT ONLY, unsound (issue 26): the pre-issue-26 condition, ``x`` a parameter whose *seed*
+    inputs are all int, float, bool, str, list or tuple. Refuted by ``{'x': None}``. Never in the default set."""
+
+    name = "algebraic_double_seed_typed"
+    unsound = True
+
+    def proven(self, ctx: Context, function: Function, name: str) -> bool:
+        types = ctx.types_of(function, name)
+        return bool(types) and types <= DOUBLING
 
 
 class UnsoundLessThan(Transformation):
@@ -873,7 +1215,10 @@ class UnsoundLessThan(Transformation):
 REGISTRY: dict[str, Transformation] = {t.name: t for t in (
     RenameLocal(), ForToWhile(), ComprehensionToLoop(), LoopToComprehension(), IfSwap(), DeMorgan(), ExtractTemporary(),
     InlineTemporary(), ReorderStatements(), RangeLenToEnumerate(), EarlyReturnToFlag(), AlgebraicDouble(),
-    UnsoundLessThan())}
+    UnsoundLessThan(), RangeLenToEnumerateSeedTyped(), AlgebraicDoubleSeedTyped())}
+SEED_TYPED = {"range_len_to_enumerate": "range_len_to_enumerate_seed_typed",
+              "algebraic_double": "algebraic_double_seed_typed"}
+"""The sound rules whose pre-issue-26 form trusted the seeds' types, and that form's (test-only) name."""
 DEFAULT = tuple(name for name, t in REGISTRY.items() if not t.unsound)
 
 
@@ -901,6 +1246,29 @@ def _signature(tree: ast.Module, entry_point: str) -> str | None:
     return None
 
 
+def recursive(tree: ast.Module) -> bool:
+    """Whether some function of the module may call itself again (a cycle among the functions it defines, by name
+    or attribute). Every rule then refuses: an input that recurses without end (``fib(-1)``) raises
+    ``RecursionError``, whose message names the operation that hit the limit, and any rewrite may move it."""
+    defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    names = {d.name for d in defs}
+    calls: dict[str, set[str]] = {}
+    for d in defs:
+        mentioned = {n.id for n in ast.walk(d) if isinstance(n, ast.Name)} | \
+            {n.attr for n in ast.walk(d) if isinstance(n, ast.Attribute)}
+        calls.setdefault(d.name, set()).update(mentioned & names)
+    for start in calls:
+        seen, stack = set(), list(calls[start])
+        while stack:
+            name = stack.pop()
+            if name == start:
+                return True
+            if name not in seen:
+                seen.add(name)
+                stack += calls.get(name, ())
+    return False
+
+
 def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[str, ...] | None = None,
             steps: int = 3, seed: int = 0, arg_types: Mapping[str, frozenset[str] | set[str]] | None = None
             ) -> Rewrite:
@@ -915,6 +1283,8 @@ def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[s
     tree = copy.deepcopy(original)
     if _signature(tree, entry_point) is None:
         return Rewrite(code, [], {}, {"no_entry_point": 1})
+    if recursive(tree):
+        return Rewrite(code, [], {}, {"recursive_module": 1})
     ctx = Context(tree, entry_point, {k: frozenset(v) for k, v in (arg_types or {}).items()})
     rng = random.Random(seed)
     applied: list[str] = []

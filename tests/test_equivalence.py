@@ -12,8 +12,18 @@ from collections import Counter
 import pytest
 
 from sinq.agents.config import BaselineConfig, EquivalenceConfig
-from sinq.agents.equivalents import UNSOUND, EquivalentMaker, arg_types, fuzz_inputs, random_inputs
-from sinq.game.equivalence import DEFAULT, REGISTRY, rename_refusal, rewrite
+from sinq.agents.equivalents import (
+    CROSS_TYPE_INPUTS,
+    UNSOUND,
+    EquivalentMaker,
+    StoredEquivalent,
+    arg_types,
+    cross_type_inputs,
+    fuzz_inputs,
+    random_inputs,
+    recheck_equivalents,
+)
+from sinq.game.equivalence import DEFAULT, REGISTRY, SEED_TYPED, rename_refusal, rewrite
 from sinq.sandbox.verify import Pair, verify_many
 from sinq.sources.problem import Problem
 
@@ -92,11 +102,12 @@ def f(a, b):
 """, [{"a": 1, "b": 2}, {"a": "p", "b": "q"}]),
     "range_len_to_enumerate": ("""\
 def f(xs):
+    ys = sorted(xs)
     best = 0
-    for i in range(len(xs)):
-        if xs[i] > best:
-            best = xs[i] * i
-    return best, len(xs)
+    for i in range(len(ys)):
+        if ys[i] > best:
+            best = ys[i] * i
+    return best, len(ys)
 """, [{"xs": [3, 9, 2]}]),
     "early_return_to_flag": ("""\
 def f(xs, t):
@@ -108,9 +119,14 @@ def f(xs, t):
     return -1
 """, [{"xs": [4, 5, 6], "t": 5}]),
     "algebraic_double": ("""\
-def f(x):
-    return x * 2, 2 * x
-""", [{"x": 3}, {"x": 2.5}, {"x": "ab"}]),
+def f(xs, k):
+    n = len(xs)
+    half = n / 2
+    total = 0
+    for i in range(n):
+        total += i * 2
+    return n * 2, 2 * half, total, [j + j for j in range(k)]
+""", [{"xs": [1, 2, 3], "k": 3}, {"xs": "ab", "k": 0}]),
 }
 
 
@@ -204,19 +220,31 @@ def test_other_refusals() -> None:
     assert "for_to_while:step_not_int_literal" in refused(
         "def f(n, s):\n    t = []\n    for i in range(0, n, s):\n        t.append(i)\n    return t\n", "for_to_while")
     loop = "def f(xs):\n    s = 0\n    for i in range(len(xs)):\n        s += xs[i]\n    return s\n"
-    assert "range_len_to_enumerate:type_not_known_sequence" in refused(loop, "range_len_to_enumerate")
-    assert "range_len_to_enumerate:type_not_known_sequence" in refused(loop, "range_len_to_enumerate",
-                                                                      {"xs": {"dict"}})
-    mutating = "def f(xs):\n    for i in range(len(xs)):\n        xs.append(xs[i])\n        if i > 3:\n" \
-               "            break\n    return xs\n"
-    assert "range_len_to_enumerate:sequence_may_change" in refused(mutating, "range_len_to_enumerate",
-                                                                  {"xs": {"list"}})
+    for types in (None, {"xs": {"dict"}}, {"xs": {"list"}}):  # a parameter: any literal, whatever the seeds were
+        assert "range_len_to_enumerate:sequence_type_not_provable" in refused(loop, "range_len_to_enumerate", types)
+    mutating = "def f(xs):\n    ys = list(xs)\n    for i in range(len(ys)):\n        ys.append(ys[i])\n" \
+               "        if i > 3:\n            break\n    return ys\n"
+    assert "range_len_to_enumerate:sequence_may_change" in refused(mutating, "range_len_to_enumerate")
+    rebound = "def f(xs):\n    ys = list(xs)\n    for i in range(len(ys)):\n        ys = [ys[i]]\n    return ys\n"
+    assert "range_len_to_enumerate:sequence_may_change" in refused(rebound, "range_len_to_enumerate")
+    aliased = "def f(xs):\n    ys = xs\n    for i in range(len(ys)):\n        print(ys[i])\n"
+    assert "range_len_to_enumerate:sequence_type_not_provable" in refused(aliased, "range_len_to_enumerate")
     assert "early_return_to_flag:return_in_nested_block" in refused(
         "def f(xs):\n    for x in xs:\n        for y in xs:\n            if x == y:\n                return x\n"
         "    return None\n", "early_return_to_flag")
-    assert "algebraic_double:type_not_known" in refused("def f(x):\n    return x * 2\n", "algebraic_double")
-    assert "algebraic_double:type_not_known" in refused("def f(x):\n    return x * 2\n", "algebraic_double",
-                                                        {"x": {"dict"}})
+    for types in (None, {"x": {"dict"}}, {"x": {"int"}}):
+        assert "algebraic_double:type_not_provable" in refused("def f(x):\n    return x * 2\n", "algebraic_double",
+                                                               types)
+    for code in ("def f(x):\n    y = x[0]\n    return y * 2\n",  # an item of an input: any literal
+                 "def f(x):\n    y = 1\n    y = y ** x\n    return y * 2\n",  # ** may make a complex
+                 "def f(x, p=object()):\n    y = 3 % p\n    return y * 2\n",  # a default that is no literal
+                 "def f(x):\n    y, z = 1, x\n    return y * 2\n",  # unpacking: not proved
+                 "def f(x):\n    g = lambda: y\n    y = 1\n    return y * 2\n"):  # a closure sees it
+        assert "algebraic_double:type_not_provable" in refused(code, "algebraic_double"), code
+    fib = "def f(n):\n    if n == 0:\n        return 0\n    return f(n - 1) + 1\n"  # f(-1) recurses without end
+    assert refused(fib, "if_swap") == {"recursive_module": 1} == refused(fib, "extract_temporary")
+    assert "rename_local:may_be_read_unbound" in refused(
+        "def f(xs):\n    for x in xs:\n        last = x + 1\n    return last, x\n", "rename_local")
     assert "comprehension_to_loop:nested_scope_in_comprehension" in refused(
         "def f(xs):\n    return [lambda: x for x in xs]\n", "comprehension_to_loop")
     leaky = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x + 1)\n    return out, x\n"
@@ -226,6 +254,99 @@ def test_other_refusals() -> None:
     assert "if_swap:no_else" in refused("def f(a):\n    if a:\n        return 1\n    return 2\n", "if_swap")
     assert "inline_temporary:temporary_used_elsewhere" in refused(
         "def f(a):\n    r = a + 1\n    x = r\n    return x + r\n", "inline_temporary")
+
+
+TYPE_DEPENDENT: dict[str, tuple[str, list[dict], list[str]]] = {
+    "range_len_to_enumerate": ("""\
+def f(lst):
+    result = []
+    for i in range(len(lst)):
+        if i % 3 == 0:
+            result.append(lst[i] ** 2)
+        else:
+            result.append(lst[i])
+    return sum(result)
+""", [{"lst": [1, 2, 3]}, {"lst": [-1, -5, 2, -1, -5]}, {"lst": []}],
+        ["{'lst': {0: 2, 1: 3}}", "{'lst': {1, 2}}", "{'lst': None}"]),
+    "algebraic_double": ("""\
+def f(a, b):
+    pat = b + b
+    return a in pat
+""", [{"a": "xy", "b": "yx"}, {"a": "ab", "b": "ba"}],
+        ["{'a': 'x', 'b': {0: 'x'}}", "{'a': 1, 'b': {1, 2}}", "{'a': 'x', 'b': None}"]),
+}
+"""Issue 26: HumanEval's ``sum_squares`` and ``cycpattern_check`` shapes, their seeds' types, and accepted inputs of
+other types (a dict with int keys, a set, None) on which the pre-issue-26 rewrite diverges."""
+
+
+@pytest.mark.parametrize("name", sorted(TYPE_DEPENDENT))
+def test_type_dependent_rules_never_trust_the_seeds_types(name: str) -> None:
+    code, seeds, _ = TYPE_DEPENDENT[name]
+    made = rewrite(code, "f", transformations=[name], steps=1, arg_types=arg_types([repr(x) for x in seeds]))
+    assert not made.changed, made.code
+    assert any(reason.endswith("_not_provable") for reason in made.reasons), made.reasons
+    legacy = rewrite(code, "f", transformations=[SEED_TYPED[name]], steps=1,
+                     arg_types=arg_types([repr(x) for x in seeds]))
+    assert legacy.changed and SEED_TYPED[name] not in DEFAULT
+
+
+def test_the_old_type_dependent_rewrites_diverge_on_other_types_and_the_fuzzer_drops_them(local_backend) -> None:
+    """The real verdict engine refutes the seed-typed rewrites on a dict, a set and None; the fuzzer's cross-type
+    inputs drop them (blamed as unsound) even though the rule fired, and without those inputs the old hole is back
+    (the pair is kept) and ``recheck_equivalents`` finds it."""
+    for name, (code, seeds, others) in sorted(TYPE_DEPENDENT.items()):
+        legacy = SEED_TYPED[name]
+        variant = rewrite(code, "f", transformations=[legacy], steps=1,
+                          arg_types=arg_types([repr(x) for x in seeds])).code
+        verdicts = verify_many([Pair(str(i), code, variant, "f", x) for i, x in enumerate(others)], local_backend)
+        assert [v.verdict for v in verdicts] == ["diverges"] * len(others), (name, [v.reason for v in verdicts])
+        config = EquivalenceConfig(per_problem=1, attempts=1, steps=1, transformations=[legacy])
+        caught = EquivalentMaker(local_backend, config).make([problem(code, seeds)])
+        assert not caught.pairs and [d.reason for d in caught.dropped] == [UNSOUND], name
+        assert caught.blamed == Counter({legacy: 1})
+        assert ast.literal_eval(caught.dropped[0].input) not in seeds
+        missed = EquivalentMaker(local_backend, config, cross_types=0).make([problem(code, seeds)])
+        assert len(missed.pairs) == 1, name
+        pair = missed.pairs[0]
+        stored = StoredEquivalent("p", pair.tried[0][0].original, pair.tried[0][0].variant,  # type: ignore[arg-type]
+                                  "f", pair.inputs_tried)
+        found = recheck_equivalents([stored], local_backend)
+        assert set(found.refuted) == {"p"} and found.refuted["p"][1].verdict == "diverges"
+
+
+def test_the_fixed_rules_hold_on_inputs_of_every_literal_type(local_backend) -> None:
+    """The rules as they fire now (on locals whose type the code proves) agree with the original on every
+    cross-type input, under the full verdict rules."""
+    for name in sorted(SEED_TYPED):
+        code, seeds = SOUND_CASES[name]
+        made = rewrite(code, "f", transformations=[name], steps=1, seed=1)
+        assert made.applied == [name], made.reasons
+        others = cross_type_inputs([repr(x) for x in seeds], None)
+        assert len(others) >= 30
+        verdicts = verify_many([Pair(str(i), code, made.code, "f", x) for i, x in enumerate(others)], local_backend)
+        assert {v.verdict for v in verdicts} == {"same"}, [(x, v.reason) for x, v in zip(others, verdicts,
+                                                                                        strict=True)
+                                                          if v.verdict != "same"]
+
+
+def test_fuzz_inputs_try_other_literal_types_than_the_seeds() -> None:
+    p = problem("def f(xs, s, n):\n    return xs\n", [{"xs": [1, 2], "s": "ab", "n": 3}, {"xs": [], "s": "", "n": 0}])
+    inputs = fuzz_inputs(p, EquivalenceConfig(fuzz_budget=32), BaselineConfig())
+    assert len(inputs) == 32 == len(set(inputs)) and inputs[:2] == p.seed_inputs
+    cross = inputs[-CROSS_TYPE_INPUTS:]
+    assert cross == cross_type_inputs(p.seed_inputs, CROSS_TYPE_INPUTS)
+    seed_types = {"xs": list, "s": str, "n": int}
+    changed = [(k, type(v)) for x in cross for k, v in ast.literal_eval(x).items() if type(v) is not seed_types[k]]
+    assert {k for k, _ in changed} == {"xs", "s", "n"}  # every argument gets another type
+    assert {dict, type(None)} <= {t for _, t in changed}
+    every = [ast.literal_eval(x) for x in cross_type_inputs(p.seed_inputs, None)]
+    kinds = {type(v) for x in every for v in x.values()}
+    assert {dict, set, type(None), str, bytes, tuple, list, float, bool, complex, int} <= kinds
+    assert {0: 1, 1: 2} in [x["xs"] for x in every]  # the list's items under int keys: x[i] still works
+    assert any(type(x["n"]) is float and str(x["n"]) == "-0.0" for x in every)
+    assert any(x["xs"] == [[1, 2], [3]] for x in every) and any(x["xs"] == set() for x in every)
+    assert inputs == fuzz_inputs(p, EquivalenceConfig(fuzz_budget=32), BaselineConfig())  # deterministic
+    assert fuzz_inputs(p, EquivalenceConfig(fuzz_budget=32), BaselineConfig(), cross_types=0)[-1] not in cross
 
 
 def test_fuzz_inputs_mix_seeds_search_and_typed_random() -> None:

@@ -48,17 +48,18 @@ SOUND = '''from typing import List
 
 
 def has_close_elements(numbers: List[float], threshold: float) -> bool:
-    size = len(numbers)
-    i = 0
-    while i < size:
+    for i, a in enumerate(numbers):
         j = 0
-        while j < size:
-            if i != j and abs(numbers[i] - numbers[j]) < threshold:
-                return True
+        for b in numbers:
+            if i != j:
+                gap = abs(a - b)
+                if gap < threshold:
+                    return True
             j += 1
-        i += 1
     return False
 '''
+"""Equal to the original for every accepted input (it iterates ``numbers`` as the original does; an index-based
+``numbers[i]`` form would not be: on a dict it looks up keys, on None ``len`` raises another message, issue 26)."""
 UNSOUND_REWRITE = '''from typing import List
 
 

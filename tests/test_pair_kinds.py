@@ -3,6 +3,7 @@ come from real sandbox verdicts, the views are read from a real DuckDB file."""
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,3 +112,37 @@ def test_equivalent_pairs_are_stored_with_evidence_scored_and_relabelled_when_re
         equivalent_pair_rows([(refuting, diverges)], "construction", [], "g", 0, "p1", None, "run-1", now, config)
     with pytest.raises(ValueError, match="only a divergence refutes"):
         relabel_rows(good_id, {"verdicts": good["verdicts"][:1]}, None, "g", 0, "p1", None, "run-1", now)
+
+
+def test_stored_equivalent_pairs_are_rechecked_on_other_literal_types(local_backend, tmp_path: Path) -> None:
+    """Issue 26: a stored pair fuzzed equal on ints only (``x * 2`` vs ``x + x``) is refuted by an input of another
+    type (None, a dict, a set: two different TypeErrors) under the full verdict rules; a sound one is not."""
+    from sinq.tasks.equivalence_recheck import recheck_stored, stored_equivalents
+
+    config = fast_config()
+    now = datetime.now(UTC)
+    inputs = ["{'x': 0}", "{'x': 3}", "{'x': -2}"]
+    doubled = "def f(x):\n    return x + x\n"
+    renamed = [Pair(f"r{i}", ORIGINAL, RENAMED, "f", literal) for i, literal in enumerate(inputs)]
+    typed = [Pair(f"t{i}", SIGNED, doubled, "f", literal) for i, literal in enumerate(inputs)]
+    verdicts = verify_many(renamed + typed, local_backend, config)
+    assert {v.verdict for v in verdicts} == {"same"}
+    good = equivalent_pair_rows(list(zip(renamed, verdicts[:3], strict=True)), "construction", ["inline_temporary"],
+                                "generator:test", 0, "p1", "s-1", "run-1", now, config)
+    weak = equivalent_pair_rows(list(zip(typed, verdicts[3:], strict=True)), "construction",
+                                ["algebraic_double_seed_typed"], "generator:test", 0, "p2", "s-2", "run-1", now, config)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.store(merge(good, weak))
+    good_id, weak_id = good["pairs"][0]["pair_id"], weak["pairs"][0]["pair_id"]
+
+    stored = {p.pair_id: p for p in stored_equivalents(warehouse)}
+    assert set(stored) == {good_id, weak_id}
+    assert sorted(stored[weak_id].inputs) == sorted(inputs) and stored[weak_id].variant == doubled
+
+    found = recheck_stored(warehouse, local_backend, config=config)
+    assert found.checked == 2 and set(found.refuted) == {weak_id}
+    literal, verdict = found.refuted[weak_id]
+    assert verdict.verdict == "diverges" and type(ast.literal_eval(literal)["x"]) is not int
+    [again] = verify_many([Pair("again", SIGNED, doubled, "f", literal)], local_backend, config)
+    assert again.verdict == "diverges"  # what `sinq verify` would say on it
+    assert found.verdicts["same"] >= 20 and found.summary()["refuted"] == 1
