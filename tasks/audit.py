@@ -36,11 +36,13 @@ from typing import get_args
 import duckdb
 from pydantic import ValidationError
 
+from sinq.agents.equivalents import RECHECK_INPUTS, Recheck, StoredEquivalent, recheck_equivalents
 from sinq.sandbox import open_backend
 from sinq.sandbox.config import SandboxConfig
 from sinq.sandbox.outcome import Outcome, Verdict
 from sinq.sandbox.verify import Pair, verify_many
 from sinq.settings import Settings
+from sinq.tasks.equivalence_recheck import stored_equivalents
 from sinq.warehouse import queries
 from sinq.warehouse.records import content_id
 from sinq.warehouse.store import DAMAGE_HINT, Warehouse, WarehouseError, _cause
@@ -298,6 +300,18 @@ def _settle(claims: list[Claim], base: SandboxConfig, seeds: tuple[int, int]) ->
     return ordered, sum(v.executions for v in ordered)
 
 
+def _cross_type(pairs: list[StoredEquivalent], base: SandboxConfig, seeds: tuple[int, int],
+                per_pair: int | None) -> Recheck:
+    """The equivalent pairs settled on inputs of other literal types, in a fresh backend under the audit's seeds."""
+    config = base.model_copy(update={"hash_seeds": seeds})
+    backend = open_backend(config)
+    try:
+        backend.start()
+        return recheck_equivalents(pairs, backend, config, per_pair)
+    finally:
+        backend.close()
+
+
 def _short(outcome: Outcome | None) -> dict | None:
     if outcome is None:
         return None
@@ -353,7 +367,7 @@ def _database(warehouse: Warehouse) -> Iterator[None]:
 
 def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, run_id: str | None = None,
           seed: str = "sinq-audit", made_by: str | None = None, audit_run: str | None = None,
-          kinds: tuple[str, ...] = KINDS) -> dict:
+          kinds: tuple[str, ...] = KINDS, cross_type: int | None = RECHECK_INPUTS) -> dict:
     """Re-verify standing stored pairs of these kinds (all, or a seeded sample of ``sample`` of each kind; of one
     run if given) and their counted answers; store one audit row per pair and per answer in one write; return the
     figures.
@@ -361,13 +375,20 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
     The file is checked whole first (a truncated or damaged one is refused, exit 4). ``made_by`` is the run this
     audit belongs to (a nightly run); without one the audit is a run of its own (kind ``audit`` in ``runs``).
     Top-level figures are per pair, final (an unreproduced answer fails its pair), and ``kinds`` splits them by
-    pair kind; ``pairs`` is the pairs' own claims alone, ``answers`` the counted evaluator answers."""
+    pair kind; ``pairs`` is the pairs' own claims alone, ``answers`` the counted evaluator answers.
+
+    An equivalent pair that reproduced on every input it was fuzzed on is then settled on up to ``cross_type``
+    inputs of other literal types than those (``refuted_cross_type`` when one diverges: the label must hold for
+    every input the engine accepts, and the fuzzed inputs alone cannot show that; 0 or None skips this)."""
     started_at, started = datetime.now(UTC), time.perf_counter()
     audit_run = audit_run or f"audit-{uuid.uuid4().hex[:12]}"
     with _database(warehouse):
         warehouse.check()
         pair_ids = select_pairs(warehouse, sample, run_id, seed, kinds)
         loaded = load_claims(warehouse, pair_ids, base)
+        equivalents = stored_equivalents(warehouse, [i for i, p in loaded.pairs.items()
+                                                     if p.kind == "equivalent" and p.mismatch is None]) \
+            if cross_type else []
     claims = loaded.claims
     seeds = audit_seeds(loaded.seeds)
     verdicts, executions = _settle(claims, base, seeds) if claims else ([], 0)
@@ -411,6 +432,14 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
                        {**outcomes, "stored_diverged": diverged, "input": claim.literal})
     for answer_id, (pair_id, reason, detail) in loaded.refused_answers.items():
         answer_row(pair_id, answer_id, None, None, reason, {"mismatch": detail})
+    standing = [e for e in equivalents if own[e.pair_id]["reproduced"]]
+    recheck = _cross_type(standing, base, seeds, cross_type) if standing else None
+    for pair_id, (literal, verdict) in (recheck.refuted.items() if recheck else ()):
+        row = own[pair_id]
+        row.update(verdict=verdict.verdict, reason="refuted_cross_type", reproduced=False,
+                   detail={**row["detail"], "input": literal, "verdict_reason": verdict.reason,
+                           "original": _short(verdict.original), "variant": _short(verdict.variant)})
+    executions += recheck.executions if recheck else 0
     own_tally = _tally(list(own.values()))
     pair_rows = []
     for pair_id, row in own.items():
@@ -426,6 +455,8 @@ def audit(warehouse: Warehouse, base: SandboxConfig, sample: int | None = None, 
                         for kind in kinds},
               "backend": base.backend, "hash_seeds": list(seeds), "run_hash_seeds": sorted(loaded.seeds),
               "executions": executions,
+              "cross_type": {"pairs": recheck.checked, "inputs": recheck.inputs, "refuted": len(recheck.refuted),
+                             "unsettled": len(recheck.unstable)} if recheck else None,
               "selection": {"sample": sample, "run_id": run_id, "seed": seed, "kinds": list(kinds)},
               "not_reproduced_pairs": sorted(r["pair_id"] for r in pair_rows if not r["reproduced"])}
     batch: dict[str, list[dict]] = {"audits": pair_rows + answer_rows}
@@ -457,4 +488,9 @@ def audit_run_sample(settings: Settings, run_id: str) -> dict:
     from sinq.tasks.stages import warehouse_for
 
     return audit(warehouse_for(settings), settings.sandbox, settings.run.audit_sample, run_id, seed=run_id,
-                 made_by=run_id, audit_run=f"audit-{run_id}")
+                 made_by=run_id, audit_run=f"audit-{run_id}", cross_type=NIGHTLY_CROSS_TYPE)
+
+
+NIGHTLY_CROSS_TYPE = 8
+"""Cross-type inputs per sampled equivalent pair in the nightly audit (the generator's fuzzer already tried 8 of
+its own; `sinq audit` tries up to RECHECK_INPUTS)."""

@@ -245,7 +245,9 @@ def test_a_false_equivalence_is_not_reproduced_and_leaves_equivalent_pairs(tmp_p
     ``same`` where the programs differ. The audit settles every input of each and catches the forged one."""
     warehouse = Warehouse(tmp_path / "equivalent.duckdb")
     twice = "def f(x):\n    return x + x\n"
-    honest = [Pair(f"h{n}", twice, "def f(x):\n    return 2 * x\n", "f", {"x": n}) for n in (2, 5, -1)]
+    # honest for every literal (not ``2 * x``: on None the two raise different TypeErrors, which the audit's
+    # cross-type re-check finds)
+    honest = [Pair(f"h{n}", twice, "def f(x):\n    y = x + x\n    return y\n", "f", {"x": n}) for n in (2, 5, -1)]
     false = [Pair(f"f{n}", twice, "def f(x):\n    return abs(x) * 2\n", "f", {"x": n}) for n in (4, -1)]
     verdicts = verify_many(honest + false, local_backend)
     assert [v.verdict for v in verdicts] == ["same"] * 4 + ["diverges"]
@@ -374,8 +376,11 @@ def forgeable(tmp_path, local_backend) -> tuple[Path, dict[str, str]]:
     claims = [Pair("ineq", TWICE, "def f(x):\n    return x * 3\n", "f", {"x": 2}),
               Pair("other", TWICE, "def f(x):\n    return x - 1\n", "f", {"x": 5}),
               Pair("agree", TWICE, "def f(x):\n    return x * 3\n", "f", {"x": 0})]
-    equivalents = {"eq": [Pair(f"e{n}", TWICE, "def f(x):\n    return 2 * x\n", "f", {"x": n}) for n in (2, 5, -1)],
-                   "eq2": [Pair(f"g{n}", TWICE, "def f(x):\n    return x * 2\n", "f", {"x": n}) for n in (1, 3, 7)]}
+    # equivalent for every literal (``2 * x`` is not: on None it raises another TypeError than ``x + x``)
+    equivalents = {"eq": [Pair(f"e{n}", TWICE, "def f(x):\n    y = x + x\n    return y\n", "f", {"x": n})
+                          for n in (2, 5, -1)],
+                   "eq2": [Pair(f"g{n}", TWICE, "def f(x):\n    out = x\n    return out + x\n", "f", {"x": n})
+                           for n in (1, 3, 7)]}
     verdicts = verify_many(claims + equivalents["eq"] + equivalents["eq2"], local_backend)
     assert [v.verdict for v in verdicts] == ["diverges", "diverges", "same"] + ["same"] * 6
     ids: dict[str, str] = {}

@@ -146,3 +146,14 @@ def test_stored_equivalent_pairs_are_rechecked_on_other_literal_types(local_back
     [again] = verify_many([Pair("again", SIGNED, doubled, "f", literal)], local_backend, config)
     assert again.verdict == "diverges"  # what `sinq verify` would say on it
     assert found.verdicts["same"] >= 20 and found.summary()["refuted"] == 1
+
+    # the audit does the same re-check and takes the refuted pair out of equivalent_pairs (and of training)
+    from sinq.tasks.audit import audit
+
+    result = audit(warehouse, config)
+    assert result["not_reproduced_pairs"] == [weak_id] and result["by_reason"] == {"refuted_cross_type": 1}
+    assert result["cross_type"]["pairs"] == 2 and result["cross_type"]["refuted"] == 1
+    assert [r[0] for r in _one(warehouse.path, "SELECT pair_id FROM equivalent_pairs")] == [good_id]
+    assert dict(_one(warehouse.path, "SELECT pair_id, status FROM all_pairs"))[weak_id] == "not_reproduced"
+    skipped = audit(warehouse, config, cross_type=0)
+    assert skipped["cross_type"] is None
