@@ -286,7 +286,7 @@ def _literal_parameter(function: Function, tree: ast.Module, entry_point: str, e
     defaults |= {x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
     if expr.id in defaults:
         try:
-            ast.literal_eval(defaults[expr.id])
+            syntax.literal_eval(defaults[expr.id])
         except (ValueError, TypeError, SyntaxError, RecursionError):
             return False
     return True
