@@ -402,9 +402,9 @@ def _figures(result: dict, title: str, json_out: bool) -> None:
     if json_out:
         print(json.dumps(result))
         return
-    table = Table("figure", "value", title=title)
-    for key, value in result.items():
-        table.add_row(key, str(value))
+    table = Table("figure", "value", title=escape(title))
+    for key, value in result.items():  # values may quote settings such as [[eval.gate.suites]]: never rich markup
+        table.add_row(escape(key), escape(str(value)))
     out.print(table)
 
 

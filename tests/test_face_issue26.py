@@ -245,3 +245,13 @@ def test_json_output_of_sandboxed_commands_is_one_document(tmp_path: Path, db: P
     assert done.returncode == 0 and json.loads(done.stdout)["queries"] == 1, done.stderr
     done = sinq("sources", "validate", "--source", "humaneval", "--limit", "2", "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["loaded"] == 2, done.stderr
+
+
+def test_figure_tables_show_settings_names_as_written(capsys) -> None:
+    """`train finetune` and the other figure tables print a gate's reasons verbatim: ``[[eval.gate.suites]]`` is a
+    setting's name, not rich markup to swallow."""
+    from sinq.cli import _figures
+
+    _figures({"reasons": "no [[eval.gate.suites]] configured; [red]x[/red]"}, "figures [1]", json_out=False)
+    shown = capsys.readouterr().out
+    assert "[[eval.gate.suites]]" in shown and "[red]x[/red]" in shown and "figures [1]" in shown
