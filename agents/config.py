@@ -101,6 +101,13 @@ class EquivalenceConfig(BaseModel):
     proposer: Literal["rewrite", "llm", "both"] = Field("rewrite", description="who proposes candidates: the AST "
                                                         "rewriter, the generator's model with the equivalent-rewrite "
                                                         "prompt (needs an llm generator), or both; all are fuzzed")
+    disguise_share: float = Field(1.0, ge=0, le=1, description="share of the verified inequivalent variants that go "
+                                  "through the same rewriter (same steps and transformations) as the equivalent "
+                                  "half, so that a restructured variant says nothing about its label (issue 27); "
+                                  "the diverging input is settled again on the rewritten variant, which is kept "
+                                  "only if it still diverges; 0 = plain one-token mutants, as before")
+    disguise_llm: bool = Field(False, description="rewrite an llm generator's verified variants too (default: only "
+                               "the baseline's mutants, whose one-token edits give their label away)")
     evaluator_share: float = Field(0.5, ge=0, lt=1, description="share of the pairs shown to the evaluator that "
                                    "are equivalent (at most; 0 = the evaluator sees inequivalent pairs only)")
 

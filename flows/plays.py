@@ -32,6 +32,8 @@ class Plays:
         self._done: queue.Queue = queue.Queue()
         self._pending = 0
         self.search: Counter = Counter()
+        self.disguise: Counter = Counter()
+        """Issue 27: verified variants rewritten like the equivalent half, or kept plain (and why)."""
         self.blamed: Counter = Counter()
         self.tried_by: Counter = Counter()
         """Per transformation: equivalent candidates dropped as unsound that it took part in, and all it was in."""
@@ -85,6 +87,7 @@ class Plays:
             self.spans.append(tuple(counts.pop("span")))
         counts.setdefault("seconds", 0.0)
         self.search.update(counts.get("search") or {})
+        self.disguise.update(counts.get("disguise") or {})
         equivalence = counts.get("equivalence") or {}
         self.blamed.update(equivalence.get("blamed") or {})
         self.tried_by.update(equivalence.get("tried_by") or {})
@@ -107,6 +110,7 @@ class Plays:
             "cpu_s": round(cpu_s, 3), "remote_workers": len(self._remote),
             "pairs_per_cpu_minute": round(verified_pairs / (cpu_s / 60), 3) if cpu_s > 0 else None,
             "search": dict(sorted(self.search.items())),
+            "disguise": dict(sorted(self.disguise.items())),
             "equivalence_drop_share": {name: round(self.blamed[name] / n, 4)
                                        for name, n in sorted(self.tried_by.items()) if n},
             "sandbox": {"seconds": {k: round(v, 3) for k, v in sorted(self.sandbox["seconds"].items())},

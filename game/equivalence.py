@@ -28,7 +28,9 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import keyword
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +43,58 @@ DYNAMIC = frozenset({"locals", "vars", "eval", "exec", "globals", "dir", "_getfr
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+# --- Natural names (issue 27): what a person would call a new local, by the role it plays. ----------------------
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "index": ("i", "j", "k", "idx", "n", "m", "pos", "step", "ix"),
+    "range": ("indices", "span", "positions", "bounds", "steps", "rng", "window"),
+    "element": ("x", "y", "item", "elem", "value", "v", "e", "c", "w", "entry", "el", "val"),
+    "accumulator": ("result", "out", "acc", "res", "values", "items", "collected", "parts", "ans", "output",
+                    "found", "picked"),
+    "value": ("tmp", "value", "val", "res", "result", "ans", "out", "cur", "temp", "answer", "ret", "output"),
+    "condition": ("cond", "flag", "ok", "check", "valid", "test", "good", "holds"),
+    "sequence": ("items", "seq", "values", "elements", "data", "entries", "source", "pool", "coll"),
+    "flag": ("found", "done", "flag", "stop", "hit", "finished", "matched", "seen", "ready"),
+    "result": ("result", "ans", "res", "answer", "out", "value", "ret", "outcome", "output"),
+    "local": ("value", "cur", "prev", "nxt", "total", "count", "acc", "tmp", "item", "x", "y", "s", "val",
+              "current", "temp", "data", "words", "res", "flag", "num", "part", "key", "word", "node", "curr"),
+}
+"""Ordinary identifiers per role; two of them composed when a module already uses them all. No digits, ever."""
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "result": ("res", "ans", "out", "answer", "output", "ret"), "res": ("result", "ans", "out", "ret"),
+    "ans": ("result", "res", "answer", "out"), "answer": ("result", "ans", "res"), "out": ("result", "res", "output"),
+    "ret": ("result", "res", "out"), "i": ("j", "k", "idx", "n", "ix"), "j": ("k", "i", "idx", "m"),
+    "k": ("j", "i", "idx", "m"), "idx": ("i", "j", "pos", "ix", "index"), "index": ("idx", "i", "pos"),
+    "n": ("m", "num", "size", "k", "length"), "count": ("cnt", "total", "num", "tally", "counter"),
+    "cnt": ("count", "total", "num"), "total": ("acc", "count", "tally", "sum_total", "s"),
+    "s": ("text", "string", "t", "word", "acc"), "x": ("y", "v", "val", "value", "item"),
+    "item": ("elem", "x", "value", "entry", "el"), "num": ("n", "value", "x", "number"),
+    "lst": ("items", "values", "seq", "arr"), "l": ("items", "values", "seq", "lst"), "arr": ("items", "lst", "seq"),
+    "words": ("parts", "tokens", "pieces", "items"), "word": ("w", "token", "piece", "part"),
+    "flag": ("ok", "found", "done", "cond"), "found": ("hit", "flag", "seen", "done"),
+    "temp": ("tmp", "cur", "val", "t"), "tmp": ("temp", "cur", "val", "t"), "prev": ("last", "before", "old"),
+    "cur": ("curr", "current", "now", "val"), "current": ("cur", "curr", "now"), "max_val": ("best", "top", "peak"),
+    "min_val": ("least", "low", "smallest"), "new_list": ("out", "items", "result"), "ch": ("c", "char", "letter"),
+    "c": ("ch", "char", "letter", "x"), "char": ("ch", "c", "letter"), "string": ("s", "text", "txt"),
+}
+"""Renaming a local: the old name's usual neighbours first (``result`` → ``res``/``ans``...)."""
+ROLE_OF = {"v": "local", "rng": "range", "k": "index", "t": "element", "acc": "accumulator", "tmp": "value",
+           "item": "element", "done": "flag", "ret": "result"}
+"""The stems fresh names were drawn with before issue 27, as roles."""
+CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)+")
+
+
+def vocabulary(role: str, like: str | None = None) -> list[str]:
+    """The candidate names for ``role`` (``like``'s synonyms and, for a one-letter name, the index letters first),
+    each once."""
+    words: list[str] = []
+    if like is not None:
+        words += SYNONYMS.get(like, ())
+        if len(like) == 1:
+            words += VOCABULARY["index"] if like in "ijkmn" else VOCABULARY["element"]
+    words += VOCABULARY.get(role, VOCABULARY["local"])
+    return list(dict.fromkeys(w for w in words if w != like))
 
 
 class Refused(Exception):
@@ -59,18 +113,61 @@ class Context:
     counter: int = 0
     made: set[str] = field(default_factory=set)
     """Temporaries this rewrite extracted: inlining one back would only undo the extraction."""
+    _camel: bool | None = None
 
     def __post_init__(self) -> None:
         self.used = identifiers(self.tree) | BUILTINS
 
-    def fresh(self, rng: random.Random, stem: str) -> str:
-        words = [stem, "tmp", "acc", "val", "cur", "aux", "item", "res", "idx", "part"]
-        while True:
-            self.counter += 1
-            name = f"{rng.choice(words)}_{rng.randrange(10, 1000)}"
-            if name not in self.used and not name.startswith("__"):
-                self.used.add(name)
-                return name
+    def fresh(self, rng: random.Random, role: str, like: str | None = None) -> str:
+        """A new name that reads like a person's (issue 27: a digit suffix would tell a rewrite apart from a
+        program by its look): a word of ``role``'s vocabulary (``like``'s synonyms first when it renames a known
+        name), in the module's naming style, used nowhere in the module and no builtin or keyword; when the
+        vocabulary is spent, two of its words composed (``total_count``), never digits."""
+        words = vocabulary(ROLE_OF.get(role, role), like)
+        near = [w for w in words if like is not None and w in SYNONYMS.get(like, ())]
+        rest = [w for w in words if w not in near]
+        rng.shuffle(near)
+        rng.shuffle(rest)
+        words = near + rest
+        for name in words:
+            if self._free(name):
+                return self._take(name)
+        heads = words + sorted(set(VOCABULARY["local"]) - set(words))
+        rng.shuffle(heads)
+        for first in heads:
+            for second in words:
+                name = self._compose(first, second)
+                if first != second and self._free(name):
+                    return self._take(name)
+        for depth in range(3, 8):  # unreachable in practice: three words and more
+            name = self._compose(*(rng.choice(heads) for _ in range(depth)))
+            if self._free(name):
+                return self._take(name)
+        raise Refused("no_fresh_name")
+
+    def _free(self, name: str) -> bool:
+        return (name not in self.used and name.isidentifier() and not keyword.iskeyword(name)
+                and not keyword.issoftkeyword(name) and not name.startswith("__"))
+
+    def _take(self, name: str) -> str:
+        self.counter += 1
+        self.used.add(name)
+        return name
+
+    def _compose(self, *parts: str) -> str:
+        if self.camel:
+            return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+        return "_".join(parts)
+
+    @property
+    def camel(self) -> bool:
+        """Whether the module names its variables ``likeThis`` more often than ``like_this``."""
+        if self._camel is None:
+            names = identifiers(self.tree) - BUILTINS
+            camel = sum(1 for n in names if CAMEL.fullmatch(n))
+            snake = sum(1 for n in names if "_" in n.strip("_") and n == n.lower())
+            self._camel = camel > snake
+        return self._camel
 
     def functions(self) -> list[Function]:
         """Top-level functions: where every rule works (module-level code and class bodies are left alone)."""
@@ -292,6 +389,36 @@ def _literal_parameter(function: Function, tree: ast.Module, entry_point: str, e
     return True
 
 
+def numeric_expr(ctx: Context, function: Function, e: ast.AST, known: set[str]) -> bool:
+    """Whether ``e`` gives an exact int, float or bool (or raises) whatever the inputs, ``known`` being the locals
+    proved numeric (``numeric_locals``)."""
+    tree = ctx.tree
+
+    def numeric(e: ast.AST, known: set[str]) -> bool:
+        return numeric_expr(ctx, function, e, known)
+
+    if isinstance(e, ast.Constant):
+        return type(e.value) in (int, float, bool)
+    if isinstance(e, ast.Name):
+        return e.id in known
+    if isinstance(e, ast.UnaryOp):
+        return isinstance(e.op, ast.Not) or numeric(e.operand, known)
+    if isinstance(e, ast.BinOp):
+        if not isinstance(e.op, NUMERIC_OPS) or not numeric(e.left, known):
+            return False
+        return numeric(e.right, known) or (isinstance(e.op, (ast.Mod, ast.FloorDiv))
+                                           and _literal_parameter(function, tree, ctx.entry_point, e.right))
+    if isinstance(e, ast.IfExp):
+        return numeric(e.body, known) and numeric(e.orelse, known)
+    if _builtin_call(e, NUMERIC_CALLS, tree):
+        return True
+    if _builtin_call(e, NUMERIC_OF_NUMERIC, tree):
+        assert isinstance(e, ast.Call)
+        return bool(e.args) and not e.keywords and all(numeric(a, known) for a in e.args) \
+            and (e.func.id != "round" or len(e.args) <= 2)  # type: ignore[attr-defined]
+    return False
+
+
 def numeric_locals(ctx: Context, function: Function) -> set[str]:
     """Locals of ``function`` that hold an exact int, float or bool whenever they are bound, whatever the inputs
     (the greatest set closed under: every binding is a numeric literal, ``len``/``int``/``float``/``ord`` of
@@ -303,26 +430,7 @@ def numeric_locals(ctx: Context, function: Function) -> set[str]:
     tree = ctx.tree
 
     def numeric(e: ast.AST, known: set[str]) -> bool:
-        if isinstance(e, ast.Constant):
-            return type(e.value) in (int, float, bool)
-        if isinstance(e, ast.Name):
-            return e.id in known
-        if isinstance(e, ast.UnaryOp):
-            return isinstance(e.op, ast.Not) or numeric(e.operand, known)
-        if isinstance(e, ast.BinOp):
-            if not isinstance(e.op, NUMERIC_OPS) or not numeric(e.left, known):
-                return False
-            return numeric(e.right, known) or (isinstance(e.op, (ast.Mod, ast.FloorDiv))
-                                               and _literal_parameter(function, tree, ctx.entry_point, e.right))
-        if isinstance(e, ast.IfExp):
-            return numeric(e.body, known) and numeric(e.orelse, known)
-        if _builtin_call(e, NUMERIC_CALLS, tree):
-            return True
-        if _builtin_call(e, NUMERIC_OF_NUMERIC, tree):
-            assert isinstance(e, ast.Call)
-            return bool(e.args) and not e.keywords and all(numeric(a, known) for a in e.args) \
-                and (e.func.id != "round" or len(e.args) <= 2)  # type: ignore[attr-defined]
-        return False
+        return numeric_expr(ctx, function, e, known)
 
     def binds_numeric(node: ast.AST, name: str, known: set[str]) -> bool:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -509,7 +617,7 @@ class RenameLocal(Transformation):
     def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
         function, old = site
         assert isinstance(old, str)
-        new = ctx.fresh(rng, "v")
+        new = ctx.fresh(rng, "local", like=old)
         reason = rename_refusal(function, old, new, ctx.used - {new})
         if reason:
             raise Refused(reason)
@@ -596,7 +704,7 @@ class ForToWhile(Transformation):
             raise Refused("step_not_int_literal")
         if dynamic(function):
             raise Refused("frame_introspection")
-        r, k = ctx.fresh(rng, "rng"), ctx.fresh(rng, "k")
+        r, k = ctx.fresh(rng, "range"), ctx.fresh(rng, "index")
         test = ast.Compare(left=_name(k), ops=[ast.Lt() if step > 0 else ast.Gt()],
                            comparators=[ast.Attribute(value=_name(r), attr="stop", ctx=ast.Load())])
         body = [ast.Assign(targets=[loop.target], value=_name(k)),
@@ -649,7 +757,7 @@ class ComprehensionToLoop(Transformation):
         if dynamic(function):
             raise Refused("frame_introspection")
         targets = set().union(*(names_in(g.target) for g in comp.generators))
-        rename = {t: ctx.fresh(rng, "t") for t in sorted(targets)}
+        rename = {t: ctx.fresh(rng, "element", like=t) for t in sorted(targets)}
 
         def renamed(node: ast.AST) -> ast.AST:
             node = copy.deepcopy(node)
@@ -658,7 +766,7 @@ class ComprehensionToLoop(Transformation):
                     n.id = rename[n.id]
             return node
 
-        acc = ctx.fresh(rng, "acc")
+        acc = ctx.fresh(rng, "accumulator")
         inner: list[ast.stmt] = [ast.Expr(value=ast.Call(
             func=ast.Attribute(value=_name(acc), attr="append", ctx=ast.Load()), args=[renamed(comp.elt)],
             keywords=[]))]
@@ -862,7 +970,7 @@ class ExtractTemporary(Transformation):
             raise Refused("frame_introspection")
         if has(expr, ast.Yield, ast.YieldFrom, ast.Await):
             raise Refused("yield_or_await")
-        t = ctx.fresh(rng, "tmp")
+        t = ctx.fresh(rng, {"value": "result", "test": "condition", "iter": "sequence"}[attr])
         ctx.made.add(t)
         setattr(statement, attr, _name(t))
         block.insert(index, ast.Assign(targets=[_name(t, True)], value=expr))
@@ -1045,7 +1153,7 @@ class RangeLenToEnumerate(Transformation):
             raise Refused("nested_scope")
         if dynamic(function):
             raise Refused("frame_introspection")
-        v = ctx.fresh(rng, "item")
+        v = ctx.fresh(rng, "element")
         for n in ast.walk(body):
             for name, value in ast.iter_fields(n):
                 items = value if isinstance(value, list) else [value]
@@ -1116,7 +1224,7 @@ class EarlyReturnToFlag(Transformation):
         _returns(loop.body, found)
         if not found:
             raise Refused("no_return")
-        done, ret = ctx.fresh(rng, "done"), ctx.fresh(rng, "ret")
+        done, ret = ctx.fresh(rng, "flag"), ctx.fresh(rng, "result")
         for statements, position in reversed(found):
             value = statements[position].value or ast.Constant(value=None)  # type: ignore[attr-defined]
             statements[position:position + 1] = [ast.Assign(targets=[_name(ret, True)], value=value),
@@ -1194,6 +1302,89 @@ class AlgebraicDoubleSeedTyped(AlgebraicDouble):
         return bool(types) and types <= DOUBLING
 
 
+MIRRORED = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+
+
+def _number_literal(node: ast.expr) -> bool:
+    """A number written in the code (``3``, ``-1``, ``0.5``): no effect, cannot raise."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+class CommuteNumeric(Transformation):
+    """``e < 3`` → ``3 > e`` (``<=``/``>=`` likewise, ``==``/``!=`` kept), ``e + 3`` → ``3 + e``, ``e * 3`` → ``3 * e``
+    (either way round).
+
+    Sound when: one operand is a number literal (no effect, cannot raise: evaluating it first or last changes
+    nothing) and the other is proved to give an int, float or bool or to raise whatever the inputs
+    (``numeric_expr``: a numeric local, ``len(...)``, arithmetic of such); the comparison is a single one. For
+    int/float/bool operands comparisons are exact and mirror (NaN compares false both ways), ``+`` and ``*`` are
+    commutative in value and type (IEEE addition and multiplication commute, signed zeros included; an int too large
+    for a float raises the same ``OverflowError`` in both orders). Never on an operand of unknown type: ``'a' < 3``
+    and ``3 > 'a'`` raise ``TypeError`` with different messages, strings do not commute under ``+``."""
+
+    name = "commute_numeric"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f in ctx.functions():
+            for n in scope_nodes(f):
+                if isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) in MIRRORED:
+                    pair = (n.left, n.comparators[0])
+                elif isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Mult)):
+                    pair = (n.left, n.right)
+                else:
+                    continue
+                if sum(_number_literal(side) for side in pair) == 1:
+                    out.append((f, n))
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, node = site
+        assert isinstance(node, (ast.Compare, ast.BinOp))
+        left, right = (node.left, node.comparators[0]) if isinstance(node, ast.Compare) else (node.left, node.right)
+        other = right if _number_literal(left) else left
+        if not numeric_expr(ctx, function, other, numeric_locals(ctx, function)):  # type: ignore[arg-type]
+            raise Refused("type_not_provable")
+        if isinstance(node, ast.Compare):
+            node.left, node.comparators[0] = right, left
+            node.ops[0] = MIRRORED[type(node.ops[0])]()
+        else:
+            node.left, node.right = right, left
+
+
+class RangeStart(Transformation):
+    """``range(n)`` ↔ ``range(0, n)``, ``range(a, b)`` ↔ ``range(a, b, 1)``.
+
+    Sound when: ``range`` is the builtin (the module never binds the name). ``range(x)``, ``range(0, x)`` and
+    ``range(0, x, 1)`` are the same object for every int-like argument (the same repr, start, stop and step) and
+    raise the same ``TypeError`` (``'…' object cannot be interpreted as an integer``) for every other literal, in
+    the same argument order; a literal ``0`` or ``1`` has no effect and cannot raise."""
+
+    name = "range_explicit_start"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f in ctx.functions() for n in scope_nodes(f)
+                if isinstance(n, ast.Call) and _range_call(n, ctx) and (len(n.args) < 3 or _is_int(n.args[2], 1))]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        assert isinstance(node, ast.Call)
+        if len(node.args) == 1:
+            node.args.insert(0, ast.Constant(value=0))
+        elif len(node.args) == 3:
+            del node.args[2]
+        elif _is_int(node.args[0], 0) and rng.random() < 0.5:
+            del node.args[0]
+        else:
+            node.args.append(ast.Constant(value=1))
+
+
+def _is_int(node: ast.expr, value: int) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int and node.value == value
+
+
 class UnsoundLessThan(Transformation):
     """TESTS ONLY, deliberately unsound: the first ``<`` becomes ``<=`` (wrong whenever the sides can be equal).
     It exists so the fuzz filter can be shown to catch a broken rule; never in the default set."""
@@ -1215,11 +1406,39 @@ class UnsoundLessThan(Transformation):
 REGISTRY: dict[str, Transformation] = {t.name: t for t in (
     RenameLocal(), ForToWhile(), ComprehensionToLoop(), LoopToComprehension(), IfSwap(), DeMorgan(), ExtractTemporary(),
     InlineTemporary(), ReorderStatements(), RangeLenToEnumerate(), EarlyReturnToFlag(), AlgebraicDouble(),
-    UnsoundLessThan(), RangeLenToEnumerateSeedTyped(), AlgebraicDoubleSeedTyped())}
+    CommuteNumeric(), RangeStart(), UnsoundLessThan(), RangeLenToEnumerateSeedTyped(), AlgebraicDoubleSeedTyped())}
 SEED_TYPED = {"range_len_to_enumerate": "range_len_to_enumerate_seed_typed",
               "algebraic_double": "algebraic_double_seed_typed"}
 """The sound rules whose pre-issue-26 form trusted the seeds' types, and that form's (test-only) name."""
 DEFAULT = tuple(name for name, t in REGISTRY.items() if not t.unsound)
+CATEGORY: dict[str, str] = {
+    "rename_local": "renaming", "if_swap": "local", "de_morgan": "local", "algebraic_double": "local",
+    "commute_numeric": "local", "range_explicit_start": "local",
+    "for_to_while": "structural", "comprehension_to_loop": "structural", "loop_to_comprehension": "structural",
+    "extract_temporary": "structural", "inline_temporary": "structural", "reorder_statements": "structural",
+    "range_len_to_enumerate": "structural", "early_return_to_flag": "structural"}
+"""What a rule changes: names only, one expression or branch, or the program's structure (issue 27, item 3)."""
+WEIGHT = {"renaming": 0.25, "local": 0.75, "structural": 1.5}
+"""How likely each kind of rule is tried first: renaming is the weakest signal of equivalence, so a variant is
+mostly restructured (every rule still fires when it is the only one with a site)."""
+RULE_WEIGHT = {"commute_numeric": 4.0, "range_explicit_start": 4.0}
+"""Rules weighted apart from their category: the two that move or add a number literal, as most one-token mutants
+change one (``0`` → ``1``, ``range(n)`` → ``range(n + 1)``); without them a changed number told the kinds apart
+(``tokens.number_added``/``number_removed`` in `sinq train bench-leakage`)."""
+
+
+def mix(applied: list[str]) -> dict[str, int]:
+    """How many of the applied rules were renaming, local and structural (recorded per pair)."""
+    counts = Counter(CATEGORY.get(name.removesuffix("_seed_typed"), "other") for name in applied)
+    return {kind: counts.get(kind, 0) for kind in (*WEIGHT, "other") if kind in WEIGHT or counts.get(kind)}
+
+
+def _weighted_order(names: list[str], rng: random.Random) -> list[str]:
+    """``names`` in a random order where each rule's chance to come first goes with its category's weight
+    (Efraimidis-Spirakis keys: u ** (1 / w), the largest first)."""
+    keys = {name: rng.random() ** (1 / RULE_WEIGHT.get(name, WEIGHT.get(
+        CATEGORY.get(name.removesuffix("_seed_typed"), ""), 1.0))) for name in names}
+    return sorted(names, key=lambda name: -keys[name])
 
 
 @dataclass
@@ -1236,6 +1455,10 @@ class Rewrite:
     @property
     def changed(self) -> bool:
         return bool(self.applied)
+
+    @property
+    def mix(self) -> dict[str, int]:
+        return mix(self.applied)
 
 
 def _signature(tree: ast.Module, entry_point: str) -> str | None:
@@ -1291,8 +1514,7 @@ def rewrite(code: str, entry_point: str, *, transformations: list[str] | tuple[s
     refused: Counter = Counter()
     reasons: Counter = Counter()
     for _ in range(steps):
-        order = names[:]
-        rng.shuffle(order)
+        order = _weighted_order(names, rng)
         order.sort(key=applied.count)  # rules not used yet first: variants mix rules, not one rule three times
         for name in order:
             if _attempt(REGISTRY[name], ctx, rng, refused, reasons):

@@ -17,6 +17,7 @@ from sinq.agents import play
 from sinq.agents.base import EvaluatorRequest, GeneratorSample
 from sinq.agents.cache import CarriedResponses, cached
 from sinq.agents.config import AgentConfig
+from sinq.agents.exploration import Exploration
 from sinq.agents.identity import agent_id, agent_rows, maker_id
 from sinq.game.parsing import normalize_input
 from sinq.game.scoring import score
@@ -28,6 +29,7 @@ from sinq.sandbox.verify import Pair, raise_for_sandbox
 from sinq.settings import Settings
 from sinq.sources.problem import Problem
 from sinq.tasks.hygiene import preparer
+from sinq.tasks.passes import explore_with, plan_pass
 from sinq.tasks.validation import needs_recheck, validate, validation_key
 from sinq.warehouse import equivalents as equivalent_queries
 from sinq.warehouse import queries
@@ -113,6 +115,10 @@ class Work:
     kinds: dict[str, str] = field(default_factory=dict)
     """evaluate: the kind of each requested pair (the evaluator never sees it; scoring and relabels do)."""
     problem_of: dict[str, str] = field(default_factory=dict)
+    exploration: Exploration | None = None
+    """generate, baseline: the pass and what each problem already holds (issue 28)."""
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    """Rows the plan made, stored with the batch (the problems skipped as exhausted)."""
 
     def empty(self) -> bool:
         return not (self.problems or self.requests or self.equivalent)
@@ -150,7 +156,9 @@ def _sample_rows(problem: Problem, group: list[GeneratorSample], generator: str,
     if not group:
         group = [GeneratorSample(problem.problem_id, None, None, "no_sample")]
     for index, sample in enumerate(group):
-        sample_id = content_id("sample", problem.problem_id, generator, round_, difficulty, index)
+        pass_id = settings.run.pass_id
+        sample_id = content_id("sample", problem.problem_id, generator, round_, difficulty, index,
+                               *([pass_id] if pass_id else []))
         program_id = input_id = None
         if sample.program is not None:
             row = program_row(sample.program, now)
@@ -171,11 +179,14 @@ def _sample_rows(problem: Problem, group: list[GeneratorSample], generator: str,
             "response_id": response_id, "round": round_, "target_difficulty": difficulty, "program_id": program_id,
             "input_id": input_id, "status": "valid" if sample.reason is None else "rejected",
             "reason": sample.reason, "detail": (meta.get("detail") or meta.get("operator")),
-            "run_id": run_id, "created_at": now})
+            "pass_id": pass_id, "variant_key": meta.get("variant_key"), "run_id": run_id, "created_at": now})
         if sample.verdict is not None and sample.program is not None:
             pair = Pair(sample_id, problem.program, sample.program, problem.entry_point or "", sample.input)
             rows = verdict_rows(pair, sample.verdict, run_id, settings.sandbox.compare, now, settings.sandbox)
             rows["pairs"] = pair_rows(rows, generator, round_, problem.problem_id, sample_id)
+            if meta.get("rewrite") is not None:
+                for row in rows["pairs"]:
+                    row["rewrite"] = json.dumps(meta["rewrite"])
             batch = merge(batch, rows)
     return batch
 
@@ -187,9 +198,11 @@ def plan_generate(settings: Settings, run_id: str, problem_ids: list[str]) -> Wo
     warehouse = warehouse_for(settings)
     generator = role_id(settings, "generator")
     done = queries.generated_problems(warehouse, problem_ids, generator, settings.run.round,
-                                      settings.agents.target_difficulty)
-    todo = [i for i in problem_ids if i not in done]
+                                      settings.agents.target_difficulty, settings.run.pass_id)
     agent = _planned_agent(settings, "generator", warehouse)
+    planned = plan_pass(settings, warehouse, generator, run_id, [i for i in problem_ids if i not in done],
+                        agent.kind == "baseline")
+    todo = planned.todo
     problems = queries.problems(warehouse, todo) if todo else []
     responses: dict[str, list[tuple]] = {}
     if agent.kind == "llm" and agent.cache and problems:
@@ -213,8 +226,9 @@ def plan_generate(settings: Settings, run_id: str, problem_ids: list[str]) -> Wo
 
         responses |= _cached_responses(warehouse, LLMEquivalentProposer(None, agent, equivalence), equivalent)
     return Work("generate", run_id, agent, generator, generator, problems=problems, responses=responses,
-                counts={"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo)},
-                equivalent=equivalent, maker_id=maker)
+                counts={"problems": len(problem_ids), "skipped": len(problem_ids) - len(todo),
+                        "exhausted": planned.exhausted},
+                equivalent=equivalent, maker_id=maker, exploration=planned.exploration, rows=planned.rows)
 
 
 def play_generate(settings: Settings, work: Work) -> Played:
@@ -224,7 +238,7 @@ def play_generate(settings: Settings, work: Work) -> Played:
 
     counts = dict(work.counts)
     if work.empty():
-        return Played("generate", {}, counts, {})
+        return Played("generate", dict(work.rows), counts, {})
     carried = CarriedResponses(work.responses)
     pool, lock = shared_pool(settings.sandbox)
     groups: list[list[GeneratorSample]] = []
@@ -233,8 +247,14 @@ def play_generate(settings: Settings, work: Work) -> Played:
         if work.problems:
             agent = make_generator(work.agent, settings.agents.baseline, pool, run_id=work.run_id,
                                    responses=carried)
+            explore_with(agent, work.exploration)
             groups = play.generate(agent, work.problems, settings.agents.target_difficulty,
                                    settings.agents.pairs_per_problem, pool)
+            if _disguised(settings, work.agent):
+                from sinq.agents.disguise import disguise
+
+                counts["disguise"] = dict(sorted(disguise(work.problems, groups, pool, settings.agents.equivalence,
+                                                          work.agent_id, settings.run.round).items()))
         made = _make_equivalents(settings, work, pool, carried) if work.equivalent else None
         sandbox = tally.since(before)
     raise_for_sandbox([s.verdict for g in groups for s in g if s.verdict is not None], "sample checks")
@@ -242,12 +262,20 @@ def play_generate(settings: Settings, work: Work) -> Played:
     if search:
         counts["search"] = search
     now = datetime.now(UTC)
-    rows = merge(carried.rows, *(_sample_rows(p, g, work.agent_id, settings, work.run_id, now)
+    rows = merge(carried.rows, work.rows, *(_sample_rows(p, g, work.agent_id, settings, work.run_id, now)
                                  for p, g in zip(work.problems, groups, strict=True)))
     if made is not None:
         counts["equivalence"] = _equivalence_counts(made)
         rows = merge(rows, _equivalent_rows(made, work, settings, now))
     return Played("generate", rows, counts, sandbox)
+
+
+def _disguised(settings: Settings, agent: AgentConfig) -> bool:
+    """Whether this batch's verified variants go through the equivalent half's rewriter (issue 27): with both halves
+    on, a share above 0, and for an llm generator only where ``disguise_llm`` asks."""
+    equivalence = settings.agents.equivalence
+    return equivalence.enabled and equivalence.disguise_share > 0 and (agent.kind != "llm"
+                                                                       or equivalence.disguise_llm)
 
 
 def _make_equivalents(settings: Settings, work: Work, pool, carried: CarriedResponses):
@@ -406,7 +434,8 @@ def play_evaluate(settings: Settings, work: Work) -> Played:
         kind = work.kinds.get(request.pair_id, "inequivalent")
         refuted = None
         for index, (answer, literal, diverged) in enumerate(zip(group, literals, successes, strict=True)):
-            answer_id = content_id("answer", request.pair_id, evaluator, round_, index)
+            answer_id = content_id("answer", request.pair_id, evaluator, round_, index,
+                                   *([settings.run.pass_id] if settings.run.pass_id else []))
             outcome = score(kind, answer.equivalent if not diverged else False, diverged)
             outcomes[f"{kind}:{outcome.outcome}"] += 1
             if outcome.refutes and refuted is None:

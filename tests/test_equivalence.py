@@ -127,6 +127,17 @@ def f(xs, k):
         total += i * 2
     return n * 2, 2 * half, total, [j + j for j in range(k)]
 """, [{"xs": [1, 2, 3], "k": 3}, {"xs": "ab", "k": 0}]),
+    "commute_numeric": ("""\
+def f(xs, k):
+    n = len(xs)
+    big = n > 2
+    return big, n + 1, 3 * n, len(xs) == 0
+""", [{"xs": [1, 2, 3], "k": 3}, {"xs": "ab", "k": 0}]),
+    "range_explicit_start": ("""\
+def f(n, k):
+    out = [i for i in range(n)]
+    return out, list(range(k, n))
+""", [{"n": 4, "k": 1}, {"n": 0, "k": 2}]),
 }
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from sinq.game import syntax
+from sinq.game.equivalence import mix
 from sinq.game.hashing import json_sha256
 from sinq.game.inputs import parse_input
 from sinq.sandbox.config import SandboxConfig
@@ -137,7 +138,8 @@ def pair_rows(batch: dict[str, list[dict]], generator: str, round_: int | None =
             "verdict_id": verdict["verdict_id"], "original_program_id": verdict["original_program_id"],
             "variant_program_id": verdict["variant_program_id"], "input_id": verdict["input_id"],
             "entry_point": verdict["entry_point"], "generator_agent_id": generator, "round": round_,
-            "pair_kind": "inequivalent", "run_id": verdict["run_id"], "created_at": verdict["created_at"],
+            "pair_kind": "inequivalent", "rewrite": None, "run_id": verdict["run_id"],
+            "created_at": verdict["created_at"],
         })
     return rows
 
@@ -184,7 +186,11 @@ def equivalent_pair_rows(tried: list[tuple[Pair, Verdict]], evidence: str, trans
         "pair_id": pair_id, "problem_id": problem_id, "sample_id": sample_id, "verdict_id": first["verdict_id"],
         "original_program_id": first["original_program_id"], "variant_program_id": first["variant_program_id"],
         "input_id": first["input_id"], "entry_point": first["entry_point"], "generator_agent_id": generator,
-        "round": round_, "pair_kind": "equivalent", "run_id": run_id, "created_at": now}]
+        "round": round_, "pair_kind": "equivalent", "rewrite": json.dumps(
+            {"transformations": transformations, "mix": mix(transformations), "seed": (fuzz or {}).get("seed"),
+             "of": "original"} if evidence == "construction" else {"transformations": transformations,
+                                                                   "of": "original", "evidence": evidence}),
+        "run_id": run_id, "created_at": now}]
     batch["equivalence_evidence"] = [{
         "pair_id": pair_id, "evidence": evidence, "transformations": json.dumps(transformations),
         "inputs_tried": len(verdicts), "input_ids": json.dumps([v["input_id"] for v in verdicts]),

@@ -413,6 +413,29 @@ ALTER TABLE training_jobs ADD COLUMN output_path VARCHAR;
 ``running`` job whose process is gone is marked ``crashed`` by the next training command, `sinq db info` or `sinq
 models list`, and its unfinished folder removed."""
 
+PAIR_REWRITE_V12 = """
+ALTER TABLE pairs ADD COLUMN rewrite JSON;
+"""
+"""Issue 27, one surface for both kinds. ``pairs.rewrite``: the semantics-preserving rewrite the variant went
+through (``transformations`` in order, their ``mix`` of renaming/local/structural rules, the ``seed``, ``of``:
+``original`` for an equivalent pair, ``mutant`` for an inequivalent one; ``kept_plain`` with the reason where a
+mutant's rewrite was refused or no longer diverged); NULL for a variant that went through none (older rows too)."""
+
+PASSES_V13 = """
+ALTER TABLE runs ADD COLUMN pass_id VARCHAR;
+ALTER TABLE samples ADD COLUMN pass_id VARCHAR;
+ALTER TABLE samples ADD COLUMN variant_key VARCHAR;
+CREATE TABLE exhausted_problems (
+    problem_id VARCHAR NOT NULL, generator_agent_id VARCHAR NOT NULL, pass_id VARCHAR NOT NULL,
+    after_passes INTEGER NOT NULL, run_id VARCHAR, created_at TIMESTAMP,
+    PRIMARY KEY (problem_id, generator_agent_id, pass_id));
+"""
+"""Issue 28, a night is a sampling pass. ``runs.pass_id`` and ``samples.pass_id``: the pass a run and its samples
+belong to (part of the sample's key; NULL on older rows); ``samples.variant_key``: the normalised AST hash of the
+variant as the generator proposed it (before any rewrite of issue 27), so later passes never propose it again for
+the problem. ``exhausted_problems``: a problem skipped in a pass because the generator found no new unique verified
+pair for it in its last ``after_passes`` passes."""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the whole game: runs, problems, agents, LLM traffic, programs, samples, executions, verdicts, "
                  "pairs, evaluator answers, difficulty, rounds, training sets/jobs, adapters; public views",
@@ -438,6 +461,10 @@ MIGRATIONS: list[Migration] = [
               DECIDED_BY_V10),
     Migration(11, "training jobs are reaped like runs: host, pid, heartbeat_at and output_path on training_jobs",
               TRAINING_JOBS_LIVENESS_V11),
+    Migration(12, "one surface for both kinds: pairs.rewrite (the rewrite a variant went through, per pair)",
+              PAIR_REWRITE_V12),
+    Migration(13, "a night is a sampling pass: pass_id on runs and samples, samples.variant_key (the proposed "
+                  "variant's AST hash), exhausted_problems", PASSES_V13),
 ]
 LATEST = MIGRATIONS[-1].version
 
