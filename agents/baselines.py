@@ -11,9 +11,11 @@ from typing import Literal
 
 from sinq.agents.base import EvaluatorAnswer, EvaluatorRequest, GeneratorRequest, GeneratorSample
 from sinq.agents.config import BaselineConfig
+from sinq.agents.exploration import Exploration, explore, pass_seed
 from sinq.agents.mutation import DIFFICULTY_ORDER, Span, mutant_sites
 from sinq.agents.search import candidates
 from sinq.game import syntax
+from sinq.game.similarity import ast_hash
 from sinq.sandbox.config import Limits
 from sinq.sandbox.outcome import Outcome
 from sinq.sandbox.pool import Job, WorkerPool, source_key
@@ -246,6 +248,9 @@ def _reaches(span: Span | None, lines: frozenset[int] | None, offset: int) -> bo
     return any(low <= line <= high for line in lines)
 
 
+HIGHER_ORDER_PER_PAIR = 2
+"""Higher-order mutants picked per pair wanted (and the spare) once a problem's first-order ones are stored."""
+
 MutantState = Literal["open", "claimed", "verified", "failed", "none", "unreached", "unclaimed"]
 
 
@@ -260,6 +265,13 @@ class _Mutant:
     runs: int = 0
     hanging: list[str] = field(default_factory=list)
     sample: GeneratorSample | None = None
+    key: str | None = None
+    """The variant's normalised AST hash (``samples.variant_key``: later nights never propose it again)."""
+
+    def meta(self) -> dict:
+        if self.key is None:
+            self.key = ast_hash(self.source)
+        return {"operator": self.operator, "variant_key": self.key}
 
 
 @dataclass
@@ -307,17 +319,30 @@ class MutationGenerator:
 
     name = "baseline-mutation"
 
-    def __init__(self, backend: WorkerPool, config: BaselineConfig | None = None) -> None:
+    def __init__(self, backend: WorkerPool, config: BaselineConfig | None = None,
+                 exploration: Exploration | None = None) -> None:
         self.backend = backend
         self.config = config or BaselineConfig()
+        self.exploration = exploration
+        """Set by the nightly plan (issue 28): the pass and the variants each problem already holds."""
 
-    def _pick(self, problem, difficulty: int) -> list[tuple[str, str, Span | None]]:
+    def _pick(self, problem, difficulty: int, stats: Counter,
+              n: int = 1) -> list[tuple[str, str, Span | None, str | None]]:
         """The ``max_mutants`` mutants nearest the target difficulty: operators by distance from it (ties in
-        DIFFICULTY_ORDER), each one's sites in tree order, generated only as far as needed."""
+        DIFFICULTY_ORDER), each one's sites in tree order, generated only as far as needed. Exploring a pass, those
+        a problem already holds are left out and higher-order mutants fill in, at most ``HIGHER_ORDER_PER_PAIR``
+        per pair wanted (plus the spare): they diverge more often than first-order ones, and each costs a parse
+        (agents/exploration.py)."""
         start = round(difficulty / 10 * (len(DIFFICULTY_ORDER) - 1))
         rank = {name: abs(i - start) for i, name in enumerate(DIFFICULTY_ORDER)}
         order = sorted(DIFFICULTY_ORDER, key=rank.__getitem__)
-        return list(itertools.islice(mutant_sites(problem.code, problem.entry_point, order), self.config.max_mutants))
+        known = self.exploration.known.get(problem.problem_id, []) if self.exploration else []
+        if known and self.exploration is not None:
+            return explore(problem.code, problem.entry_point, order, known,
+                           pass_seed(self.exploration.pass_id, problem.problem_id), self.config.max_mutants, stats,
+                           HIGHER_ORDER_PER_PAIR * (n + 1))
+        return [(*site, None) for site in itertools.islice(mutant_sites(problem.code, problem.entry_point, order),
+                                                           self.config.max_mutants)]
 
     def _search(self, request: GeneratorRequest) -> _Search:
         config = self.config
@@ -329,7 +354,9 @@ class MutationGenerator:
         stats: Counter = Counter()
         if config.coverage_skip and offset is None:
             stats["coverage_fallback"] += 1
-        mutants = [_Mutant(*site) for site in self._pick(problem, request.target_difficulty)]
+        mutants = [_Mutant(operator, source, span, key=key)
+                   for operator, source, span, key in self._pick(problem, request.target_difficulty, stats,
+                                                                 request.n)]
         stats["picked"] = len(mutants)
         return _Search(request, inputs, mutants, offset, stats)
 
@@ -369,7 +396,7 @@ class MutationGenerator:
                 return
             mutant.state = "none"
             mutant.sample = GeneratorSample(problem.problem_id, mutant.source, None, "no_diverging_input_found",
-                                            {"operator": mutant.operator})
+                                            mutant.meta())
             return
         if not self.config.early_stop and search.claims >= search.request.n + 1:
             mutant.state = "unclaimed"
@@ -463,7 +490,7 @@ class MutationGenerator:
                 reason = None if verdict.verdict == "diverges" else f"{verdict.verdict}:{verdict.reason}"
                 mutant.state = "verified" if reason is None else "failed"
                 mutant.sample = GeneratorSample(search.request.problem.problem_id, mutant.source, pair.input,
-                                                reason, {"operator": mutant.operator}, verdict)
+                                                reason, mutant.meta(), verdict)
         return [self._samples(search) for search in searches]
 
     def _samples(self, search: _Search) -> list[GeneratorSample]:

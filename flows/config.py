@@ -14,7 +14,13 @@ class RunConfig(BaseModel):
 
     source: str = Field("humaneval", description="problem source spec, as in `sinq sources validate`")
     limit: int | None = Field(None, ge=1, description="at most this many problems (None: all)")
-    round: int = Field(0, ge=0, description="self-play round the samples belong to; bump it for fresh samples")
+    round: int = Field(0, ge=0, description="self-play round the samples belong to: which adapters play (a new "
+                       "night, not a new round, asks for fresh samples)")
+    pass_id: str | None = Field(None, min_length=1, max_length=64, description="the sampling pass this run belongs "
+                                "to, part of every generator and evaluator request key (a rerun of the same pass "
+                                "adds nothing); None: the flow run's scheduled date (YYYY-MM-DD in `timezone`)")
+    exhausted_after: int = Field(3, ge=1, description="a problem with no new unique verified pair in this many "
+                                 "passes of the generator in a row is exhausted: recorded and skipped")
     batch_size: int = Field(32, ge=1, description="problems per Prefect task (tasks are batches, never executions)")
     export_dir: Path | None = Field(Path("exports"), description="a Parquet snapshot per run lands here; None: off")
     cron: str = Field("0 2 * * *", description="nightly schedule of the deployment")

@@ -20,11 +20,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from sinq import code_version
 from sinq.flows.artifacts import publish, publish_pair_viewer, slug
+from sinq.flows.passes import pass_for
 from sinq.flows.plays import Plays, covered, efficiency
 from sinq.game.errors import SinqError
 from sinq.sandbox.shared import close_shared_pools
 from sinq.settings import Settings, load_settings
 from sinq.tasks import cpu, liveness, nightly, stages
+from sinq.tasks.passes import pass_summary
 from sinq.warehouse.export import viewer_pairs
 
 
@@ -37,7 +39,8 @@ def run_tags(settings: Settings) -> list[str]:
     agents = settings.agents
     return ["sinq", "nightly", f"source:{settings.run.source}", f"round:{settings.run.round}",
             f"generator:{agents.generator.kind}", f"evaluator:{agents.evaluator.kind}",
-            f"sandbox:{settings.sandbox.backend}", f"config:{settings.config_hash()}"]
+            f"sandbox:{settings.sandbox.backend}", f"config:{settings.config_hash()}"] + (
+        [f"pass:{settings.run.pass_id}"] if settings.run.pass_id else [])
 
 
 def _label_run(settings: Settings) -> dict[str, int]:
@@ -146,6 +149,7 @@ def _chunks(ids: list[str], size: int) -> list[list[str]]:
 def nightly_generation(settings: dict | None = None) -> dict:
     """One night of the game on the configured source and agents (embedded defaults when nothing is configured)."""
     cfg = Settings.model_validate(settings) if settings is not None else load_settings()
+    cfg.run.pass_id = pass_for(cfg.run, flow_run.scheduled_start_time)  # every stage keys its requests by it
     data = cfg.model_dump(mode="json")
     logger = get_run_logger()
     run_id = flow_run.id or str(uuid.uuid4())
@@ -160,7 +164,7 @@ def nightly_generation(settings: dict | None = None) -> dict:
         logger.warning("released concurrency slots no live run held (a restarted server or a lost client): %s",
                        released)
     warehouse.store({"runs": [{
-        "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round,
+        "run_id": run_id, "kind": "nightly", "status": "running", "round": cfg.run.round, "pass_id": cfg.run.pass_id,
         "config": cfg.model_dump_json(), "config_hash": cfg.config_hash(), "code_version": code_version(),
         "tags": json.dumps(run_tags(cfg)),
         "started_at": datetime.now(UTC), **liveness.run_identity()}]})
@@ -231,6 +235,9 @@ def nightly_generation(settings: dict | None = None) -> dict:
                             audit["reproduced"], audit["checked"], audit["answers"]["checked"], audit["by_reason"])
         summary = nightly.summarize(data, run_id)
         timings["summary"] = summary.pop("seconds")
+        night = pass_summary(cfg, warehouse, run_id, summary["generator"])
+        summary.update(pass_id=cfg.run.pass_id, exhausted_problems=(night or {}).get("exhausted_problems", 0),
+                       **{"pass": night})
         plays.spans.append(summary.pop("span"))
         exported = nightly.export_snapshot(data, run_id)
         timings["export"], snapshot = exported["seconds"], exported["snapshot"]

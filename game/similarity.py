@@ -14,6 +14,7 @@ import ast
 import difflib
 import hashlib
 import io
+import itertools
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -234,18 +235,32 @@ def spans_overlap(first: Iterable[Span], second: Iterable[Span]) -> bool:
 @dataclass(frozen=True)
 class Fingerprint:
     """What deduplication compares of one variant of one original: its normalised AST hash, a MinHash of its token
-    shingles and where it edits the original."""
+    shingles, where it edits the original and its normalised tokens (empty where unknown)."""
 
     ast_hash: str | None
     signature: MinHash
     spans: tuple[Span, ...]
+    tokens: tuple[str, ...] = ()
 
 
 def fingerprint(original_tokens: Sequence[str], variant: str, shingle: int = 3, num_perm: int = 128,
                 seed: int = 1) -> Fingerprint:
     tokens = code_tokens(variant)
     return Fingerprint(ast_hash(variant), minhash(tokens, shingle, num_perm, seed),
-                       tuple(edit_spans(original_tokens, tokens)))
+                       tuple(edit_spans(original_tokens, tokens)), tuple(tokens))
+
+
+PLACE_GAP = 1
+"""Two changes at most this many tokens apart are one place (a replaced token and an inserted one beside it)."""
+
+
+def one_place(earlier: Sequence[str], later: Sequence[str], gap: int = PLACE_GAP) -> bool:
+    """Whether two variants differ from each other at one place: the tokens one changes of the other form one run,
+    no two changes more than ``gap`` tokens apart. Two mutants rewritten alike (issue 27) both edit the rewritten
+    region of the original, yet differ from each other at their two mutation sites: two places, two pairs."""
+    changed = [(i1, i2) for tag, i1, i2, _, _ in
+               difflib.SequenceMatcher(None, earlier, later, autojunk=False).get_opcodes() if tag != "equal"]
+    return all(start - end <= gap for (_, end), (start, _) in itertools.pairwise(changed))
 
 
 def near_duplicate(earlier: Fingerprint, later: Fingerprint, threshold: float,
@@ -254,11 +269,14 @@ def near_duplicate(earlier: Fingerprint, later: Fingerprint, threshold: float,
 
     All mutants of one original are within a few tokens of each other, so similarity alone cannot tell a one-token
     change of an earlier variant (a near duplicate) from a change at another place of the original (a distinct
-    pair). Two variants of the same original are near duplicates only if they are similar *and* their edits of the
-    original touch one place; variants of different originals, by similarity alone."""
+    pair). Two variants of the same original are near duplicates only if they are similar, their edits of the
+    original touch one place *and* they differ from each other at one place (``one_place``); variants of different
+    originals, by similarity alone."""
     similarity = earlier.signature.jaccard(later.signature)
     if similarity < threshold:
         return None
     if same_original and not spans_overlap(earlier.spans, later.spans):
+        return None
+    if same_original and earlier.tokens and later.tokens and not one_place(earlier.tokens, later.tokens):
         return None
     return similarity

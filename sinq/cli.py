@@ -18,7 +18,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sinq import audit_cli, code_version, eval_classify_cli, eval_cli, eval_equivalence_cli, eval_game_cli, leakage_cli
+from sinq import (
+    audit_cli,
+    code_version,
+    eval_classify_cli,
+    eval_cli,
+    eval_equivalence_cli,
+    eval_game_cli,
+    leakage_cli,
+    nights_cli,
+)
 from sinq.game.config import QualityConfig
 from sinq.game.errors import SinqError
 from sinq.sandbox.config import SandboxConfig
@@ -661,7 +670,7 @@ def _overridden(data: dict, sets: list[str]) -> dict:
 
 def _run_settings(config: Path | None, source: str | None, limit: int | None, agents: str | None,
                   backend: str | None, db: Path | None, round_: int | None, task_runner: str | None,
-                  sets: list[str] | None = None):
+                  sets: list[str] | None = None, pass_id: str | None = None):
     """Settings for one run: the config file (or embedded defaults), then ``--set`` overrides, then the named flags
     on top."""
     from pydantic import ValidationError
@@ -672,7 +681,7 @@ def _run_settings(config: Path | None, source: str | None, limit: int | None, ag
             settings = type(settings).model_validate(_overridden(settings.model_dump(), sets))
         run = settings.run.model_dump()
         run.update({k: v for k, v in {"source": source, "limit": limit, "round": round_,
-                                      "task_runner": task_runner}.items() if v is not None})
+                                      "task_runner": task_runner, "pass_id": pass_id}.items() if v is not None})
         data = settings.model_dump()
         data["run"] = run
         if backend is not None:
@@ -781,6 +790,8 @@ def run(
     config: ConfigOpt = None,
     round_: Annotated[int | None, typer.Option("--round", help="self-play round of the samples")] = None,
     task_runner: Annotated[str | None, typer.Option("--task-runner", help="threads | dask")] = None,
+    pass_id: Annotated[str | None, typer.Option("--pass", help="the sampling pass (default: today's date); a rerun "
+                                                "of one pass adds nothing, a new pass asks for new samples")] = None,
     sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -792,7 +803,7 @@ def run(
 
     from sinq.flows import server
 
-    settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner, sets)
+    settings = _run_settings(config, source, limit, agents, backend, db, round_, task_runner, sets, pass_id)
     _preflight(settings)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     api = server.ensure_api()
@@ -837,7 +848,8 @@ def run(
               "false_alarm_rate": summary.get("false_alarm_rate"), "miss_rate": summary.get("miss_rate"),
               "equivalent_pairs": summary.get("equivalent_pairs", 0),
               "difficulty_histogram": summary["difficulty_histogram"],
-              "round_verified_pairs": summary["round_verified_pairs"],
+              "round_verified_pairs": summary["round_verified_pairs"], "pass_id": summary.get("pass_id"),
+              "exhausted_problems": summary.get("exhausted_problems", 0),
               "duplicates": summary.get("duplicates"), "flagged": summary.get("flagged"),
               "pairs_per_cpu_minute": summary.get("pairs_per_cpu_minute"), "cpu_s": summary.get("cpu_s"),
               "sandbox_shares": (summary.get("sandbox") or {}).get("shares"), "sandbox": summary.get("sandbox"),
@@ -908,6 +920,7 @@ def worker_start(
 
 pipeline_app = typer.Typer(help="The nightly pipeline: benchmark.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
+pipeline_app.command("nights")(nights_cli.nights)
 
 
 @pipeline_app.command("bench")

@@ -35,8 +35,9 @@ class Settings(BaseModel):
     eval: EvalConfig = EvalConfig()
 
     def config_hash(self) -> str:
-        """Identifies what a run was asked to do (tagged on every run; stored with it)."""
-        return json_sha256(self.model_dump(mode="json"))[:16]
+        """Identifies what a run was asked to do (tagged on every run; stored with it). The pass is which night it
+        is, not what was asked: every night of one deployment has one config hash."""
+        return json_sha256(self.model_dump(mode="json", exclude={"run": {"pass_id"}}))[:16]
 
 
 class SettingsError(SinqError, ValueError):

@@ -55,12 +55,14 @@ def problems(warehouse: Warehouse, ids: list[str]) -> list[Problem]:
 
 # ---- the game
 def generated_problems(warehouse: Warehouse, ids: list[str], generator: str, round_: int,
-                       difficulty: int) -> set[str]:
-    """Problems of ``ids`` this generator already has samples for in this round at this target difficulty."""
+                       difficulty: int, pass_id: str | None = None) -> set[str]:
+    """Problems of ``ids`` this generator already has samples for in this round at this target difficulty, in this
+    sampling pass (issue 28: a new night asks again; a rerun of the same night finds them done)."""
     with warehouse.reading() as con:
         return {r[0] for r in con.execute(
             "SELECT DISTINCT problem_id FROM samples WHERE agent_id = ? AND round = ? AND target_difficulty = ? "
-            "AND problem_id IN (SELECT unnest(?))", [generator, round_, difficulty, ids]).fetchall()}
+            "AND pass_id IS NOT DISTINCT FROM ? AND problem_id IN (SELECT unnest(?))",
+            [generator, round_, difficulty, pass_id, ids]).fetchall()}
 
 
 def unlabelled_pairs(warehouse: Warehouse, ids: list[str], generator: str, round_: int,
