@@ -276,6 +276,27 @@ def scope_nodes(function: Function) -> Iterator[ast.AST]:
         stack += [c for c in ast.iter_child_nodes(node) if not isinstance(c, SCOPES)]
 
 
+def expression_scopes(ctx: Context) -> Iterator[tuple[Function | ast.Lambda, ast.AST]]:
+    """(scope, node) for every node of the top-level functions' bodies and of the functions and lambdas nested in
+    them (not inside a class): where a rule that rewrites one expression in place, adding or removing no name,
+    may fire. ``scope`` is the innermost function or lambda, whose locals are the ones the node sees."""
+    for function in ctx.functions():
+        pending: list[Function | ast.Lambda] = [function]
+        while pending:
+            scope = pending.pop()
+            body = [scope.body] if isinstance(scope, ast.Lambda) else scope.body
+            stack: list[ast.AST] = list(body)
+            while stack:
+                node = stack.pop()
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    pending.append(node)
+                    continue
+                if isinstance(node, ast.ClassDef):
+                    continue
+                yield scope, node
+                stack += list(ast.iter_child_nodes(node))
+
+
 def _not(expr: ast.expr) -> ast.expr:
     return ast.UnaryOp(op=ast.Not(), operand=expr)
 
@@ -360,11 +381,12 @@ def _builtin_call(node: ast.AST, names: frozenset[str] | set[str], tree: ast.Mod
 
 
 def _enumerate_pair(node: ast.For | ast.comprehension) -> bool:
-    """``for i, v in enumerate(x)`` (one argument, no ``start``): ``i`` is an exact int."""
+    """``for i, v in enumerate(x)`` (no ``start``, or an int literal one): ``i`` is an exact int."""
     target, it = node.target, node.iter
     return (isinstance(target, ast.Tuple) and len(target.elts) == 2
             and isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "enumerate"
-            and len(it.args) == 1 and not it.keywords and not isinstance(it.args[0], ast.Starred))
+            and len(it.args) in (1, 2) and not it.keywords and not isinstance(it.args[0], ast.Starred)
+            and (len(it.args) == 1 or _int_constant(it.args[1]) is not None))
 
 
 def _literal_parameter(function: Function, tree: ast.Module, entry_point: str, expr: ast.expr) -> bool:
@@ -427,16 +449,20 @@ def numeric_locals(ctx: Context, function: Function) -> set[str]:
     literal type that is numeric or raises), an ``if``-expression of numerics, a ``range`` loop target or
     ``enumerate``'s counter). Induction over the run: every value stored was made by such an expression from
     values already numeric."""
+    return _closed_locals(ctx, function, lambda e, known: numeric_expr(ctx, function, e, known), NUMERIC_OPS)
+
+
+def _closed_locals(ctx: Context, function: Function, proven: Callable[[ast.AST, set[str]], bool],
+                   ops: tuple[type, ...]) -> set[str]:
+    """The greatest set of locals every binding of which ``proven`` accepts (given the set), an augmented one
+    with an operator of ``ops``, a ``range`` loop target or ``enumerate``'s counter (exact ints)."""
     tree = ctx.tree
 
-    def numeric(e: ast.AST, known: set[str]) -> bool:
-        return numeric_expr(ctx, function, e, known)
-
-    def binds_numeric(node: ast.AST, name: str, known: set[str]) -> bool:
+    def binds(node: ast.AST, known: set[str]) -> bool:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            return node.value is not None and numeric(node.value, known)
+            return node.value is not None and proven(node.value, known)
         if isinstance(node, ast.AugAssign):
-            return isinstance(node.op, NUMERIC_OPS) and numeric(node.value, known)
+            return isinstance(node.op, ops) and proven(node.value, known)
         if isinstance(node, (ast.For, ast.comprehension)):
             if isinstance(node.target, ast.Name):
                 return _range_call(node.iter, ctx)
@@ -450,10 +476,67 @@ def numeric_locals(ctx: Context, function: Function) -> set[str]:
     while changed:
         changed = False
         for name in sorted(known):
-            if not all(binds_numeric(node, name, known) for node in found[name] or []):
+            if not all(binds(node, known) for node in found[name] or []):
                 known.discard(name)
                 changed = True
     return known
+
+
+INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift,
+           ast.RShift)
+"""Binary operators that map two int/bool operands to an int (or raise ``ZeroDivisionError``/``ValueError``): not
+``/`` (a float) nor ``**`` (a float for a negative exponent)."""
+INT_CALLS = frozenset({"len", "int", "ord"})
+"""Builtins that return an exact int (or raise) whatever their arguments."""
+SEQUENCE_INT_METHODS = frozenset({"count", "index", "find", "rfind", "rindex"})
+"""Methods that return an exact int (or raise) on a str/bytes literal or a ``sequence_local`` (a list, tuple, str
+or bytes: ``find``/``rfind`` exist on str and bytes only, elsewhere ``AttributeError``)."""
+INT_OF_INT = frozenset({"abs", "min", "max"})
+"""Builtins that return an int or bool when every positional argument is one (``min``/``max`` return one of them;
+with one argument they iterate it, and an int or bool raises)."""
+
+
+def int_expr(ctx: Context, function: Function | ast.Lambda, e: ast.AST, known: set[str]) -> bool:
+    """Whether ``e`` gives an int or bool (or raises) whatever the inputs, never a float, ``known`` being the
+    locals proved so (``int_locals``): an int literal, ``len``/``int``/``ord`` of anything, ``not`` of anything,
+    ``-``/``+``/``~`` and ``+ - * // % & | ^ << >>`` of such, ``abs``/``min``/``max`` of such, an ``if``-expression
+    of such, ``.count``/``.index``/``.find``/``.rfind``/``.rindex`` of a str/bytes literal or of a local proved a
+    list, tuple, str or bytes (``sequence_local``)."""
+    def proven(e: ast.AST) -> bool:
+        return int_expr(ctx, function, e, known)
+
+    if isinstance(e, ast.Constant):
+        return type(e.value) in (int, bool)
+    if isinstance(e, ast.Name):
+        return e.id in known
+    if isinstance(e, ast.UnaryOp):
+        return isinstance(e.op, ast.Not) or proven(e.operand)
+    if isinstance(e, ast.BinOp):
+        return isinstance(e.op, INT_OPS) and proven(e.left) and proven(e.right)
+    if isinstance(e, ast.IfExp):
+        return proven(e.body) and proven(e.orelse)
+    if _builtin_call(e, INT_CALLS, ctx.tree):
+        return True
+    if _builtin_call(e, INT_OF_INT, ctx.tree):
+        assert isinstance(e, ast.Call)
+        return bool(e.args) and not e.keywords and all(proven(a) for a in e.args)
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in SEQUENCE_INT_METHODS:
+        owner = e.func.value
+        if isinstance(owner, ast.Constant):
+            return type(owner.value) in (str, bytes)
+        return isinstance(owner, ast.Name) and not isinstance(function, ast.Lambda) \
+            and sequence_local(ctx, function, owner.id) is not None
+    return False
+
+
+def int_locals(ctx: Context, function: Function | ast.Lambda) -> set[str]:
+    """Locals of ``function`` that hold an int or bool (never a float) whenever they are bound, whatever the
+    inputs: every binding is ``int_expr`` of such, an augmented assignment with an int operator (``count += 1``),
+    a ``range`` loop target or ``enumerate``'s counter. Induction over the run, as ``numeric_locals``. A lambda
+    has none (its names are parameters)."""
+    if isinstance(function, ast.Lambda):
+        return set()
+    return _closed_locals(ctx, function, lambda e, known: int_expr(ctx, function, e, known), INT_OPS)
 
 
 def sequence_local(ctx: Context, function: Function, name: str) -> list[ast.AST] | None:
@@ -1354,18 +1437,46 @@ class CommuteNumeric(Transformation):
             node.left, node.right = right, left
 
 
+class CommuteEquality(Transformation):
+    """``e == 3`` ↔ ``3 == e``, ``e != 0`` ↔ ``0 != e``: an (in)equality with a number literal, turned round.
+
+    Sound for every ``e``, whatever its type: the literal has no effect and cannot raise, so ``e`` is evaluated
+    once at the same point either way; and ``==``/``!=`` (unlike ``<``) never raise a ``TypeError`` of their own
+    that would name the operand order, they fall back to identity. With ``c`` an exact int or float: ``e == c``
+    asks ``type(e).__eq__(e, c)`` first, then ``c.__eq__(e)``, then ``e is c``; ``c == e`` asks
+    ``int/float.__eq__(c, e)`` first, which answers only when ``e`` is an int, float or bool (the same exact
+    comparison as the other order: ``float.__eq__`` handles an int, ``int.__eq__`` defers a float to it) and
+    returns ``NotImplemented`` otherwise, without effect, so ``e.__eq__(e, c)`` decides, then identity: the same
+    calls with the same result (a subclass of ``int``/``float`` is asked first in both orders, CPython's
+    ``do_richcompare``). ``!=`` likewise. Not ``<``/``>``: ``'a' < 3`` and ``3 > 'a'`` raise different messages
+    (``commute_numeric`` does those, on proved numbers)."""
+
+    name = "commute_equality"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f, n in expression_scopes(ctx)
+                if isinstance(n, ast.Compare) and len(n.ops) == 1 and isinstance(n.ops[0], (ast.Eq, ast.NotEq))
+                and _number_literal(n.left) != _number_literal(n.comparators[0])]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        assert isinstance(node, ast.Compare)
+        node.left, node.comparators[0] = node.comparators[0], node.left
+
+
 class RangeStart(Transformation):
     """``range(n)`` ↔ ``range(0, n)``, ``range(a, b)`` ↔ ``range(a, b, 1)``.
 
     Sound when: ``range`` is the builtin (the module never binds the name). ``range(x)``, ``range(0, x)`` and
     ``range(0, x, 1)`` are the same object for every int-like argument (the same repr, start, stop and step) and
     raise the same ``TypeError`` (``'…' object cannot be interpreted as an integer``) for every other literal, in
-    the same argument order; a literal ``0`` or ``1`` has no effect and cannot raise."""
+    the same argument order; a literal ``0`` or ``1`` has no effect and cannot raise. One call rewritten in place,
+    no name added or removed: it fires in nested helpers and lambdas too (``expression_scopes``)."""
 
     name = "range_explicit_start"
 
     def sites(self, ctx: Context) -> list[Site]:
-        return [(f, n) for f in ctx.functions() for n in scope_nodes(f)
+        return [(f, n) for f, n in expression_scopes(ctx)
                 if isinstance(n, ast.Call) and _range_call(n, ctx) and (len(n.args) < 3 or _is_int(n.args[2], 1))]
 
     def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
@@ -1383,6 +1494,152 @@ class RangeStart(Transformation):
 
 def _is_int(node: ast.expr, value: int) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) is int and node.value == value
+
+
+SHIFTED = {ast.Lt: (ast.LtE, -1), ast.LtE: (ast.Lt, 1), ast.Gt: (ast.GtE, 1), ast.GtE: (ast.Gt, -1)}
+"""``L op R`` ↔ ``L op' R + d`` for ints: the other strictness and the offset ``d`` that keeps it
+(``<`` ↔ ``<= R - 1``)."""
+
+
+def _offset(e: ast.expr) -> tuple[ast.expr | None, int]:
+    """``e`` as base + constant: an int literal is (None, c), ``x + k`` / ``x - k`` (``k`` an int literal) is
+    (x, ±k), anything else (e, 0)."""
+    constant = _int_constant(e)
+    if constant is not None:
+        return None, constant
+    if isinstance(e, ast.BinOp) and isinstance(e.op, (ast.Add, ast.Sub)):
+        k = _int_constant(e.right)
+        if k is not None and _int_constant(e.left) is None:
+            return e.left, k if isinstance(e.op, ast.Add) else -k
+    return e, 0
+
+
+def _int_literal(value: int) -> ast.expr:
+    return ast.Constant(value) if value >= 0 else ast.UnaryOp(op=ast.USub(), operand=ast.Constant(-value))
+
+
+def _plus(base: ast.expr | None, k: int) -> ast.expr:
+    """``base + k`` written as a person would: the literal alone, ``base``, ``base + k`` or ``base - |k|``."""
+    if base is None:
+        return _int_literal(k)
+    if k == 0:
+        return base
+    return ast.BinOp(left=base, op=ast.Add() if k > 0 else ast.Sub(), right=ast.Constant(abs(k)))
+
+
+def _len_call(e: ast.expr, ctx: Context) -> bool:
+    return _builtin_call(e, frozenset({"len"}), ctx.tree)
+
+
+class ShiftIntBound(Transformation):
+    """``i < n`` ↔ ``i <= n - 1``, ``x > 0`` ↔ ``x >= 1``, ``k >= n + 1`` ↔ ``k > n`` (``<``, ``<=``, ``>``, ``>=``:
+    the other strictness, one side moved by one), and ``len(x) == 0`` → ``len(x) < 1``, ``len(x) != 0`` →
+    ``len(x) >= 1``.
+
+    Sound when: the comparison is a single one and both sides are proved to give an int or bool, never a float,
+    or to raise, whatever the inputs (``int_expr``: an int literal, a local every binding of which is such
+    (``int_locals``: a ``range`` target, ``enumerate``'s counter, ``len(...)``, a counter ``+= 1``...), ``len``,
+    ``int``, ``ord``, int arithmetic of such). Between integers ``a < b`` is ``a <= b - 1`` and ``a <= b`` is
+    ``a < b + 1`` exactly (Python ints do not overflow; a bool is 0 or 1); the result is a bool both ways. Only
+    literals are added or removed: both sides are evaluated once, in the same order, so an exception (an unbound
+    local, ``len`` of an int) is the same one at the same point, and ``n ± 1`` of an int cannot raise.
+    ``len(...)`` is never negative, so ``== 0`` is ``< 1``. Never on a side of unknown type: for floats ``x > 0``
+    and ``x >= 1`` differ (0.5), for a str the ``TypeError`` names another operator or operand."""
+
+    name = "shift_int_bound"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f, n in expression_scopes(ctx)
+                if isinstance(n, ast.Compare) and len(n.ops) == 1
+                and isinstance(n.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq))]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, node = site
+        assert isinstance(node, ast.Compare)
+        left, right, op = node.left, node.comparators[0], node.ops[0]
+        if isinstance(op, (ast.Eq, ast.NotEq)):
+            if _len_call(left, ctx) and _is_int(right, 0):
+                node.ops[0], node.comparators[0] = (ast.Lt() if isinstance(op, ast.Eq) else ast.GtE()), ast.Constant(1)
+            elif _len_call(right, ctx) and _is_int(left, 0):
+                node.ops[0], node.left = (ast.Gt() if isinstance(op, ast.Eq) else ast.LtE()), ast.Constant(1)
+            else:
+                raise Refused("not_len_against_zero")
+            return
+        known = int_locals(ctx, function)  # type: ignore[arg-type]
+        if not (int_expr(ctx, function, left, known) and int_expr(ctx, function, right, known)):  # type: ignore[arg-type]
+            raise Refused("int_not_provable")
+        new_op, delta = SHIFTED[type(op)]
+        (lbase, lk), (rbase, rk) = _offset(left), _offset(right)
+        if rbase is None or (lbase is not None and rk != 0) or (lbase is not None and lk == 0 and rng.random() < 0.5):
+            node.comparators[0] = _plus(rbase, rk + delta)
+        else:
+            node.left = _plus(lbase, lk - delta)
+        node.ops[0] = new_op()
+
+
+class ParityCheck(Transformation):
+    """``e % 2 == 0`` ↔ ``e % 2 != 1``, ``e % 2 == 1`` ↔ ``e % 2 != 0`` (either side of the comparison).
+
+    Sound when: ``e`` is proved to give an int or bool, or to raise, whatever the inputs (``int_expr``): then
+    ``e % 2`` is 0 or 1 (Python's ``%`` takes the divisor's sign, so negative ints too), and ``== c`` is
+    ``!= 1 - c``; ``e`` is evaluated once either way, the same exception if it raises. Never on a value of unknown
+    type: ``1.5 % 2 == 1`` and ``1.5 % 2 != 0`` differ, and a str formats (``'%d' % 2``)."""
+
+    name = "parity_check"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        out: list[Site] = []
+        for f, n in expression_scopes(ctx):
+            if isinstance(n, ast.Compare) and len(n.ops) == 1 and isinstance(n.ops[0], (ast.Eq, ast.NotEq)):
+                for mod, other in ((n.left, n.comparators[0]), (n.comparators[0], n.left)):
+                    if isinstance(mod, ast.BinOp) and isinstance(mod.op, ast.Mod) and _is_int(mod.right, 2) \
+                            and (_is_int(other, 0) or _is_int(other, 1)):
+                        out.append((f, n))
+                        break
+        return out
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        function, node = site
+        assert isinstance(node, ast.Compare)
+        mod_left = isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Mod) \
+            and _is_int(node.left.right, 2) and (_is_int(node.comparators[0], 0) or _is_int(node.comparators[0], 1))
+        mod, other = (node.left, node.comparators[0]) if mod_left else (node.comparators[0], node.left)
+        assert isinstance(mod, ast.BinOp) and isinstance(other, ast.Constant)
+        if not int_expr(ctx, function, mod.left, int_locals(ctx, function)):  # type: ignore[arg-type]
+            raise Refused("int_not_provable")
+        flipped = ast.Constant(1 - other.value)
+        if mod_left:
+            node.comparators[0] = flipped
+        else:
+            node.left = flipped
+        node.ops[0] = ast.NotEq() if isinstance(node.ops[0], ast.Eq) else ast.Eq()
+
+
+class ExplicitStart(Transformation):
+    """``sum(x)`` ↔ ``sum(x, 0)``, ``enumerate(x)`` ↔ ``enumerate(x, 0)``: the default start written out, or
+    dropped.
+
+    Sound when: ``sum``/``enumerate`` is the builtin (the module never binds the name) and the call has one
+    positional argument (resp. a second one that is the int literal 0) and no keywords or ``*``. The builtins'
+    start *is* the int 0 when none is given (CPython ``builtin_sum_impl`` starts from ``PyLong_FromLong(0)``,
+    ``enumerate`` counts from 0), so the two calls run the same code on the same values for every argument, with
+    the same exception for a bad one (``sum`` rejects only a str/bytes start; a literal 0 cannot fail
+    ``enumerate``'s index conversion); the literal has no effect."""
+
+    name = "explicit_start"
+
+    def sites(self, ctx: Context) -> list[Site]:
+        return [(f, n) for f, n in expression_scopes(ctx)
+                if _builtin_call(n, frozenset({"sum", "enumerate"}), ctx.tree) and not n.keywords  # type: ignore[attr-defined]
+                and (len(n.args) == 1 or (len(n.args) == 2 and _is_int(n.args[1], 0)))]  # type: ignore[attr-defined]
+
+    def apply(self, ctx: Context, site: Site, rng: random.Random) -> None:
+        _, node = site
+        assert isinstance(node, ast.Call)
+        if len(node.args) == 1:
+            node.args.append(ast.Constant(0))
+        else:
+            del node.args[1]
 
 
 class UnsoundLessThan(Transformation):
@@ -1406,14 +1663,16 @@ class UnsoundLessThan(Transformation):
 REGISTRY: dict[str, Transformation] = {t.name: t for t in (
     RenameLocal(), ForToWhile(), ComprehensionToLoop(), LoopToComprehension(), IfSwap(), DeMorgan(), ExtractTemporary(),
     InlineTemporary(), ReorderStatements(), RangeLenToEnumerate(), EarlyReturnToFlag(), AlgebraicDouble(),
-    CommuteNumeric(), RangeStart(), UnsoundLessThan(), RangeLenToEnumerateSeedTyped(), AlgebraicDoubleSeedTyped())}
+    CommuteNumeric(), CommuteEquality(), RangeStart(), ShiftIntBound(), ParityCheck(), ExplicitStart(),
+    UnsoundLessThan(), RangeLenToEnumerateSeedTyped(), AlgebraicDoubleSeedTyped())}
 SEED_TYPED = {"range_len_to_enumerate": "range_len_to_enumerate_seed_typed",
               "algebraic_double": "algebraic_double_seed_typed"}
 """The sound rules whose pre-issue-26 form trusted the seeds' types, and that form's (test-only) name."""
 DEFAULT = tuple(name for name, t in REGISTRY.items() if not t.unsound)
 CATEGORY: dict[str, str] = {
     "rename_local": "renaming", "if_swap": "local", "de_morgan": "local", "algebraic_double": "local",
-    "commute_numeric": "local", "range_explicit_start": "local",
+    "commute_numeric": "local", "range_explicit_start": "local", "shift_int_bound": "local", "parity_check": "local",
+    "explicit_start": "local", "commute_equality": "local",
     "for_to_while": "structural", "comprehension_to_loop": "structural", "loop_to_comprehension": "structural",
     "extract_temporary": "structural", "inline_temporary": "structural", "reorder_statements": "structural",
     "range_len_to_enumerate": "structural", "early_return_to_flag": "structural"}
@@ -1421,10 +1680,13 @@ CATEGORY: dict[str, str] = {
 WEIGHT = {"renaming": 0.25, "local": 0.75, "structural": 1.5}
 """How likely each kind of rule is tried first: renaming is the weakest signal of equivalence, so a variant is
 mostly restructured (every rule still fires when it is the only one with a site)."""
-RULE_WEIGHT = {"commute_numeric": 4.0, "range_explicit_start": 4.0}
-"""Rules weighted apart from their category: the two that move or add a number literal, as most one-token mutants
-change one (``0`` → ``1``, ``range(n)`` → ``range(n + 1)``); without them a changed number told the kinds apart
-(``tokens.number_added``/``number_removed`` in `sinq train bench-leakage`)."""
+RULE_WEIGHT = {"commute_numeric": 4.0, "range_explicit_start": 4.0, "shift_int_bound": 8.0, "parity_check": 8.0,
+               "explicit_start": 4.0, "commute_equality": 4.0}
+"""Rules weighted apart from their category: those that move, add, drop or change a number literal, as most
+one-token mutants change one (``0`` → ``1``, ``range(n)`` → ``range(n + 1)``); without them a changed number told
+the kinds apart (``tokens.number_added``/``number_removed`` in `sinq train bench-leakage`, issue 27). The two that
+change a literal's value the way a mutant does (``x > 0`` → ``x >= 1``, ``== 0`` → ``!= 1``) weigh most; they fire
+only where the code proves ints, so the others (any operand) cover the rest."""
 
 
 def mix(applied: list[str]) -> dict[str, int]:

@@ -138,6 +138,38 @@ def f(n, k):
     out = [i for i in range(n)]
     return out, list(range(k, n))
 """, [{"n": 4, "k": 1}, {"n": 0, "k": 2}]),
+    "shift_int_bound": ("""\
+def f(xs, k):
+    n = len(xs)
+    count = 0
+    for i in range(n):
+        if i > 0 and i < n - 1:
+            count += 1
+    pos = 'abc'.find(k) if type(k) is str else -1
+    return count >= 2, len(xs) == 0, n <= count, count != k, pos > -1, 0 < n
+""", [{"xs": [1, 2, 3, 4], "k": 2}, {"xs": "ab", "k": "b"}, {"xs": [], "k": 0}]),
+    "parity_check": ("""\
+def f(xs):
+    out = []
+    for i, x in enumerate(xs):
+        if i % 2 == 0:
+            out.append(x)
+        elif 1 == i % 2:
+            out.append(-i)
+    return out, len(xs) % 2 != 0
+""", [{"xs": [5, 6, 7]}, {"xs": "abcd"}]),
+    "explicit_start": ("""\
+def f(xs):
+    total = sum(xs)
+    return total, [i for i, _ in enumerate(xs)], sum(x for x in xs), sum(xs, 0)
+""", [{"xs": [1, 2, 3]}, {"xs": [0.5, -0.0]}]),
+    "commute_equality": ("""\
+def f(a, b):
+    if a == 0:
+        return 'zero'
+    check = lambda v: v != 1
+    return b % 2 != 1, a == -0.0, 2.5 == b, check(a)
+""", [{"a": 0, "b": 3}, {"a": 1.5, "b": 2.5}, {"a": "x", "b": "%d"}]),
 }
 
 
@@ -428,3 +460,42 @@ def test_inputs_on_which_the_original_hangs_are_left_out_before_the_verdicts(loc
     assert result.stats["slow_inputs_skipped"] >= 1
     assert result.pairs and all(slow not in p.inputs_tried for p in result.pairs)
     assert all(o["reason"] != "both_timeout" for p in result.pairs for o in p.outcomes)
+
+
+NUMBER_RULES = ("shift_int_bound", "parity_check", "explicit_start", "commute_equality")
+"""Issue 27: the rules that make a number literal appear, disappear or change, as a mutant's constant edit does."""
+
+
+def test_number_rules_refuse_what_the_code_does_not_prove() -> None:
+    for code in ("def f(x):\n    return x > 0\n",  # a parameter: 0.5 > 0 but not 0.5 >= 1; 'a' > 0 names '>'
+                 "def f(xs):\n    h = len(xs) / 2\n    return h < 3\n",  # a float local
+                 "def f(xs):\n    y = xs[0]\n    return y >= 1\n",  # an item of an input: any literal
+                 "def f(x):\n    n = x ** 2\n    return n < 3\n"):  # ** of an unknown: any type, or a float
+        assert "shift_int_bound:int_not_provable" in refused(code, "shift_int_bound"), code
+    assert "shift_int_bound:not_len_against_zero" in refused("def f(x):\n    return x == 0\n", "shift_int_bound")
+    for code in ("def f(x):\n    return x % 2 == 0\n",  # 1.5 % 2 != 1 and != 0; '%d' % 2 formats
+                 "def f(xs):\n    h = len(xs) / 2\n    return h % 2 == 1\n"):
+        assert "parity_check:int_not_provable" in refused(code, "parity_check"), code
+    for code in ("def f(xs):\n    sum = len\n    return sum(xs)\n",  # not the builtin
+                 "def f(xs):\n    return sum(xs, 1), enumerate(xs, start=0), sum(xs, 0.0)\n"):  # no default start
+        assert rewrite(code, "f", transformations=["explicit_start"], steps=1).applied == [], code
+    assert rewrite("def f(x):\n    return x < 3\n", "f", transformations=["commute_equality"]).applied == []
+
+
+def test_number_rules_hold_on_inputs_of_every_literal_type(local_backend) -> None:
+    """Each number rule, at every site it picks over several seeds, agrees with the original under the full
+    verdict rules on every cross-type input (a dict, a set, None, bytes, -0.0, a str where a number was...)."""
+    pairs: list[Pair] = []
+    for name in NUMBER_RULES:
+        code, seeds = SOUND_CASES[name]
+        literals = [repr(s) for s in seeds]
+        inputs = literals + cross_type_inputs(literals, None)
+        variants = {rewrite(code, "f", transformations=[name], steps=2, seed=seed).code for seed in range(6)}
+        variants.discard(code)
+        assert variants, name
+        pairs += [Pair(f"{name}:{v}:{i}", code, variant, "f", x) for v, variant in enumerate(sorted(variants))
+                  for i, x in enumerate(inputs)]
+    verdicts = verify_many(pairs, local_backend)
+    wrong = [(p.pair_id, p.input, v.reason) for p, v in zip(pairs, verdicts, strict=True) if v.verdict != "same"]
+    assert not wrong, wrong[:5]
+    assert len(pairs) >= 200
