@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sinq.warehouse.queries import check_run
 from sinq.warehouse.store import Warehouse, WarehouseError
 
 EXPORT_COLUMNS = """pair_id, problem_id, source, split, entry_point, original_code, variant_code, diverging_input,
@@ -67,7 +68,7 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
         raise WarehouseError(f"unknown export format {fmt!r} (parquet | jsonl)", exit_code=2)
     out = Path(out)
     if run_id is not None:
-        _check_run(warehouse, run_id)
+        check_run(warehouse, run_id)
     check_target(out, force)
     scope, params = ("run_id = ?", [run_id]) if run_id else ("true", [])
     kept = scope if include_flagged else f"{scope} AND NOT {FLAGGED}"
@@ -135,17 +136,6 @@ def export(warehouse: Warehouse, out: Path, fmt: str = "parquet", run_id: str | 
 
     publish(out, write, force, {"pairs": summary["pairs"], "format": fmt, "runs": summary["runs"]})
     return summary
-
-
-def _check_run(warehouse: Warehouse, run_id: str) -> None:
-    """A run the warehouse does not know is a bad argument (exit 2), refused before anything is written: an empty
-    export named after it would look like a run that verified nothing."""
-    with warehouse.reading() as con:
-        known = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
-    if not known:
-        raise WarehouseError(f"no run {run_id!r} in {warehouse.path}", exit_code=2,
-                             hint='sinq sql "SELECT run_id, started_at, status FROM runs ORDER BY started_at" '
-                                  "lists them")
 
 
 def _write_table(table, data: Path, fmt: str) -> None:

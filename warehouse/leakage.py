@@ -4,9 +4,9 @@ out as they do of training). Its own module so the SQL stays behind warehouse/ w
 
 from __future__ import annotations
 
-from sinq.warehouse.queries import _dicts
+from sinq.warehouse.queries import _dicts, check_run
 from sinq.warehouse.schema import LATEST, current_version
-from sinq.warehouse.store import Warehouse, WarehouseError
+from sinq.warehouse.store import Warehouse
 
 _PAIRS = """
 SELECT pair_id, problem_id, 'inequivalent' AS kind, original_code, variant_code, run_id, round, split
@@ -18,16 +18,6 @@ ORDER BY pair_id
 """
 
 
-def _check_run(warehouse: Warehouse, run_id: str) -> None:
-    """A run the warehouse does not know is a bad argument (exit 2), not a measurement on zero pairs."""
-    with warehouse.reading() as con:
-        known = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
-    if not known:
-        raise WarehouseError(f"no run {run_id!r} in {warehouse.path}", exit_code=2,
-                             hint='sinq sql "SELECT run_id, started_at, status FROM runs ORDER BY started_at" '
-                                  "lists them")
-
-
 def leakage_pairs(warehouse: Warehouse, run_id: str | None = None) -> list[dict]:
     """Every standing pair of both kinds (pair_id, problem_id, kind, original_code, variant_code, run_id, round,
     split), in pair_id order; only those ``run_id`` made when given. An older warehouse is migrated first (the views
@@ -37,6 +27,6 @@ def leakage_pairs(warehouse: Warehouse, run_id: str | None = None) -> list[dict]
     if version < LATEST:
         warehouse.store({})
     if run_id is not None:
-        _check_run(warehouse, run_id)
+        check_run(warehouse, run_id)
     with warehouse.reading() as con:
         return _dicts(con.execute(_PAIRS, {"run": run_id}))

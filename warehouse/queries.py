@@ -9,7 +9,7 @@ from datetime import datetime
 import duckdb
 
 from sinq.sources.problem import Problem
-from sinq.warehouse.store import Warehouse
+from sinq.warehouse.store import Warehouse, WarehouseError
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -388,3 +388,14 @@ def mark_crashed(warehouse: Warehouse, run_ids: list[str], message: str, now: da
     with warehouse.writing() as con:
         con.execute("UPDATE runs SET status = 'crashed', finished_at = ?, error = ? WHERE status = 'running' "
                     "AND run_id IN (SELECT unnest(?))", [now, message, run_ids])
+
+
+def check_run(warehouse: Warehouse, run_id: str) -> None:
+    """A run the warehouse does not know is a bad argument (exit 2), refused before anything is written or measured:
+    an empty export or a figure over zero pairs named after it would look like a run that verified nothing."""
+    with warehouse.reading() as con:
+        known = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    if not known:
+        raise WarehouseError(f"no run {run_id!r} in {warehouse.path}", exit_code=2,
+                             hint='sinq sql "SELECT run_id, started_at, status FROM runs ORDER BY started_at" '
+                                  "lists them")
