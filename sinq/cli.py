@@ -747,17 +747,9 @@ def _check_db(path: Path, lock_timeout_s: float) -> None:
     sinq understands (and undamaged, where the warehouse can check that). Nothing is created here."""
     import duckdb
 
-    from sinq.warehouse.store import Warehouse, WarehouseError
+    from sinq.warehouse.store import Warehouse, WarehouseError, check_location
 
-    hint = "choose another --db (or [warehouse] path, SINQ_DB)"
-    folder = path.absolute().parent
-    if not folder.is_dir():
-        raise WarehouseError(f"cannot create the database {path}: folder {folder} does not exist",
-                             hint=f"create it, or {hint}")
-    if path.is_dir():
-        raise WarehouseError(f"the database {path} is a folder, not a DuckDB file", hint=hint)
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
-        raise WarehouseError(f"cannot write the database {path}: permission denied", hint=hint)
+    check_location(path, "create the database")
     if not path.exists() or path.stat().st_size == 0:
         return
     warehouse = Warehouse(path, lock_timeout_s)

@@ -71,21 +71,11 @@ def _warehouse(settings, db: Path | None):
 def _writable_warehouse(settings, db: Path | None):
     """The warehouse a run will be stored in, checked before anything is measured (a suite may run for hours): its
     folder exists and is writable, and an existing file is a DuckDB warehouse this sinq reads. Nothing is created."""
-    import os
-
-    from sinq.warehouse.store import WarehouseError
+    from sinq.warehouse.store import check_location
 
     warehouse = _warehouse(settings, db)
     path = warehouse.path
-    hint = "choose another --db (or [warehouse] path, SINQ_DB)"
-    folder = path.absolute().parent
-    if not folder.is_dir():
-        raise WarehouseError(f"cannot store the evaluation in {path}: folder {folder} does not exist",
-                             hint=f"create it, or {hint}")
-    if path.is_dir():
-        raise WarehouseError(f"the database {path} is a folder, not a DuckDB file", hint=hint)
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
-        raise WarehouseError(f"cannot write the database {path}: permission denied", hint=hint)
+    check_location(path, "store the evaluation in")
     if path.exists() and path.stat().st_size:
         with warehouse.reading():  # not DuckDB, or a newer schema: a WarehouseError that says so
             pass

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import struct
 import tempfile
@@ -192,6 +193,20 @@ def _clone(source: Path, target: Path) -> None:
         except OSError:
             pass
         shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def check_location(path: Path, doing: str) -> None:
+    """Refuse, before any work, a database path that cannot be written: a missing folder, a folder where the file
+    should be, no permission (one line each, exit 4). ``doing`` names the work in the message ("create the
+    database", "store the evaluation in"). Nothing is created."""
+    hint = "choose another --db (or [warehouse] path, SINQ_DB)"
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise WarehouseError(f"cannot {doing} {path}: folder {folder} does not exist", hint=f"create it, or {hint}")
+    if path.is_dir():
+        raise WarehouseError(f"the database {path} is a folder, not a DuckDB file", hint=hint)
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        raise WarehouseError(f"cannot write the database {path}: permission denied", hint=hint)
 
 
 def _process_lock(path: Path) -> threading.RLock:
