@@ -36,7 +36,7 @@ def disguise_seed(problem_id: str, generator: str, variant: str, index: int, ran
 
 
 def disguise(problems: list[Problem], groups: list[list[GeneratorSample]], pool: WorkerPool,
-             config: EquivalenceConfig, generator: str, round_: int | None) -> Counter:
+             config: EquivalenceConfig, generator: str) -> Counter:
     """Rewrite the verified samples picked by the share, in place: a sample whose rewritten variant still diverges
     on its input gets that variant and its fresh verdict; every sample it looked at gets ``meta["rewrite"]``
     (transformations, their mix, seed; ``kept_plain`` with the reason when the plain mutant stays). Returns the

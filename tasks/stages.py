@@ -254,7 +254,7 @@ def play_generate(settings: Settings, work: Work) -> Played:
                 from sinq.agents.disguise import disguise
 
                 counts["disguise"] = dict(sorted(disguise(work.problems, groups, pool, settings.agents.equivalence,
-                                                          work.agent_id, settings.run.round).items()))
+                                                          work.agent_id).items()))
         made = _make_equivalents(settings, work, pool, carried) if work.equivalent else None
         sandbox = tally.since(before)
     raise_for_sandbox([s.verdict for g in groups for s in g if s.verdict is not None], "sample checks")

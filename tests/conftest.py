@@ -7,6 +7,7 @@ those skips into failures.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,39 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
+
+
+def read_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of a warehouse file, read-only, the connection closed again (the flow may write next)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def run_night(settings) -> dict:
+    """One nightly flow run on these settings (a Prefect server must be up: the ``prefect_server`` fixture)."""
+    from sinq.flows.nightly import for_settings
+
+    return for_settings(settings)(settings.model_dump(mode="json"))
+
+
+def fresh_verify(tmp_path: Path, claims: list[tuple]) -> list[dict]:
+    """``sinq verify --json`` in a new process on (id, original, variant, entry point, input) claims: what a user
+    re-checking stored pairs would see."""
+    import json
+    import subprocess
+    import sys
+
+    source = tmp_path / "claims.jsonl"
+    source.write_text("".join(json.dumps({"id": c[0], "original": c[1], "variant": c[2], "entry_point": c[3],
+                                          "input": c[4]}) + "\n" for c in claims))
+    config = tmp_path / "sinq.toml"
+    config.write_text("[sandbox]\nbackend = \"local\"\n[sandbox.limits]\ntimeout_s = 0.5\n")
+    done = subprocess.run([sys.executable, "-m", "sinq", "verify", str(source), "--json", "--config", str(config)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]

@@ -6,19 +6,16 @@ that turns it all off. Real Prefect server, real sandbox, real DuckDB file."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from sinq.agents.config import AgentsConfig, EquivalenceConfig
 from sinq.flows.config import RunConfig
 from sinq.settings import Settings
 from sinq.warehouse.config import WarehouseConfig
-from tests.conftest import fast_config
+from tests.conftest import fast_config, fresh_verify, read_rows, run_night
 
 
 def _settings(tmp_path: Path, equivalence: EquivalenceConfig | None = None, **run) -> Settings:
@@ -27,28 +24,14 @@ def _settings(tmp_path: Path, equivalence: EquivalenceConfig | None = None, **ru
                     run=RunConfig(**({"limit": 6, "batch_size": 3, "export_dir": None} | run)))
 
 
-def _run(settings: Settings) -> dict:
-    from sinq.flows.nightly import for_settings
-
-    return for_settings(settings)(settings.model_dump(mode="json"))
-
-
-def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def _one(db: Path, sql: str, params: list | None = None):
-    return _rows(db, sql, params)[0][0]
+    return read_rows(db, sql, params)[0][0]
 
 
 @pytest.fixture(scope="module")
 def night(prefect_server, local_backend, tmp_path_factory):
     settings = _settings(tmp_path_factory.mktemp("both-kinds"))
-    return settings, _run(settings)
+    return settings, run_night(settings)
 
 
 def test_a_night_makes_equivalent_pairs_with_their_evidence(night) -> None:
@@ -60,11 +43,12 @@ def test_a_night_makes_equivalent_pairs_with_their_evidence(night) -> None:
         "one attempt row per usable problem"
     assert summary["equivalence"]["problems_tried"] == 6
     assert summary["equivalence"]["pairs_per_problem"] == round(summary["equivalence"]["pairs"] / 6, 4)
-    for pair_id, inputs_tried, input_ids, verdict_ids, evidence in _rows(
+    for pair_id, inputs_tried, input_ids, verdict_ids, evidence in read_rows(
             db, "SELECT pair_id, inputs_tried, input_ids, verdict_ids, evidence FROM equivalence_evidence"):
         verdicts = json.loads(verdict_ids)
         assert evidence == "construction" and inputs_tried == len(json.loads(input_ids)) == len(verdicts) >= 1
-        kinds = _rows(db, "SELECT DISTINCT verdict FROM verdicts WHERE verdict_id IN (SELECT unnest(?))", [verdicts])
+        kinds = read_rows(db, "SELECT DISTINCT verdict FROM verdicts WHERE verdict_id IN (SELECT unnest(?))",
+                          [verdicts])
         assert kinds == [("same",)], f"{pair_id}: every input it was fuzzed on is stored, and equal"
     assert _one(db, "SELECT count(*) FROM verified_pairs v JOIN pairs p USING (pair_id) "
                     "WHERE p.pair_kind = 'equivalent'") == 0, "verified_pairs stays the inequivalent half"
@@ -81,14 +65,14 @@ def test_the_evaluator_sees_both_kinds_in_the_configured_share(night) -> None:
     assert shown == min(eligible, inequivalent), "share 0.5: one equivalent pair per inequivalent one, at most"
     assert _one(db, "SELECT count(*) FROM difficulty_labels d JOIN pairs p USING (pair_id) "
                     "WHERE p.pair_kind = 'equivalent'") == 0, "difficulty is a label of inequivalent pairs"
-    yes, no_divergence, answers = _rows(
+    yes, no_divergence, answers = read_rows(
         db, "SELECT count(*) FILTER (WHERE claimed_equivalent), count(*) FILTER (WHERE claimed_equivalent = false "
             "AND NOT diverged), count(*) FROM evaluator_answers e JOIN pairs p USING (pair_id) "
             "WHERE p.pair_kind = 'equivalent'")[0]
     assert answers == 4 * shown
     assert summary["false_alarm_rate"] == round(no_divergence / answers, 4)
     assert summary["equivalence"]["said_yes"] == yes
-    stats = _rows(db, "SELECT false_alarm_rate, evaluator_accuracy_equivalent, miss_rate FROM round_stats")[0]
+    stats = read_rows(db, "SELECT false_alarm_rate, evaluator_accuracy_equivalent, miss_rate FROM round_stats")[0]
     assert stats[0] == pytest.approx(no_divergence / answers) and stats[1] is not None and stats[2] is not None
     assert summary["answers"] == 4 * summary["evaluated_pairs"], "the success rate stays over inequivalent pairs"
 
@@ -96,22 +80,14 @@ def test_the_evaluator_sees_both_kinds_in_the_configured_share(night) -> None:
 def test_every_stored_equivalent_input_is_equal_on_a_fresh_verify(night, tmp_path) -> None:
     settings, _ = night
     db = settings.warehouse.path
-    claims = _rows(db, "SELECT e.pair_id || ':' || i.input_id, o.code, v.code, p.entry_point, i.literal "
+    claims = read_rows(db, "SELECT e.pair_id || ':' || i.input_id, o.code, v.code, p.entry_point, i.literal "
                        "FROM equivalence_evidence e JOIN pairs p USING (pair_id) "
                        "JOIN programs o ON o.program_id = p.original_program_id "
                        "JOIN programs v ON v.program_id = p.variant_program_id, "
                        "unnest(from_json(e.input_ids, '[\"VARCHAR\"]')) AS t(input_id) "
                        "JOIN inputs i ON i.input_id = t.input_id")
     assert len(claims) >= 3
-    source = tmp_path / "claims.jsonl"
-    source.write_text("".join(json.dumps({"id": c[0], "original": c[1], "variant": c[2], "entry_point": c[3],
-                                          "input": c[4]}) + "\n" for c in claims))
-    config = tmp_path / "sinq.toml"
-    config.write_text("[sandbox]\nbackend = \"local\"\n[sandbox.limits]\ntimeout_s = 0.5\n")
-    done = subprocess.run([sys.executable, "-m", "sinq", "verify", str(source), "--json", "--config", str(config)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    verdicts = fresh_verify(tmp_path, claims)
     assert len(verdicts) == len(claims)
     assert {v["verdict"] for v in verdicts} == {"same"}, [v for v in verdicts if v["verdict"] != "same"][:3]
 
@@ -121,7 +97,7 @@ def test_a_rerun_makes_and_asks_nothing_again(night) -> None:
     db = settings.warehouse.path
     before = {t: _one(db, f"SELECT count(*) FROM {t}")
               for t in ("equivalence_attempts", "pairs", "evaluator_answers", "equivalence_evidence")}
-    again = _run(settings)
+    again = run_night(settings)
     after = {t: _one(db, f"SELECT count(*) FROM {t}") for t in before}
     assert after == before and again["equivalence"]["problems_tried"] == 0
 
@@ -159,7 +135,7 @@ def test_a_refuting_no_relabels_the_pair(local_backend, tmp_path) -> None:
     db = settings.warehouse.path
     assert _one(db, "SELECT status FROM all_pairs WHERE pair_id = ?", [pair_id]) == "refuted"
     assert _one(db, "SELECT count(*) FROM equivalent_pairs") == 0
-    new_pair, literal = _rows(db, "SELECT r.new_pair_id, i.literal FROM pair_relabels r JOIN inputs i USING "
+    new_pair, literal = read_rows(db, "SELECT r.new_pair_id, i.literal FROM pair_relabels r JOIN inputs i USING "
                                   "(input_id) WHERE r.pair_id = ?", [pair_id])[0]
     assert _one(db, "SELECT status FROM all_pairs WHERE pair_id = ?", [new_pair]) == "verified"
     assert "3" in literal, "the input that tells < from <= is x = 3"
@@ -169,7 +145,7 @@ def test_a_refuting_no_relabels_the_pair(local_backend, tmp_path) -> None:
 
 def test_the_switch_turns_equivalent_pairs_off(prefect_server, local_backend, tmp_path) -> None:
     settings = _settings(tmp_path, EquivalenceConfig(enabled=False), limit=3)
-    summary = _run(settings)
+    summary = run_night(settings)
     db = settings.warehouse.path
     assert summary["verified_pairs"] >= 1
     assert _one(db, "SELECT count(*) FROM pairs WHERE pair_kind = 'equivalent'") == 0

@@ -9,14 +9,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from sinq.flows.config import RunConfig
 from sinq.flows.passes import pass_for
 from sinq.settings import Settings
 from sinq.warehouse.config import WarehouseConfig
-from tests.conftest import fast_config
+from tests.conftest import fast_config, read_rows, run_night
 
 TABLES = ("problems", "samples", "pairs", "verdicts", "executions", "evaluator_answers", "difficulty_labels",
           "exhausted_problems")
@@ -27,29 +26,15 @@ def _settings(db: Path, **run) -> Settings:
                     run=RunConfig(**({"limit": 6, "batch_size": 3, "export_dir": None, "audit_sample": 0} | run)))
 
 
-def _run(settings: Settings) -> dict:
-    from sinq.flows.nightly import for_settings
-
-    return for_settings(settings)(settings.model_dump(mode="json"))
-
-
-def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def _counts(db: Path) -> dict[str, int]:
-    return {t: _rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+    return {t: read_rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
 
 
 @pytest.fixture(scope="module")
 def nights(prefect_server, local_backend, tmp_path_factory):
     db = tmp_path_factory.mktemp("nights") / "w.duckdb"
-    first = _run(_settings(db, pass_id="night-1"))
-    second = _run(_settings(db, pass_id="night-2"))
+    first = run_night(_settings(db, pass_id="night-1"))
+    second = run_night(_settings(db, pass_id="night-2"))
     return db, first, second
 
 
@@ -61,19 +46,19 @@ def test_a_second_night_stores_new_pairs_and_no_duplicate_of_the_first(nights) -
     assert second["verified_pairs"] >= 4, "the second night stores new unique verified pairs"
     assert second["duplicates"] == {"exact": 0, "near": 0}
     assert second["pass"]["unique_pairs"] == second["verified_pairs"]
-    keys = {night: {k for (k,) in _rows(db, "SELECT variant_key FROM samples WHERE pass_id = ? AND variant_key IS "
+    keys = {night: {k for (k,) in read_rows(db, "SELECT variant_key FROM samples WHERE pass_id = ? AND variant_key IS "
                                             "NOT NULL", [night])} for night in ("night-1", "night-2")}
     assert keys["night-1"] and keys["night-2"] and not keys["night-1"] & keys["night-2"], \
         "night 2 proposes no variant night 1 already stored"
-    night_two = _rows(db, "SELECT p.variant_ast_hash, p.duplicate_of FROM pairs p JOIN samples s USING (sample_id) "
+    night_two = read_rows(db, "SELECT p.variant_ast_hash, p.duplicate_of FROM pairs p JOIN samples s USING (sample_id) "
                           "WHERE s.pass_id = 'night-2' AND p.pair_kind = 'inequivalent'")
     assert night_two and all(duplicate is None for _, duplicate in night_two)
-    earlier = {h for (h,) in _rows(db, "SELECT p.variant_ast_hash FROM pairs p JOIN samples s USING (sample_id) "
+    earlier = {h for (h,) in read_rows(db, "SELECT p.variant_ast_hash FROM pairs p JOIN samples s USING (sample_id) "
                                        "WHERE s.pass_id = 'night-1'")}
     assert not earlier & {h for h, _ in night_two}
     assert second["round"] == first["round"] == 0, "the round keeps its meaning"
-    assert _rows(db, "SELECT pass_id FROM runs ORDER BY started_at") == [("night-1",), ("night-2",)]
-    assert _rows(db, "SELECT count(*) FROM difficulty_labels d JOIN pairs p USING (pair_id) JOIN samples s "
+    assert read_rows(db, "SELECT pass_id FROM runs ORDER BY started_at") == [("night-1",), ("night-2",)]
+    assert read_rows(db, "SELECT count(*) FROM difficulty_labels d JOIN pairs p USING (pair_id) JOIN samples s "
                      "USING (sample_id) WHERE s.pass_id = 'night-2'")[0][0] == second["verified_pairs"], \
         "the evaluator labels the new night's pairs"
 
@@ -88,7 +73,7 @@ def test_a_rerun_of_the_same_night_adds_nothing_and_calls_no_agent(nights, monke
     monkeypatch.setattr(FuzzEvaluator, "evaluate", forbidden)
     db, _, second = nights
     before = _counts(db)
-    again = _run(_settings(db, pass_id="night-2"))
+    again = run_night(_settings(db, pass_id="night-2"))
     assert (again["samples"], again["verified_pairs"], again["evaluated_pairs"]) == (0, 0, 0)
     assert _counts(db) == before
     assert again["pass"]["unique_pairs"] == second["pass"]["unique_pairs"], "the pass's figures are the night's"
@@ -110,21 +95,21 @@ def test_an_exhausted_problem_is_recorded_and_skipped_with_its_count(prefect_ser
     source.write_text("".join(json.dumps(r) + "\n" for r in MBPP))
     db = tmp_path / "w.duckdb"
     run = {"source": f"mbpp:{source}", "limit": None, "exhausted_after": 1}
-    first = _run(_settings(db, pass_id="a", **run))
+    first = run_night(_settings(db, pass_id="a", **run))
     assert first["verified_pairs"] == 2, "night a: one pair per problem (the identity's only mutant: return None)"
-    second = _run(_settings(db, pass_id="b", **run))
+    second = run_night(_settings(db, pass_id="b", **run))
     assert second["exhausted_problems"] == 0
-    identity = _rows(db, "SELECT problem_id FROM problems WHERE code LIKE 'def same%'")[0][0]
-    assert _rows(db, "SELECT count(*) FROM pairs p JOIN samples s USING (sample_id) WHERE s.pass_id = 'b' "
+    identity = read_rows(db, "SELECT problem_id FROM problems WHERE code LIKE 'def same%'")[0][0]
+    assert read_rows(db, "SELECT count(*) FROM pairs p JOIN samples s USING (sample_id) WHERE s.pass_id = 'b' "
                      "AND s.problem_id = ? AND p.duplicate_of IS NULL", [identity])[0][0] == 0, \
         "night b: the identity has no variant left"
     assert second["verified_pairs"] >= 1, "night b: the other problem has room (higher-order mutants)"
-    third = _run(_settings(db, pass_id="c", **run))
+    third = run_night(_settings(db, pass_id="c", **run))
     assert third["exhausted_problems"] == 1 and third["pass"]["exhausted_now"] == 1
-    assert _rows(db, "SELECT problem_id, pass_id, after_passes FROM exhausted_problems") == [(identity, "c", 1)]
-    assert _rows(db, "SELECT count(*) FROM samples WHERE pass_id = 'c' AND problem_id = ?", [identity])[0][0] == 0
-    assert _rows(db, "SELECT count(*) FROM samples WHERE pass_id = 'c'")[0][0] > 0, "the run moves on"
-    again = _run(_settings(db, pass_id="c", **run))
+    assert read_rows(db, "SELECT problem_id, pass_id, after_passes FROM exhausted_problems") == [(identity, "c", 1)]
+    assert read_rows(db, "SELECT count(*) FROM samples WHERE pass_id = 'c' AND problem_id = ?", [identity])[0][0] == 0
+    assert read_rows(db, "SELECT count(*) FROM samples WHERE pass_id = 'c'")[0][0] > 0, "the run moves on"
+    again = run_night(_settings(db, pass_id="c", **run))
     assert again["exhausted_problems"] == 1 and again["pass"]["exhausted_now"] == 0 and again["samples"] == 0
 
 
@@ -134,13 +119,13 @@ def test_the_pass_defaults_to_the_flow_runs_scheduled_date(prefect_server, local
     from prefect.client.orchestration import get_client
 
     settings = _settings(tmp_path / "w.duckdb", limit=2, timezone="Pacific/Kiritimati")
-    summary = _run(settings)
+    summary = run_night(settings)
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(uuid.UUID(summary["run_id"]))
     expected = pass_for(settings.run, flow_run.expected_start_time)
     assert summary["pass_id"] == expected and len(expected) == 10
-    assert _rows(settings.warehouse.path, "SELECT pass_id FROM runs") == [(expected,)]
-    assert {p for (p,) in _rows(settings.warehouse.path, "SELECT DISTINCT pass_id FROM samples")} == {expected}
+    assert read_rows(settings.warehouse.path, "SELECT pass_id FROM runs") == [(expected,)]
+    assert {p for (p,) in read_rows(settings.warehouse.path, "SELECT DISTINCT pass_id FROM samples")} == {expected}
     assert f"pass:{expected}" in flow_run.tags
 
 

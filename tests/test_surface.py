@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-import duckdb
 import pytest
 
 from sinq.agents.config import EquivalenceConfig
@@ -18,7 +14,8 @@ from sinq.agents.mutation import mutants
 from sinq.game import syntax
 from sinq.game.equivalence import CATEGORY, DEFAULT, Context, identifiers, mix, rewrite
 from sinq.sources.loaders import load
-from tests.test_equivalent_nightly import _run, _settings
+from tests.conftest import fresh_verify, read_rows, run_night
+from tests.test_equivalent_nightly import _settings
 
 DIGITS = re.compile(r"\d")
 
@@ -102,14 +99,6 @@ def test_number_rules_change_numbers_in_the_equivalent_half_about_as_often_as_mu
     assert changed >= 0.5 * len(problems), changed
 
 
-def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 INEQUIVALENT = ("SELECT p.pair_id, o.code, v.code, p.entry_point, i.literal, p.rewrite FROM pairs p "
                 "JOIN programs o ON o.program_id = p.original_program_id "
                 "JOIN programs v ON v.program_id = p.variant_program_id JOIN inputs i USING (input_id) "
@@ -120,13 +109,13 @@ INEQUIVALENT = ("SELECT p.pair_id, o.code, v.code, p.entry_point, i.literal, p.r
 def nights(prefect_server, local_backend, tmp_path_factory):
     first = _settings(tmp_path_factory.mktemp("surface-a"), limit=8, batch_size=4)
     second = _settings(tmp_path_factory.mktemp("surface-b"), limit=8, batch_size=4)
-    return (first, _run(first)), (second, _run(second))
+    return (first, run_night(first)), (second, run_night(second))
 
 
 def test_the_inequivalent_half_is_rewritten_in_the_share_and_still_diverges(nights, tmp_path) -> None:
     (settings, _summary), _ = nights
     db = settings.warehouse.path
-    rows = _rows(db, INEQUIVALENT)
+    rows = read_rows(db, INEQUIVALENT)
     assert len(rows) >= 6
     records = [json.loads(r[5]) if r[5] else None for r in rows]
     rewritten = [r for r, rec in zip(rows, records, strict=True) if rec and rec["transformations"]]
@@ -139,28 +128,20 @@ def test_the_inequivalent_half_is_rewritten_in_the_share_and_still_diverges(nigh
             assert rec["of"] == "mutant" and sum(rec["mix"].values()) == len(rec["transformations"])
     for _, original, variant, _, _, _ in rewritten:
         assert not any(DIGITS.search(n) for n in _new_names(original, variant)), variant
-    source = tmp_path / "claims.jsonl"
-    source.write_text("".join(json.dumps({"id": r[0], "original": r[1], "variant": r[2], "entry_point": r[3],
-                                          "input": r[4]}) + "\n" for r in rewritten))
-    config = tmp_path / "sinq.toml"
-    config.write_text("[sandbox]\nbackend = \"local\"\n[sandbox.limits]\ntimeout_s = 0.5\n")
-    done = subprocess.run([sys.executable, "-m", "sinq", "verify", str(source), "--json", "--config", str(config)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    verdicts = fresh_verify(tmp_path, rewritten)
     assert len(verdicts) == len(rewritten) and {v["verdict"] for v in verdicts} == {"diverges"}, verdicts[:3]
-    equivalent = _rows(db, "SELECT rewrite FROM pairs WHERE pair_kind = 'equivalent'")
+    equivalent = read_rows(db, "SELECT rewrite FROM pairs WHERE pair_kind = 'equivalent'")
     assert equivalent and all(json.loads(r[0])["of"] == "original" for r in equivalent), "both kinds carry the record"
 
 
 def test_two_runs_store_the_same_rows(nights) -> None:
     (first, _), (second, _) = nights
-    strip = [tuple(r) for r in _rows(first.warehouse.path, INEQUIVALENT)]
-    assert strip == _rows(second.warehouse.path, INEQUIVALENT)
+    strip = [tuple(r) for r in read_rows(first.warehouse.path, INEQUIVALENT)]
+    assert strip == read_rows(second.warehouse.path, INEQUIVALENT)
 
 
 def test_share_zero_keeps_plain_mutants(prefect_server, local_backend, tmp_path) -> None:
     settings = _settings(tmp_path, EquivalenceConfig(disguise_share=0.0), limit=4, batch_size=4)
-    _run(settings)
-    rows = _rows(settings.warehouse.path, INEQUIVALENT)
+    run_night(settings)
+    rows = read_rows(settings.warehouse.path, INEQUIVALENT)
     assert rows and all(r[5] is None for r in rows)
